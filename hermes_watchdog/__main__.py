@@ -1,0 +1,3 @@
+from hermes_watchdog.cli import main
+
+main()

@@ -1,0 +1,170 @@
+"""One diagnosis of one process: observe (identity, files, CPU, stack) -> judge -> a record.
+
+``run`` reuses these steps for its incidents; ``diagnose`` is this module plus output.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from hermes_watchdog import gateway, logs, processes, pyspy, sampler, versions
+from hermes_watchdog.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.gateway import FilesSeen, HomeChoice
+from hermes_watchdog.processes import Identity
+from hermes_watchdog.redact import redact, redact_obj
+from hermes_watchdog.signatures import StateSeen, Thresholds, Verdict, judge
+from hermes_watchdog.stacks import StackAnalysis
+from hermes_watchdog.statefile import state_to_dict
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    ident: Identity
+    home: HomeChoice
+    files: FilesSeen
+    snapshots: tuple[CpuSnapshot, ...]
+    usage: CpuUsage | None
+    hot_name: str | None
+    stack: StackAnalysis
+    verdict: Verdict
+    thresholds: Thresholds
+    env: dict[str, str | None]
+    log_tail: str
+    taken_at: float
+
+
+def open_process(pid: int) -> tuple[psutil.Process, Identity]:
+    """The process and its identity, or a UserError that says in one line what is wrong."""
+    try:
+        proc = psutil.Process(pid)
+        ident = processes.identity(pid)
+        proc.cpu_times()
+    except psutil.NoSuchProcess:
+        raise UserError(f"no process with PID {pid}") from None
+    except psutil.AccessDenied:
+        raise UserError(f"cannot inspect PID {pid}: permission denied (run as the process's user, "
+                        "or with sudo)") from None
+    return proc, ident
+
+
+def sample(proc: psutil.Process, seconds: float, every: float = 1.0) -> tuple[CpuSnapshot, ...]:
+    """Snapshots from now for ``seconds``, one every ``every`` seconds (at least start and end)."""
+    step = min(every, seconds)
+    start = time.monotonic()
+    snaps = [sampler.snapshot(proc)]
+    while True:
+        target = start + min(seconds, (len(snaps)) * step)
+        time.sleep(max(0.0, target - time.monotonic()))
+        try:
+            snaps.append(sampler.snapshot(proc))
+        except psutil.NoSuchProcess:
+            raise UserError(f"PID {proc.pid} exited during the sample") from None
+        if snaps[-1].at - start >= seconds - 1e-3:
+            return tuple(snaps)
+
+
+def hot_thread_name(pid: int, cpu: CpuUsage | None, stack: StackAnalysis) -> str | None:
+    if cpu is None or cpu.hot is None:
+        return None
+    for t in stack.all_threads:
+        if t.os_tid == cpu.hot.tid and t.name:
+            return t.name
+    return sampler.thread_name(pid, cpu.hot.tid)
+
+
+def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAnalysis) -> dict[str, str | None]:
+    frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
+    sps = versions.candidate_site_packages(ident.cmdline, ident.exe, proc_env, frame_files)
+    return {**versions.host(), "hermes": versions.hermes_version(sps),
+            "target_python": versions.python_version_of(sps, ident.exe)}
+
+
+def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
+             with_logs: bool = True) -> Diagnosis:
+    th = thresholds or Thresholds()
+    proc, ident = open_process(pid)
+    proc_env = processes.environ(pid)
+    home = gateway.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)
+    before = gateway.read_files(home.home, ident)
+    snaps = sample(proc, seconds)
+    cpu = usage(snaps)
+    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
+    after = gateway.read_files(home.home, ident)
+    seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
+    verdict = judge(cpu, seen, stack, th, now=time.time())
+    return Diagnosis(
+        ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
+        hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
+        env=environment(ident, proc_env, stack),
+        log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
+    )
+
+
+def cpu_dict(cpu: CpuUsage | None, hot_name: str | None, snaps: tuple[CpuSnapshot, ...]) -> dict[str, Any]:
+    if cpu is None:
+        return {"ratio": None, "seconds": 0, "hot_thread": None, "threads": [], "samples": []}
+    hot = cpu.hot
+    return {
+        "ratio": round(cpu.cores, 3),
+        "seconds": round(cpu.span, 2),
+        "num_threads": len(snaps[-1].threads) if snaps else 0,
+        "hot_thread": {"tid": hot.tid, "name": hot_name, "ratio": round(hot.cores, 3)} if hot else None,
+        "threads": [{"tid": t.tid, "ratio": round(t.cores, 3)} for t in cpu.threads[:10]],
+        "samples": [{"t": t, "cores": round(c, 3)} for t, c in cpu.intervals],
+    }
+
+
+def files_dict(files: FilesSeen) -> tuple[dict[str, Any], dict[str, Any]]:
+    state = {**state_to_dict(files.state), "matches_process": files.state_matches, "match_note": files.state_note}
+    pid_file = {
+        "path": files.pid_record.read.path, "status": files.pid_record.read.status,
+        "problem": files.pid_record.read.problem, "pid": files.pid_record.pid,
+        "matches_process": files.pid_matches, "match_note": files.pid_note,
+    }
+    return state, pid_file
+
+
+def record(d: Diagnosis) -> dict[str, Any]:
+    """The full record, not yet redacted (the daemon keeps identities unredacted for its own use)."""
+    state, pid_file = files_dict(d.files)
+    return {
+        "pid": d.ident.pid,
+        "taken_at": iso(d.taken_at),
+        "process": {
+            "cmdline": list(d.ident.cmdline),
+            "exe": d.ident.exe,
+            "username": d.ident.username,
+            "started_at": iso(d.ident.create_time),
+            "create_time": d.ident.create_time,
+            "looks_like_gateway": processes.looks_like_gateway(d.ident.cmdline),
+        },
+        "hermes_home": {"path": str(d.home.home) if d.home.home else None, "source": d.home.source,
+                        "profile": d.home.profile},
+        "cpu": cpu_dict(d.usage, d.hot_name, d.snapshots),
+        "state": state,
+        "pid_file": pid_file,
+        "stack": d.stack.to_dict(),
+        "verdict": d.verdict.to_dict(),
+        "thresholds": {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after},
+        "versions": d.env,
+    }
+
+
+def public(rec: dict[str, Any]) -> dict[str, Any]:
+    """What may be shown or pasted anywhere: every string through the redactor, home as ~."""
+    return redact_obj(rec, str(Path.home()))
+
+
+def public_text(text: str) -> str:
+    return redact(text, str(Path.home()))

@@ -1,0 +1,153 @@
+"""Process identity through psutil: who a PID is, and whether it is still the same process.
+
+Every signal the watchdog sends is preceded by ``same_process``: a PID alone is not an identity, since
+the kernel recycles PIDs; pid + create time + command line is.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+# What Hermes itself (gateway/status.py, _looks_like_gateway_process) accepts as a gateway command line,
+# plus our simulated gateway so the demo and tests exercise the same checks.
+GATEWAY_CMDLINE_PATTERNS = (
+    "hermes_cli.main gateway run",
+    "hermes_cli/main.py gateway run",
+    "hermes gateway run",
+    "hermes-gateway",
+    "gateway/run.py",
+    "hermes_watchdog.sim.gateway",
+)
+# Hermes' own CLI commands that are not the gateway even though they say "gateway".
+_NOT_GATEWAY_WORDS = ("gateway status", "gateway stop", "gateway install", "gateway uninstall")
+
+
+@dataclass(frozen=True)
+class Identity:
+    pid: int
+    create_time: float
+    cmdline: tuple[str, ...]
+    start_ticks: int | None  # what Hermes records as start_time (see start_ticks())
+    exe: str | None = None
+    username: str | None = None
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.cmdline)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "pid": self.pid,
+            "create_time": self.create_time,
+            "start_ticks": self.start_ticks,
+            "cmdline": list(self.cmdline),
+            "exe": self.exe,
+            "username": self.username,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Identity:
+        cmd = data.get("cmdline")
+        ticks = data.get("start_ticks")
+        return cls(
+            pid=int(data["pid"]),  # type: ignore[arg-type]
+            create_time=float(data["create_time"]),  # type: ignore[arg-type]
+            cmdline=tuple(str(c) for c in cmd) if isinstance(cmd, list) else (),
+            start_ticks=int(ticks) if isinstance(ticks, int) else None,
+            exe=str(data["exe"]) if data.get("exe") else None,
+            username=str(data["username"]) if data.get("username") else None,
+        )
+
+
+def looks_like_gateway(cmdline: tuple[str, ...] | list[str]) -> bool:
+    joined = " ".join(cmdline).replace("\\", "/")
+    if any(word in joined for word in _NOT_GATEWAY_WORDS):
+        return False
+    return any(p in joined for p in GATEWAY_CMDLINE_PATTERNS)
+
+
+def start_ticks(pid: int, create_time: float) -> int | None:
+    """Hermes' ``start_time``: /proc/<pid>/stat field 22 (clock ticks since boot) on Linux, else
+    psutil's create_time in centiseconds."""
+    stat = Path(f"/proc/{pid}/stat")
+    if sys.platform.startswith("linux"):
+        try:
+            # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            return int(fields[19])
+        except (OSError, IndexError, ValueError):
+            return None
+    return round(create_time * 100)
+
+
+def identity(pid: int) -> Identity:
+    """Raises psutil.NoSuchProcess / psutil.AccessDenied; callers decide what that means."""
+    proc = psutil.Process(pid)
+    with proc.oneshot():
+        create_time = proc.create_time()
+        try:
+            cmdline = tuple(proc.cmdline())
+        except (psutil.AccessDenied, psutil.ZombieProcess):
+            cmdline = ()
+        try:
+            exe = proc.exe() or None
+        except (psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            exe = None
+        try:
+            username = proc.username()
+        except (psutil.AccessDenied, KeyError):
+            username = None
+    return Identity(pid, create_time, cmdline, start_ticks(pid, create_time), exe, username)
+
+
+def same_process(expected: Identity) -> tuple[bool, str]:
+    """Is ``expected.pid`` still the process we identified? Returns (yes, why not)."""
+    try:
+        now = identity(expected.pid)
+    except psutil.NoSuchProcess:
+        return False, f"PID {expected.pid} no longer exists"
+    except psutil.AccessDenied:
+        return False, f"PID {expected.pid} can no longer be inspected (permission denied)"
+    if abs(now.create_time - expected.create_time) > 0.05:
+        return False, f"PID {expected.pid} was reused by another process (create time changed)"
+    if expected.cmdline and now.cmdline != expected.cmdline:
+        return False, f"PID {expected.pid} now runs another command: {now.command[:120]}"
+    try:
+        if psutil.Process(expected.pid).status() == psutil.STATUS_ZOMBIE:
+            return False, f"PID {expected.pid} has exited (zombie)"
+    except psutil.Error:
+        return False, f"PID {expected.pid} no longer exists"
+    return True, ""
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def environ(pid: int) -> dict[str, str] | None:
+    """The process's environment, or None when it cannot be read (another user, macOS hardening)."""
+    try:
+        return dict(psutil.Process(pid).environ())
+    except (psutil.Error, OSError):
+        return None
+
+
+def matches_record(ident: Identity, pid: int | None, start_time: float | None) -> tuple[bool, str]:
+    """Does a pid/start_time pair written by Hermes describe this live process?"""
+    if pid is None:
+        return False, "names no PID"
+    if pid != ident.pid:
+        return False, f"names PID {pid}, not {ident.pid}"
+    if start_time is None or ident.start_ticks is None:
+        return True, "names this PID (start time not comparable)"
+    if abs(start_time - ident.start_ticks) > 1:
+        return False, (f"names PID {pid} but start time {start_time:g} != {ident.start_ticks}: "
+                       "written by an earlier process that had the same PID")
+    return True, "names this PID and start time"

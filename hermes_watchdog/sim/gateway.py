@@ -1,0 +1,332 @@
+"""A simulated Hermes gateway with the control flow of hermes-agent 0.14.0's QQBot adapter.
+
+Standard library only. It writes ``gateway.pid``, ``gateway.lock`` (held with flock) and
+``gateway_state.json`` in the real formats, runs an asyncio loop, and handles SIGTERM with
+``loop.add_signal_handler``, so, like the real gateway, it ignores SIGTERM while the loop spins.
+
+Modes:
+  healthy            connected, idle
+  spin               connected, then after --spin-after seconds the socket closes (4009), the reconnect
+                     fails, and ``_listen_loop`` re-enters ``_read_events`` on the closed socket forever
+  busy               connected, with a worker thread burning one core (legitimate work)
+  idle-disconnected  the socket closes and every reconnect fails, but with backoff (no spin), as on a
+                     fixed Hermes with the network down
+
+Log lines carry fake secrets (PLANTED_SECRETS) so tests can prove reports redact them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Fake credentials in every shape the redactor knows. None of them is real.
+PLANTED_SECRETS = (
+    "simQQclientSecret9f8e7d6c",  # QQ_CLIENT_SECRET value
+    "simAccessTokenQ1w2e3r4t5y6",  # QQ access token (Authorization: QQBot ...)
+    "sk-simOpenAIkey0123456789abcdefXYZ",  # OpenAI-style API key
+    "123456789:AAHsimTelegramBotTokenValue0123456789",  # Telegram bot token
+    "xoxb-1234567890-simslacktoken",  # Slack bot token
+    "ghp_simGithubToken0123456789abcdefABCD",  # GitHub token
+    "AIzaSimGoogleKey0123456789abcdefghijklmno",  # Google API key
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJzaW0ifQ.c2ltLWp3dC1zaWduYXR1cmU",  # JWT
+    "simDbPassw0rdValue",  # DB_PASSWORD value
+    "simWebhookSigningKey42",  # WEBHOOK_SIGNING_KEY value
+)
+(QQ_SECRET, QQ_TOKEN, OPENAI_KEY, TELEGRAM, SLACK, GITHUB, GOOGLE, JWT, DB_PASSWORD, SIGNING_KEY) = PLANTED_SECRETS
+
+RECONNECT_BACKOFF = (2, 5, 10, 30, 60)  # seconds, as the real adapter; scaled by --backoff-scale
+logger = logging.getLogger("gateway.platforms.qqbot")
+
+
+def start_ticks() -> int | None:
+    """What Hermes records as start_time: /proc/self/stat field 22, else create time in centiseconds."""
+    try:
+        return int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class StateFile:
+    """gateway_state.json written the way Hermes writes it: whole-file compact JSON, temp + rename."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = home / "gateway_state.json"
+        self.record = {
+            "pid": os.getpid(), "kind": "hermes-gateway", "argv": list(sys.argv), "start_time": start_ticks(),
+            "gateway_state": "starting", "exit_reason": None, "restart_requested": False,
+            "active_agents": 0, "platforms": {}, "updated_at": utc_now(),
+        }
+
+    def write(self, gateway_state: str | None = None, platform: str | None = None,
+              platform_state: str | None = None, error_code: str | None = None, exit_reason: str | None = None) -> None:
+        rec = self.record
+        rec["updated_at"] = utc_now()
+        if gateway_state:
+            rec["gateway_state"] = gateway_state
+        if exit_reason:
+            rec["exit_reason"] = exit_reason
+        if platform:
+            rec["platforms"][platform] = {"state": platform_state, "error_code": error_code,
+                                          "error_message": None, "updated_at": utc_now()}
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".gateway_state.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(rec, fh, separators=(",", ":"))
+        os.replace(tmp, self.path)
+
+
+class QQCloseError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(f"code={code} reason={reason}")
+        self.code, self.reason = code, reason
+
+
+class FakeWebSocket:
+    """Stands in for aiohttp's ClientWebSocketResponse: ``closed`` turns true once the close frame
+    has been received, and stays true."""
+
+    TEXT, CLOSE = "text", "close"
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._inbox: asyncio.Queue[tuple[str, object]] = asyncio.Queue()
+
+    async def receive(self) -> tuple[str, object]:
+        kind, data = await self._inbox.get()
+        if kind == self.CLOSE:
+            self.closed = True
+        return kind, data
+
+    def server_sends(self, payload: dict) -> None:
+        self._inbox.put_nowait((self.TEXT, payload))
+
+    def server_closes(self, code: int) -> None:
+        self._inbox.put_nowait((self.CLOSE, code))
+
+
+class QQAdapter:
+    """The 0.14.0 control flow, rewritten from its described behaviour (not Hermes' code)."""
+
+    def __init__(self, state: StateFile, args: argparse.Namespace) -> None:
+        self.state, self.args = state, args
+        self._running = False
+        self._ws: FakeWebSocket | None = None
+        self._seq = 0
+        self._reconnects_fail = False
+        self._spinning = False
+
+    async def connect(self) -> None:
+        self.state.write(platform="qqbot", platform_state="connecting")
+        await self._ensure_token()
+        self._ws = FakeWebSocket()
+        self._running = True
+        logger.info("[QQBot] WebSocket connected to wss://api.sgroup.qq.com/websocket")
+        self.state.write(platform="qqbot", platform_state="connected")
+
+    async def _ensure_token(self) -> None:
+        logger.info("[QQBot] POST https://bots.qq.com/app/getAppAccessToken appId=102030 "
+                    "clientSecret=%s", QQ_SECRET)
+        logger.info("[QQBot] token ok: {\"access_token\": \"%s\", \"expires_in\": 7200}", QQ_TOKEN)
+        logger.debug("[QQBot] headers {'Authorization': 'QQBot %s'}", QQ_TOKEN)
+
+    async def _listen_loop(self) -> None:
+        backoff_idx = 0
+        while self._running:
+            try:
+                await self._read_events()
+                backoff_idx = 0  # a normal return is taken for a healthy session: no backoff, no await
+            except asyncio.CancelledError:
+                return
+            except QQCloseError as exc:
+                logger.warning("[QQBot] WebSocket closed: code=%s reason=%s", exc.code, exc.reason)
+                self.state.write(platform="qqbot", platform_state="disconnected")
+                if await self._reconnect(backoff_idx):
+                    backoff_idx = 0
+                else:
+                    backoff_idx += 1
+            except Exception as exc:
+                logger.warning("[QQBot] WebSocket error: %s", exc)
+                self.state.write(platform="qqbot", platform_state="disconnected")
+                if await self._reconnect(backoff_idx):
+                    backoff_idx = 0
+                else:
+                    backoff_idx += 1
+
+    async def _reconnect(self, backoff_idx: int) -> bool:
+        delay = RECONNECT_BACKOFF[min(backoff_idx, len(RECONNECT_BACKOFF) - 1)] * self.args.backoff_scale
+        logger.info("[QQBot] Reconnecting in %.1fs (attempt %d)...", delay, backoff_idx + 1)
+        await asyncio.sleep(delay)
+        try:
+            await self._ensure_token()
+            raise OSError("GET https://api.sgroup.qq.com/gateway -> 503 Service Unavailable")
+        except Exception as exc:
+            logger.warning("[QQBot] Reconnect failed: %s", exc)
+            if self.args.mode == "spin" and not self._spinning:
+                self._spinning = True
+                _record_event(self.args.hermes_home, "spin")
+                if self.args.spin_once_marker:
+                    Path(self.args.spin_once_marker).touch()
+            return False
+
+    async def _read_events(self) -> None:
+        if not self._ws:
+            raise RuntimeError("WebSocket not connected")
+        if self.args.mode == "idle-disconnected" and self._ws.closed:
+            raise RuntimeError("WebSocket closed")  # the fixed behaviour: back off instead of spinning
+        while self._running and self._ws and not self._ws.closed:
+            kind, data = await self._ws.receive()
+            if kind == FakeWebSocket.TEXT:
+                self._seq += 1
+                if self._seq % 10 == 0:
+                    logger.info("[QQBot] dispatch seq=%d %s", self._seq, data)
+            elif kind == FakeWebSocket.CLOSE:
+                raise QQCloseError(int(data), "Session timed out")  # type: ignore[call-overload]
+
+    async def fake_server(self) -> None:
+        """The QQ side: heartbeats, then (spin / idle-disconnected) a 4009 close and a dead /gateway."""
+        started = time.monotonic()
+        while self._running:
+            await asyncio.sleep(0.5)
+            if self._ws is None or self._ws.closed:
+                continue
+            self._ws.server_sends({"op": 11, "d": self._seq})
+            if self.args.mode in {"spin", "idle-disconnected"} and time.monotonic() - started >= self.args.spin_after:
+                self._ws.server_closes(4009)
+
+
+def _record_event(home: Path, event: str) -> None:
+    with open(home / "sim-events.jsonl", "a") as fh:
+        fh.write(json.dumps({"event": event, "pid": os.getpid(), "at": time.time()}) + "\n")
+
+
+def _burn(stop: threading.Event) -> None:
+    x = 0
+    while not stop.is_set():
+        x = (x * 31 + 7) % 1000003  # legitimate-looking CPU work
+
+
+def _write_pid_file(home: Path) -> Path:
+    path = home / "gateway.pid"
+    record = json.dumps({"pid": os.getpid(), "kind": "hermes-gateway", "argv": list(sys.argv),
+                         "start_time": start_ticks()})
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            path.unlink(missing_ok=True)  # a stale file from a killed gateway; the lock below is the guard
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(record)
+        return path
+    raise SystemExit("cannot write gateway.pid")
+
+
+def _write_secret_files(home: Path) -> None:
+    env = home / ".env"
+    if not env.exists():
+        env.write_text(f"QQ_APP_ID=102030\nQQ_CLIENT_SECRET={QQ_SECRET}\nOPENAI_API_KEY={OPENAI_KEY}\n"
+                       f"TELEGRAM_BOT_TOKEN={TELEGRAM}\nDB_PASSWORD={DB_PASSWORD}\n")
+        env.chmod(0o600)
+    cfg = home / "config.yaml"
+    if not cfg.exists():
+        cfg.write_text(f"platforms:\n  qqbot:\n    client_secret: {QQ_SECRET}\n  slack:\n    token: {SLACK}\n")
+
+
+def _setup_logging(home: Path) -> None:
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(home / "logs" / "gateway.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    home: Path = args.hermes_home
+    state = StateFile(home)
+    state.write(gateway_state="starting")
+    adapter = QQAdapter(state, args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Like Hermes: handled on the loop, so a starved loop never runs them.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger("gateway.run").info(
+        "Starting gateway (simulated) pid=%d mode=%s; env OPENAI_API_KEY=%s TELEGRAM_BOT_TOKEN=%s "
+        "GITHUB_TOKEN=%s GOOGLE_API_KEY=%s WEBHOOK_SIGNING_KEY=%s", os.getpid(), args.mode, OPENAI_KEY,
+        TELEGRAM, GITHUB, GOOGLE, SIGNING_KEY)
+    logging.getLogger("gateway.platforms.slack").info("auth.test ok token=%s jwt=%s", SLACK, JWT)
+    logging.getLogger("hermes_state").info("session store postgresql://hermes:%s@127.0.0.1/hermes", DB_PASSWORD)
+    await adapter.connect()
+    for name in args.extra_platforms:
+        state.write(platform=name, platform_state="connected")
+    state.write(gateway_state="running")
+    _record_event(home, "running")
+    burner_stop = threading.Event()
+    if args.mode == "busy":
+        threading.Thread(target=_burn, args=(burner_stop,), name="agent-worker", daemon=True).start()
+    tasks = [asyncio.create_task(adapter._listen_loop()), asyncio.create_task(adapter.fake_server())]
+    await stop.wait()
+    logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
+    burner_stop.set()
+    adapter._running = False
+    for t in tasks:
+        t.cancel()
+    with contextlib.suppress(BaseException):
+        await asyncio.gather(*tasks, return_exceptions=True)
+    state.write(gateway_state="stopped", exit_reason="signal")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
+    p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected"), default="healthy")
+    p.add_argument("--spin-after", type=float, default=2.0, help="seconds before the socket closes")
+    p.add_argument("--spin-once-marker", help="spin only if this file is absent; create it when spinning")
+    p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
+    p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    args = p.parse_args(argv)
+    if args.hermes_home is None:
+        env_home = os.environ.get("HERMES_HOME")
+        args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
+    if args.mode == "spin" and args.spin_once_marker and Path(args.spin_once_marker).exists():
+        args.mode = "healthy"
+    home: Path = args.hermes_home
+    home.mkdir(parents=True, exist_ok=True)
+    _setup_logging(home)
+    _write_secret_files(home)
+    lock = open(home / "gateway.lock", "a+")  # noqa: SIM115 - held for the whole life, as Hermes does
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        print("another gateway holds gateway.lock", file=sys.stderr)
+        return 1
+    pid_path = _write_pid_file(home)
+    try:
+        return asyncio.run(_run(args))
+    finally:
+        with contextlib.suppress(OSError):
+            if json.loads(pid_path.read_text()).get("pid") == os.getpid():
+                pid_path.unlink()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

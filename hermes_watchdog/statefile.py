@@ -1,0 +1,225 @@
+"""Readers for the Hermes gateway's own files: ``gateway_state.json`` and ``gateway.pid``.
+
+Parsing is pure (bytes in, a record out); ``read_*`` add the file I/O. A missing, truncated, garbage or
+oversized file is an observation with a plain-language ``problem``, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MAX_BYTES = 1024 * 1024  # Hermes writes a few KiB; anything past 1 MiB is not a state file we trust
+
+STATE_FILE = "gateway_state.json"
+PID_FILE = "gateway.pid"
+CONNECTED = "connected"
+
+
+@dataclass(frozen=True)
+class PlatformState:
+    name: str
+    state: str
+    error_code: str | None = None
+    error_message: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.state == CONNECTED
+
+
+@dataclass(frozen=True)
+class FileRead:
+    """How reading one file went: ``status`` is ok, missing, empty, truncated, garbage, oversized,
+    not-an-object or unreadable."""
+
+    path: str
+    status: str
+    problem: str | None = None
+    data: dict[str, Any] | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    read: FileRead
+    gateway_state: str | None = None
+    pid: int | None = None
+    start_time: float | None = None
+    updated_at: str | None = None
+    platforms: tuple[PlatformState, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.read.ok
+
+    @property
+    def not_connected(self) -> tuple[PlatformState, ...]:
+        return tuple(p for p in self.platforms if not p.connected)
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    read: FileRead
+    pid: int | None = None
+    start_time: float | None = None
+    argv: tuple[str, ...] = ()
+    kind: str | None = None
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip()) or None
+    return None
+
+
+def _as_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def parse_json_object(path: str, raw: bytes | None, *, allow_bare_int: bool = False) -> FileRead:
+    """Classify raw file bytes; ``raw=None`` means the file does not exist."""
+    if raw is None:
+        return FileRead(path, "missing", "file does not exist")
+    if len(raw) > MAX_BYTES:
+        return FileRead(path, "oversized", f"file is larger than {MAX_BYTES} bytes; not read")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return FileRead(path, "garbage", "file is not UTF-8 text")
+    if not text.strip():
+        return FileRead(path, "empty", "file is empty")
+    if allow_bare_int and text.strip().isdigit():
+        return FileRead(path, "ok", None, {"pid": int(text.strip())})
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        # An error at the very end of the text means the JSON stopped early: a torn or cut-off write.
+        # (An unterminated string reports where the string began.)
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):
+            return FileRead(path, "truncated", f"JSON ends early ({exc.msg} at byte {exc.pos})")
+        return FileRead(path, "garbage", f"not valid JSON ({exc.msg} at line {exc.lineno})")
+    except RecursionError:
+        return FileRead(path, "garbage", "JSON nested too deeply")
+    if not isinstance(value, dict):
+        if allow_bare_int and isinstance(value, int) and not isinstance(value, bool):
+            return FileRead(path, "ok", None, {"pid": value})
+        return FileRead(path, "not-an-object", f"JSON is a {type(value).__name__}, not an object")
+    return FileRead(path, "ok", None, value)
+
+
+def parse_state(path: str, raw: bytes | None) -> GatewayState:
+    read = parse_json_object(path, raw)
+    if not read.ok or read.data is None:
+        return GatewayState(read=read)
+    data = read.data
+    platforms: list[PlatformState] = []
+    raw_platforms = data.get("platforms")
+    if isinstance(raw_platforms, dict):
+        for name, entry in raw_platforms.items():
+            if not isinstance(entry, dict):
+                continue
+            platforms.append(
+                PlatformState(
+                    name=str(name),
+                    state=_as_str(entry.get("state")) or "unknown",
+                    error_code=_as_str(entry.get("error_code")),
+                    error_message=_as_str(entry.get("error_message")),
+                    updated_at=_as_str(entry.get("updated_at")),
+                )
+            )
+    return GatewayState(
+        read=read,
+        gateway_state=_as_str(data.get("gateway_state")),
+        pid=_as_int(data.get("pid")),
+        start_time=_as_number(data.get("start_time")),
+        updated_at=_as_str(data.get("updated_at")),
+        platforms=tuple(sorted(platforms, key=lambda p: p.name)),
+    )
+
+
+def parse_pid(path: str, raw: bytes | None) -> PidRecord:
+    read = parse_json_object(path, raw, allow_bare_int=True)
+    if not read.ok or read.data is None:
+        return PidRecord(read=read)
+    data = read.data
+    argv = data.get("argv")
+    return PidRecord(
+        read=read,
+        pid=_as_int(data.get("pid")),
+        start_time=_as_number(data.get("start_time")),
+        argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
+        kind=_as_str(data.get("kind")),
+    )
+
+
+def read_bytes(path: Path) -> tuple[bytes | None, str | None]:
+    """Read at most MAX_BYTES + 1 bytes; returns (bytes or None if missing, error text)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(MAX_BYTES + 1), None
+    except FileNotFoundError:
+        return None, None
+    except IsADirectoryError:
+        return None, "is a directory"
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+
+
+def _read(path: Path) -> tuple[bytes | None, FileRead | None]:
+    raw, error = read_bytes(path)
+    if error:
+        return None, FileRead(str(path), "unreadable", f"cannot read: {error}")
+    return raw, None
+
+
+def read_state(home: Path) -> GatewayState:
+    path = home / STATE_FILE
+    raw, failed = _read(path)
+    return GatewayState(read=failed) if failed else parse_state(str(path), raw)
+
+
+def read_pid(home: Path) -> PidRecord:
+    path = home / PID_FILE
+    raw, failed = _read(path)
+    return PidRecord(read=failed) if failed else parse_pid(str(path), raw)
+
+
+def state_to_dict(state: GatewayState) -> dict[str, Any]:
+    return {
+        "path": state.read.path,
+        "status": state.read.status,
+        "problem": state.read.problem,
+        "gateway_state": state.gateway_state,
+        "pid": state.pid,
+        "start_time": state.start_time,
+        "updated_at": state.updated_at,
+        "platforms": {p.name: p.state for p in state.platforms},
+        "platform_details": {
+            p.name: {"state": p.state, "error_code": p.error_code, "error_message": p.error_message,
+                     "updated_at": p.updated_at}
+            for p in state.platforms
+        },
+    }
+
+
+def hermes_home_default() -> Path:
+    env = os.environ.get("HERMES_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".hermes"

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import Sim, start_sim
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test and every process it starts sees a temporary HOME, never the developer's ~/.hermes."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("HERMES_HOME", raising=False)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    return home
+
+
+@pytest.fixture
+def sims() -> Iterator[list[Sim]]:
+    started: list[Sim] = []
+    yield started
+    for s in started:
+        s.kill()
+
+
+@pytest.fixture
+def sim(sims: list[Sim], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Start a simulated gateway: sim(mode, *args, home=...) -> Sim, killed after the test."""
+
+    def _start(mode: str, *args: str, home: Path | None = None, **kw) -> Sim:  # type: ignore[no-untyped-def]
+        s = start_sim(home or tmp_path / "hermes", mode, *args, **kw)
+        sims.append(s)
+        return s
+
+    return _start
+
+
+def pytest_report_header() -> str:
+    return f"HOME for tests: per-test temporary; uid {os.getuid()}"

@@ -1,0 +1,224 @@
+"""`hermes-watchdog diagnose` against real processes: the simulated gateway really spins a core, psutil
+reads the real /proc, and the real py-spy binary takes the stacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hermes_watchdog.sim.gateway import PLANTED_SECRETS
+from tests.helpers import all_files, assert_one_line_error, cli, wait_for
+
+SECONDS = "2"
+
+
+def diagnose_json(pid: int, *extra: str, **kw) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    r = cli("diagnose", str(pid), "--seconds", SECONDS, "--json", *extra, **kw)
+    assert r.code in (0, 1), r.err
+    assert "Traceback" not in r.err
+    return r.code, r.json()
+
+
+def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    code, d = diagnose_json(g.pid)
+    assert code == 1
+    assert d["verdict"]["signature"] == "busy-loop", d["verdict"]
+    assert d["verdict"]["confidence"] >= 0.9
+    assert d["cpu"]["ratio"] >= 0.9 and d["cpu"]["hot_thread"]["tid"] == g.pid
+    assert d["cpu"]["hot_thread"]["name"] == "MainThread"
+    assert d["state"]["gateway_state"] == "running" and d["state"]["platforms"] == {"qqbot": "disconnected"}
+    assert d["state"]["matches_process"] is True
+    assert d["stack"]["captured"] is True and d["stack"]["classification"] == "adapter-read-loop"
+    functions = [f["function"] for f in d["stack"]["hot_thread"]["frames"]]
+    assert "QQAdapter._listen_loop" in functions
+    assert all({"function", "file", "line"} <= f.keys() for f in d["stack"]["hot_thread"]["frames"])
+    assert d["hermes_home"]["source"] == "HERMES_HOME of the process"
+
+
+def test_healthy_gateway_exits_0(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("healthy").wait_running()
+    code, d = diagnose_json(g.pid)
+    assert (code, d["verdict"]["signature"]) == (0, "healthy")
+    assert d["cpu"]["ratio"] < 0.5
+    assert d["state"]["platforms"] == {"qqbot": "connected"}
+
+
+def test_legitimate_cpu_with_connected_platforms_is_cpu_pegged_not_busy_loop(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("busy", "--extra-platforms", "telegram").wait_running()
+    code, d = diagnose_json(g.pid)
+    assert code == 1
+    assert d["verdict"]["signature"] == "cpu-pegged", d["verdict"]
+    assert d["stack"]["hot_thread"]["name"] == "agent-worker"
+    assert d["stack"]["classification"] == "unknown"
+
+
+def test_idle_disconnected_gateway_is_stuck_not_busy(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("idle-disconnected", "--spin-after", "0.3").wait_running()
+    wait_for(lambda: "disconnected" in (g.home / "gateway_state.json").read_text(), what="disconnect")
+    code, d = diagnose_json(g.pid)
+    assert (code, d["verdict"]["signature"]) == (1, "stuck-disconnected")
+
+
+def test_truncated_state_file_is_reported_not_fatal(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    # The spinning gateway writes nothing more, so our truncation stays in place.
+    path = g.home / "gateway_state.json"
+    path.write_text(path.read_text()[:40])
+    code, d = diagnose_json(g.pid)
+    assert code == 1 and d["state"]["status"] == "truncated"
+    assert d["verdict"]["signature"] == "cpu-pegged"  # without the state file it cannot be confirmed
+    assert any("state file truncated" in r for r in d["verdict"]["reasons"])
+
+
+def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    other = sim("healthy", home=tmp_path / "other").wait_running()
+    state = json.loads((other.home / "gateway_state.json").read_text())
+    state["platforms"] = {"qqbot": {"state": "disconnected"}}
+    (g.home / "gateway_state.json").write_text(json.dumps(state))
+    code, d = diagnose_json(g.pid)
+    assert code == 1 and d["state"]["matches_process"] is False
+    assert f"names PID {other.pid}, not {g.pid}" in d["state"]["match_note"]
+    assert d["verdict"]["signature"] == "cpu-pegged"
+
+
+def test_state_file_of_an_earlier_process_with_the_same_pid_is_stale(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    path = g.home / "gateway_state.json"
+    state = json.loads(path.read_text())
+    state["start_time"] = state["start_time"] - 5000
+    path.write_text(json.dumps(state))
+    _, d = diagnose_json(g.pid)
+    assert d["state"]["matches_process"] is False and "earlier process" in d["state"]["match_note"]
+
+
+def test_out_folder_is_private_complete_and_free_of_secrets(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    log = (g.home / "logs" / "gateway.log").read_text()
+    assert sum(s in log for s in PLANTED_SECRETS) == len(PLANTED_SECRETS)  # the sim really leaks them
+    out = tmp_path / "evidence"
+    r = cli("diagnose", str(g.pid), "--seconds", SECONDS, "--out", str(out))
+    assert r.code == 1, r.err
+    names = {p.name for p in all_files(out)}
+    assert names == {"diagnosis.json", "stack.txt", "state.json", "logs-tail.txt", "report.md"}
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    for p in all_files(out):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+        text = p.read_text()
+        for secret in PLANTED_SECRETS:
+            assert secret not in text, (p.name, secret)
+        assert str(Path.home()) not in text
+    report = (out / "report.md").read_text()
+    for part in ("busy-loop", "QQAdapter._listen_loop", "## Versions", "## CPU", "## Log tail", "hermes-watchdog"):
+        assert part in report
+    assert "Reconnect failed" in (out / "logs-tail.txt").read_text()
+    assert "[REDACTED]" in (out / "logs-tail.txt").read_text()
+    assert json.loads((out / "diagnosis.json").read_text())["verdict"]["signature"] == "busy-loop"
+    assert json.loads((out / "state.json").read_text())["gateway_state"] == "running"
+    assert not any(s in r.out for s in PLANTED_SECRETS)
+
+
+def test_hermes_home_flag_and_profile_discovery(sim, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
+    home = isolated_home / ".hermes" / "profiles" / "work"
+    env = {**os.environ}
+    env.pop("HERMES_HOME", None)
+    g = sim("healthy", "--hermes-home", str(home), home=home, env=env).wait_running()
+    _, d = diagnose_json(g.pid)
+    assert d["hermes_home"]["profile"] == "work" and "profile 'work'" in d["hermes_home"]["source"]
+    _, d = diagnose_json(g.pid, "--hermes-home", str(home))
+    assert d["hermes_home"]["source"] == "--hermes-home" and d["state"]["matches_process"] is True
+
+
+def test_non_python_process_is_diagnosed_without_stack() -> None:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        code, d = diagnose_json(proc.pid)
+        assert code == 0 and d["verdict"]["signature"] == "healthy"
+        assert d["stack"]["captured"] is False and "not a Python process" in d["stack"]["reason"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_missing_py_spy_is_reported_not_fatal(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("healthy").wait_running()
+    code, d = diagnose_json(g.pid, env={**os.environ, "HERMES_WATCHDOG_PY_SPY": "/nonexistent/py-spy"})
+    assert code == 0 and d["stack"]["captured"] is False
+    assert "py-spy not found" in d["stack"]["reason"] and "pip install py-spy" in d["stack"]["hint"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv") or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs root, setpriv and /usr/bin/python3 to run a process as another user")
+def test_process_we_may_not_ptrace_is_diagnosed_without_stack() -> None:
+    # A Python process of another user, and a diagnose that lacks CAP_SYS_PTRACE: the kernel refuses
+    # ptrace exactly as it does for an unprivileged user on a real machine.
+    target = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                               "/usr/bin/python3", "-c", "while True: pass"])
+    try:
+        wait_for(lambda: Path(f"/proc/{target.pid}/cmdline").read_bytes().startswith(b"/usr/bin/python3"))
+        code, d = diagnose_json(target.pid, prefix=["setpriv", "--inh-caps=-sys_ptrace",
+                                                    "--bounding-set=-sys_ptrace"])
+        assert d["stack"]["captured"] is False
+        assert "permission denied" in d["stack"]["reason"] and "ptrace" in d["stack"]["hint"]
+        assert d["cpu"]["ratio"] > 0.5 and d["verdict"]["signature"] == "cpu-pegged" and code == 1
+    finally:
+        target.kill()
+        target.wait()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["999999999"], "no process with PID 999999999"),
+        (["abc"], "PID must be a whole number"),
+        (["-5"], "PID must be a positive number"),
+        (["0"], "PID must be a positive number"),
+        (["1.5"], "PID must be a whole number"),
+        (["SELF", "--seconds", "0"], "--seconds must be more than 0"),
+        (["SELF", "--seconds", "-1"], "--seconds must be more than 0"),
+        (["SELF", "--seconds", "abc"], "seconds"),
+        (["SELF", "--hermes-home", "/nonexistent/dir"], "is not a directory"),
+        ([], "Missing argument"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
+    args = [str(os.getpid()) if a == "SELF" else a for a in args]
+    r = cli("diagnose", *args)
+    assert_one_line_error(r)
+    assert message in r.err
+
+
+def test_help_and_version() -> None:
+    r = cli("--help")
+    assert r.code == 0 and "diagnose" in r.out
+    r = cli("--version")
+    assert r.code == 0 and r.out.startswith("hermes-watchdog ")
+
+
+def test_plain_text_output_when_not_a_terminal(sim) -> None:  # type: ignore[no-untyped-def]
+    g = sim("healthy").wait_running()
+    r = cli("diagnose", str(g.pid), "--seconds", "1")
+    assert r.code == 0, r.err
+    for section in ("== Process ==", "== CPU ==", "== State file ==", "== Hot thread stack ==", "== Verdict =="):
+        assert section in r.out
+    assert "\x1b[" not in r.out
+
+
+def test_rich_panels_on_a_terminal(sim) -> None:  # type: ignore[no-untyped-def]
+    # `script` gives the CLI a real pseudo-terminal, as a user's shell would.
+    if not shutil.which("script"):
+        pytest.skip("util-linux `script` is not installed")
+    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    cmd = f"{sys.executable} -m hermes_watchdog diagnose {g.pid} --seconds 1"
+    r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "120"}, check=False)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "╭" in r.stdout and "Verdict" in r.stdout and "busy-loop" in r.stdout
