@@ -74,6 +74,64 @@ def diagnose(
     raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out))
 
 
+@app.command()
+def run(
+    config_file: Annotated[Path | None, typer.Option(
+        "--config", help="TOML file (default ~/.hermes/watchdog.toml).")] = None,
+    hermes_home: Annotated[list[Path] | None, typer.Option(help="A gateway's HERMES_HOME; repeatable.")] = None,
+    all_profiles: Annotated[bool, typer.Option("--all-profiles", help="Watch ~/.hermes and every profile.")] = False,
+    interval: Annotated[float | None, typer.Option(help="Seconds between samples [5].")] = None,
+    window: Annotated[float | None, typer.Option(help="Seconds a verdict must hold before acting [60].")] = None,
+    cpu_threshold: Annotated[float | None, typer.Option(help="Cores that count as pegged [0.9].")] = None,
+    restart_with: Annotated[str | None, typer.Option(
+        help="auto|launchd|systemd|command|signal|none [auto].")] = None,
+    restart_command: Annotated[str | None, typer.Option(
+        help="Argv for --restart-with command, split like a shell but never run by one.")] = None,
+    grace: Annotated[float | None, typer.Option(help="Seconds before SIGKILL after a restart request [20].")] = None,
+    max_restarts: Annotated[int | None, typer.Option(help="Restarts allowed per --restart-window [3].")] = None,
+    restart_window: Annotated[float | None, typer.Option(help="Seconds of the restart budget [1800].")] = None,
+    cooldown: Annotated[float | None, typer.Option(
+        help="Seconds after a restart before another; doubles each time [60].")] = None,
+    start_timeout: Annotated[float | None, typer.Option(help="Seconds for the new gateway to come up [90].")] = None,
+    stuck_action: Annotated[str | None, typer.Option(help="alert|restart for stuck-disconnected [alert].")] = None,
+    state_dir: Annotated[Path | None, typer.Option(help="Incidents and state.json [HERMES_HOME/watchdog].")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never signal.")] = False,
+    once: Annotated[bool, typer.Option("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
+) -> None:
+    """Watch the gateway: detect a busy loop, capture evidence, restart it, verify, record."""
+    from hermes_watchdog.commands import run as cmd
+
+    flags = {
+        "hermes_home": [str(h) for h in hermes_home] if hermes_home else None,
+        "all_profiles": all_profiles or None, "interval": interval, "window": window,
+        "cpu_threshold": cpu_threshold, "restart_with": restart_with, "restart_command": restart_command,
+        "grace": grace, "max_restarts": max_restarts, "restart_window": restart_window, "cooldown": cooldown,
+        "start_timeout": start_timeout, "stuck_action": stuck_action,
+        "state_dir": str(state_dir) if state_dir else None, "dry_run": dry_run or None, "once": once or None,
+    }
+    raise typer.Exit(cmd.main(config_file, flags))
+
+
+@app.command()
+def status(
+    state_dir: Annotated[Path | None, typer.Option(help="The daemon's state dir [HERMES_HOME/watchdog].")] = None,
+    hermes_home: Annotated[Path | None, typer.Option(help="HERMES_HOME whose watchdog/ to read.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Show what the watchdog sees: gateways, CPU, platforms, verdicts, incidents, restart budget."""
+    from hermes_watchdog.commands import status as cmd
+
+    raise typer.Exit(cmd.main(state_dir, hermes_home, json_out))
+
+
+@app.command()
+def demo() -> None:
+    """Watch a simulated spinning gateway get detected, captured and restarted (under a minute)."""
+    from hermes_watchdog.commands import demo as cmd
+
+    raise typer.Exit(cmd.main())
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:

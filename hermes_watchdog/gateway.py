@@ -96,3 +96,83 @@ def read_files(home: Path | None, ident: Identity) -> FilesSeen:
     p_ok, p_note = (matches_record(ident, pid_record.pid, pid_record.start_time) if pid_record.read.ok
                     else (False, "unreadable"))
     return FilesSeen(pid_record, state, s_ok, s_note, p_ok, p_note)
+
+
+@dataclass(frozen=True)
+class Found:
+    ident: Identity | None
+    how: str  # how it was found, or why none was
+    stale_pid: int | None = None  # a pid named by the files that is dead or another process now
+    state_says_running: bool = False
+
+
+def _verify(pid: int, start_time: float | None, argv: tuple[str, ...]) -> tuple[Identity | None, str]:
+    import psutil
+
+    from hermes_watchdog import processes
+
+    try:
+        ident = processes.identity(pid)
+    except psutil.NoSuchProcess:
+        return None, f"PID {pid} is not running"
+    except psutil.AccessDenied:
+        return None, f"PID {pid} cannot be inspected (permission denied)"
+    ok, note = matches_record(ident, pid, start_time)
+    if not ok:
+        return None, f"PID {pid} is another process now ({note})"
+    # The gateway's own argv (from its pid file) at the end of the live command line also proves it.
+    wrote_it = len(argv) > 1 and tuple(ident.cmdline[-(len(argv) - 1):]) == argv[1:]
+    if not processes.looks_like_gateway(ident.cmdline) and not wrote_it:
+        return None, f"PID {pid} does not look like a Hermes gateway ({ident.command[:100]})"
+    return ident, "ok"
+
+
+def _scan(home: Path) -> Identity | None:
+    """A gateway process whose HERMES_HOME (or --profile) is this home, for when its files say nothing."""
+    import psutil
+
+    from hermes_watchdog import processes
+
+    target = home.expanduser().resolve()
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmd = tuple(proc.info.get("cmdline") or ())
+        if not cmd or not processes.looks_like_gateway(cmd):
+            continue
+        env = processes.environ(proc.pid) or {}
+        named = profile_in_cmdline(cmd)
+        if named:
+            home_of = default_home() / "profiles" / named
+        elif env.get("HERMES_HOME"):
+            home_of = Path(env["HERMES_HOME"]).expanduser()
+        else:
+            home_of = default_home()
+        try:
+            if home_of.resolve() == target:
+                return processes.identity(proc.pid)
+        except (OSError, psutil.Error):
+            continue
+    return None
+
+
+def find_gateway(home: Path, scan: bool = True) -> Found:
+    """The live gateway of a HERMES_HOME: the pid file, else the state file, else (optionally) the
+    process table. A dead or recycled PID behind those files is reported as stale, never trusted."""
+    pid_record = statefile.read_pid(home)
+    state = statefile.read_state(home)
+    notes, stale = [], None
+    for label, pid, start, argv in (("gateway.pid", pid_record.pid, pid_record.start_time, pid_record.argv),
+                                    ("gateway_state.json", state.pid, state.start_time, ())):
+        if pid is None:
+            continue
+        ident, note = _verify(pid, start, argv)
+        if ident is not None:
+            return Found(ident, f"{label} names PID {pid}")
+        notes.append(f"{label}: {note}")
+        stale = stale or pid
+    if scan:
+        ident = _scan(home)
+        if ident is not None:
+            return Found(ident, "found in the process table (its files name no live gateway)")
+    running = state.ok and state.gateway_state in {"running", "starting", "degraded", "draining"}
+    why = "; ".join(notes) or "no gateway.pid or state file names a process"
+    return Found(None, why, stale_pid=stale, state_says_running=running)

@@ -6,24 +6,17 @@ the kernel recycles PIDs; pid + create time + command line is.
 
 from __future__ import annotations
 
+import itertools
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-# What Hermes itself (gateway/status.py, _looks_like_gateway_process) accepts as a gateway command line,
-# plus our simulated gateway so the demo and tests exercise the same checks.
-GATEWAY_CMDLINE_PATTERNS = (
-    "hermes_cli.main gateway run",
-    "hermes_cli/main.py gateway run",
-    "hermes gateway run",
-    "hermes-gateway",
-    "gateway/run.py",
-    "hermes_watchdog.sim.gateway",
-)
-# Hermes' own CLI commands that are not the gateway even though they say "gateway".
-_NOT_GATEWAY_WORDS = ("gateway status", "gateway stop", "gateway install", "gateway uninstall")
+# Command lines Hermes itself treats as the gateway (gateway/status.py), plus our simulated gateway so
+# the demo and tests go through the same checks.
+_GATEWAY_MARKERS = ("hermes-gateway", "gateway/run.py", "hermes_watchdog.sim.gateway")
 
 
 @dataclass(frozen=True)
@@ -64,10 +57,15 @@ class Identity:
 
 
 def looks_like_gateway(cmdline: tuple[str, ...] | list[str]) -> bool:
-    joined = " ".join(cmdline).replace("\\", "/")
-    if any(word in joined for word in _NOT_GATEWAY_WORDS):
-        return False
-    return any(p in joined for p in GATEWAY_CMDLINE_PATTERNS)
+    """``python -m hermes_cli.main [--profile X] gateway run [--replace]``, ``hermes gateway run``, and
+    the markers above; not ``gateway status`` or other Hermes commands."""
+    args = [a.replace("\\", "/") for a in cmdline]
+    joined = " ".join(args)
+    if any(m in joined for m in _GATEWAY_MARKERS):
+        return True
+    hermes = any(a.endswith(("hermes_cli.main", "hermes_cli/main.py")) or os.path.basename(a) == "hermes"
+                 for a in args)
+    return hermes and any(a == "gateway" and b == "run" for a, b in itertools.pairwise(args))
 
 
 def start_ticks(pid: int, create_time: float) -> int | None:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def dump_once(binary: str, pid: int, timeout: float) -> tuple[Dump | None, str |
 
 
 def capture(pid: int, hot_tid: int | None, *, dumps: int = 5, spread: float = 1.0,
-            time_limit: float = 10.0) -> StackAnalysis:
+            time_limit: float = 10.0, stop: threading.Event | None = None) -> StackAnalysis:
     """Take ``dumps`` dumps spread over about ``spread`` seconds, all within ``time_limit``."""
     binary = find_py_spy()
     if binary is None:
@@ -83,7 +84,7 @@ def capture(pid: int, hot_tid: int | None, *, dumps: int = 5, spread: float = 1.
     gap = spread / max(1, dumps - 1)
     for i in range(dumps):
         remaining = deadline - time.monotonic()
-        if remaining <= 0.2:
+        if remaining <= 0.2 or (stop is not None and stop.is_set()):
             break
         dump, reason, hint = dump_once(binary, pid, remaining)
         if dump is not None:
@@ -94,7 +95,11 @@ def capture(pid: int, hot_tid: int | None, *, dumps: int = 5, spread: float = 1.
             if not got:
                 break
         if i < dumps - 1:
-            time.sleep(min(gap, max(0.0, deadline - time.monotonic())))
+            pause = min(gap, max(0.0, deadline - time.monotonic()))
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(pause)
     if not got:
         return StackAnalysis(captured=False, reason=last_reason or "no dump within the time limit",
                              hint=last_hint)

@@ -48,6 +48,7 @@ class Verdict:
     hot_cores: float | None = None
     span: float = 0.0
     platforms_down: tuple[str, ...] = field(default_factory=tuple)
+    down_for: float | None = None  # seconds the longest-down platform has been down, when known
 
     @property
     def is_problem(self) -> bool:
@@ -62,6 +63,7 @@ class Verdict:
             "hot_thread_cores": None if self.hot_cores is None else round(self.hot_cores, 3),
             "span_seconds": round(self.span, 2),
             "platforms_down": list(self.platforms_down),
+            "down_for_seconds": None if self.down_for is None else round(self.down_for),
         }
 
 
@@ -138,7 +140,8 @@ def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnaly
     down = latest.not_connected if latest else ()
     down_names = tuple(p.name for p in down)
     down_text, down_for = _down_text(latest, now) if latest else ("", None)
-    common = {"cores": cores, "hot_cores": hot_cores, "span": usage.span, "platforms_down": down_names}
+    common = {"cores": cores, "hot_cores": hot_cores, "span": usage.span, "platforms_down": down_names,
+              "down_for": down_for}
 
     if pegged:
         # Two independent signals: the CPU, and a not-connected platform in every read of the window.

@@ -49,3 +49,22 @@ def test_hot_thread_falls_back_to_gil_holder_when_ids_do_not_match() -> None:
     a = analyse([d], hot_tid=999)
     assert a.hot_tid == 2 and a.matched_by == "thread holding the GIL"
     assert analyse([], hot_tid=None).frames == ()
+
+
+def test_gateway_command_lines() -> None:
+    from hermes_watchdog.processes import looks_like_gateway
+
+    yes = [
+        ["/v/bin/python", "-m", "hermes_cli.main", "gateway", "run", "--replace"],
+        ["/v/bin/python", "-m", "hermes_cli.main", "--profile", "coder", "gateway", "run"],
+        ["/v/bin/python", "/v/bin/hermes", "gateway", "run"],
+        ["/usr/bin/python3", "-m", "hermes_watchdog.sim.gateway", "--mode", "spin"],
+    ]
+    no = [
+        ["/v/bin/python", "/v/bin/hermes", "gateway", "status"],
+        ["/v/bin/python", "-m", "hermes_cli.main", "gateway", "stop"],
+        ["python", "-m", "http.server"],
+        ["/v/bin/python", "/v/bin/hermes", "chat", "run"],
+    ]
+    assert all(looks_like_gateway(c) for c in yes)
+    assert not any(looks_like_gateway(c) for c in no)

@@ -1,0 +1,21 @@
+"""``hermes-watchdog run``: build the config, take the lock, run the daemon until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hermes_watchdog import config
+from hermes_watchdog.daemon import Daemon
+from hermes_watchdog.events import EventLog
+
+
+def main(config_file: Path | None, flags: dict[str, Any]) -> int:
+    if isinstance(flags.get("restart_command"), str):
+        # Split like a shell would, but never run through one.
+        flags["restart_command"] = shlex.split(flags["restart_command"])
+    cfg = config.build(config_file, flags)
+    daemon = Daemon(cfg, EventLog())
+    daemon.install_signal_handlers()
+    return daemon.run()

@@ -1,0 +1,167 @@
+"""Configuration for ``run``: defaults, then a TOML file, then flags -> one frozen Config.
+
+Unknown keys and bad values stop the start with a one-line message naming the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.statefile import hermes_home_default
+
+RESTART_WITH = ("auto", "launchd", "systemd", "command", "signal", "none")
+STUCK_ACTIONS = ("alert", "restart")
+
+
+@dataclass(frozen=True)
+class Config:
+    hermes_home: tuple[Path, ...] = ()
+    all_profiles: bool = False
+    interval: float = 5.0
+    window: float = 60.0
+    cpu_threshold: float = 0.9
+    restart_with: str = "auto"
+    restart_command: tuple[str, ...] = ()
+    command_timeout: float = 60.0
+    grace: float = 20.0
+    max_restarts: int = 3
+    restart_window: float = 1800.0
+    cooldown: float = 60.0  # seconds after the first restart; doubles with each restart in the window
+    start_timeout: float = 90.0
+    min_confidence: float = 0.5
+    pegged_after: float = 600.0  # cpu-pegged must last this long before an alert
+    stuck_after: float = 900.0  # a platform down this long, CPU idle, is stuck-disconnected
+    stuck_action: str = "alert"
+    state_dir: Path | None = None
+    keep_incidents: int = 50
+    dry_run: bool = False
+    once: bool = False
+    stack_dumps: int = 5
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def homes(self) -> tuple[Path, ...]:
+        return self.hermes_home or (hermes_home_default(),)
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or self.homes[0] / "watchdog"
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            if isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, tuple):
+                value = [str(v) for v in value]
+            out[f.name] = value
+        out["state_dir"] = str(self.resolved_state_dir)
+        return out
+
+
+_TYPES: dict[str, type] = {f.name: f.type for f in fields(Config)}  # type: ignore[misc]
+_KNOWN = {f.name for f in fields(Config)} - {"extra"}
+_POSITIVE = {"interval", "window", "grace", "restart_window", "start_timeout", "command_timeout", "pegged_after",
+             "stuck_after"}
+
+
+def default_config_path() -> Path:
+    return hermes_home_default() / "watchdog.toml"
+
+
+def _coerce(key: str, value: Any, source: str) -> Any:
+    def bad(expected: str) -> UserError:
+        return UserError(f"{source}: {key} must be {expected}, not {value!r}")
+
+    if key in {"hermes_home"}:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str | Path) for v in items):
+            raise bad("a path or a list of paths")
+        return tuple(Path(v).expanduser() for v in items)
+    if key == "restart_command":
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise bad('an argv list such as ["systemctl", "--user", "restart", "x"] (no shell)')
+        return tuple(value)
+    if key == "state_dir":
+        if not isinstance(value, str | Path):
+            raise bad("a path")
+        return Path(value).expanduser()
+    if key in {"all_profiles", "dry_run", "once"}:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if key in {"max_restarts", "keep_incidents", "stack_dumps"}:
+        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_restarts" else 1):
+            raise bad("a whole number" + (" >= 0" if key == "max_restarts" else " >= 1"))
+        return value
+    if key == "restart_with":
+        if value not in RESTART_WITH:
+            raise bad("one of " + ", ".join(RESTART_WITH))
+        return value
+    if key == "stuck_action":
+        if value not in STUCK_ACTIONS:
+            raise bad("one of " + ", ".join(STUCK_ACTIONS))
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad("a number")
+    value = float(value)
+    if key in _POSITIVE and value <= 0:
+        raise bad("more than 0")
+    if key == "cpu_threshold" and not 0 < value <= 64:
+        raise bad("a number of cores between 0 and 64 (0.9 = 90% of one core)")
+    if key in {"cooldown"} and value < 0:
+        raise bad("0 or more")
+    if key == "min_confidence" and not 0 <= value <= 1:
+        raise bad("between 0 and 1")
+    return value
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    # Accept both a flat file and one with a [watchdog] table.
+    if set(data) == {"watchdog"} and isinstance(data["watchdog"], dict):
+        data = data["watchdog"]
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def build(config_file: Path | None, flags: dict[str, Any]) -> Config:
+    """Defaults < the TOML file (given, else ~/.hermes/watchdog.toml if it exists) < flags (None = unset)."""
+    values: dict[str, Any] = {}
+    path = config_file or default_config_path()
+    if config_file is not None or path.is_file():
+        data = load_toml(path)
+        unknown = sorted(set(data) - _KNOWN)
+        if unknown:
+            raise UserError(f"config file {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN))})")
+        for key, value in data.items():
+            values[key] = _coerce(key, value, f"config file {path}")
+    for key, value in flags.items():
+        if value is None or (isinstance(value, list | tuple) and not value and key != "restart_command"):
+            continue
+        if key not in _KNOWN:
+            raise UserError(f"unknown option {key}")
+        values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    cfg = replace(Config(), **values)
+    if cfg.restart_with == "command" and not cfg.restart_command:
+        raise UserError("--restart-with command needs --restart-command (an argv, e.g. "
+                        "--restart-command 'systemctl --user restart hermes-gateway')")
+    if cfg.interval > cfg.window:
+        raise UserError(f"--interval ({cfg.interval:g} s) must not be longer than --window ({cfg.window:g} s)")
+    if cfg.all_profiles and cfg.hermes_home and len(cfg.hermes_home) > 1:
+        raise UserError("use either --all-profiles or several --hermes-home, not both")
+    return cfg

@@ -1,0 +1,650 @@
+"""The watchdog loop: observe -> judge -> act -> record, for each watched gateway.
+
+Each gateway has a ``Watch``: its identity, a sliding window of CPU samples and state reads, the current
+verdict and since when, its open incident, and its restart history. A restart is a small state machine
+spread over ticks (stopping -> verifying) so a slow gateway never blocks the loop or a stop request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from hermes_watchdog import (
+    budget,
+    diagnosis,
+    gateway,
+    incidents,
+    logs,
+    policy,
+    private,
+    processes,
+    pyspy,
+    sampler,
+)
+from hermes_watchdog.config import Config
+from hermes_watchdog.cpu import CpuSnapshot, usage
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.events import EventLog
+from hermes_watchdog.processes import Identity
+from hermes_watchdog.services import Target, select
+from hermes_watchdog.services.base import guarded_signal
+from hermes_watchdog.signatures import (
+    GATEWAY_GONE,
+    HEALTHY,
+    UNKNOWN,
+    StateSeen,
+    Thresholds,
+    Verdict,
+    judge,
+)
+from hermes_watchdog.stacks import StackAnalysis, render_text
+from hermes_watchdog.statefile import read_state
+
+WATCHING, STOPPING, VERIFYING = "watching", "stopping", "verifying"
+BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
+STATE_FILE = "state.json"
+
+
+@dataclass
+class Restart:
+    old: Identity
+    manager: str
+    started: float  # monotonic
+    started_wall: float
+    kill_at: float  # monotonic: SIGKILL if the old process is still there
+    verify_until: float = 0.0
+    killed: bool = False
+    new: Identity | None = None
+    new_snaps: list[CpuSnapshot] = field(default_factory=list)
+    new_state_running: bool = False
+
+
+@dataclass
+class Watch:
+    home: Path
+    profile: str | None
+    ident: Identity | None = None
+    found_how: str = ""
+    snaps: deque[CpuSnapshot] = field(default_factory=deque)
+    states: deque[tuple[float, StateSeen]] = field(default_factory=deque)
+    verdict: Verdict | None = None
+    verdict_since: float = 0.0
+    incident: incidents.Incident | None = None
+    acted: bool = False  # the open incident has had its action (restart, dry-run or alert)
+    restarts: list[float] = field(default_factory=list)  # epoch seconds, persisted in state.json
+    history: list[dict[str, Any]] = field(default_factory=list)
+    gave_up_said: bool = False
+    cooldown_said: bool = False
+    gone_said: bool = False
+    phase: str = WATCHING
+    restart: Restart | None = None
+    next_sample: float = 0.0
+    windows_seen: float = 0.0  # monotonic time the current gateway was first sampled
+
+    @property
+    def name(self) -> str:
+        return self.profile or "default"
+
+    def reset_window(self) -> None:
+        self.snaps.clear()
+        self.states.clear()
+        self.verdict = None
+        self.verdict_since = 0.0
+
+
+class StopRequested(Exception):
+    pass
+
+
+class Daemon:
+    def __init__(self, cfg: Config, log: EventLog | None = None, stop: threading.Event | None = None,
+                 until: Callable[[Daemon], bool] | None = None) -> None:
+        self.cfg = cfg
+        self.until = until  # ends the loop when true (the demo stops after one verified restart)
+        self.log = log or EventLog()
+        self.stop = stop or threading.Event()
+        self.state_dir = cfg.resolved_state_dir
+        self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after)
+        self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
+                                  cfg.stuck_action)
+        self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
+        self.watches: dict[Path, Watch] = {}
+        self.started = time.time()
+        self._lock_fh: Any = None
+        self._write_problem: str | None = None
+        self.incident_count = 0
+
+    # ---------------------------------------------------------------- lifecycle
+    def acquire_lock(self) -> Path:
+        """One daemon per state dir. The lock lives in the state dir, or, when that cannot be written,
+        in a per-user runtime folder keyed by the state dir's path."""
+        candidates = [self.state_dir / "watchdog.lock"]
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
+        runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"hermes-watchdog-{os.getuid()}"
+        candidates.append(runtime / f"{digest}.lock")
+        last_error = ""
+        for path in candidates:
+            try:
+                private.make_dir(path.parent)
+                fh = open(path, "a+")  # noqa: SIM115 - held open for the daemon's whole life
+            except OSError as exc:
+                last_error = f"{path}: {exc.strerror or exc}"
+                continue
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                other = fh.read().strip() or "?"
+                fh.close()
+                raise UserError(f"another hermes-watchdog (PID {other}) is already running for state dir "
+                                f"{self.state_dir}") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            self._lock_fh = fh
+            if path != candidates[0]:
+                self._say_write_problem(f"state dir {self.state_dir} is not writable; lock kept in {path}")
+            return path
+        raise UserError(f"cannot create a lock file for state dir {self.state_dir}: {last_error}")
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, frame: object) -> None:
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def load_history(self) -> None:
+        """Restart history survives a daemon restart, so the budget holds across crashes."""
+        data = read_status(self.state_dir)
+        if not data:
+            return
+        wanted = {h.expanduser(): n for h, n in self.homes()}
+        for g in data.get("gateways", []):
+            home = Path(str(g.get("home", ""))).expanduser()
+            if home not in wanted:
+                continue
+            w = self._watch_for(home, wanted[home])
+            w.restarts = [float(t) for t in g.get("restarts", []) if isinstance(t, int | float)]
+            w.history = [h for h in g.get("restart_history", []) if isinstance(h, dict)][-20:]
+
+    def homes(self) -> list[tuple[Path, str | None]]:
+        if self.cfg.all_profiles:
+            root = self.cfg.homes[0]
+            found = [(root, None)] + [(p, name) for name, p in gateway.profile_homes(root)]
+            # A profile counts once it has a gateway file; the default home is always watched.
+            return [(h, n) for h, n in found if n is None or (h / "gateway.pid").exists()
+                    or (h / "gateway_state.json").exists()]
+        return [(h, gateway.profile_of(h)) for h in self.cfg.homes]
+
+    def _watch_for(self, home: Path, profile: str | None) -> Watch:
+        key = home.expanduser()
+        if key not in self.watches:
+            self.watches[key] = Watch(key, profile)
+        return self.watches[key]
+
+    def run(self) -> int:
+        self.acquire_lock()
+        self.load_history()
+        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in self.homes())}: window "
+                               f"{self.cfg.window:g} s, interval {self.cfg.interval:g} s, CPU >= "
+                               f"{self.cfg.cpu_threshold:g} core, restart with {self.cfg.restart_with}, "
+                               f"budget {self.cfg.max_restarts} per {self.cfg.restart_window:g} s"
+                               + (" (dry run)" if self.cfg.dry_run else ""))
+        started = time.monotonic()
+        try:
+            while not self.stop.is_set():
+                self.tick()
+                if self.cfg.once and self._once_done(started):
+                    break
+                if self.until is not None and self.until(self):
+                    break
+                busy = any(w.phase != WATCHING for w in self.watches.values())
+                wake = min((w.next_sample for w in self.watches.values()), default=time.monotonic())
+                delay = BUSY_TICK if busy else max(0.05, min(self.cfg.interval, wake - time.monotonic()))
+                self.stop.wait(delay)
+        except StopRequested:
+            pass
+        finally:
+            self.write_status()
+            self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
+            if self._lock_fh:
+                self._lock_fh.close()
+        return 1 if self.cfg.once and self.incident_count else 0
+
+    def _once_done(self, started: float) -> bool:
+        if any(w.phase != WATCHING for w in self.watches.values()):
+            return False
+        return time.monotonic() - started >= self.cfg.window + self.cfg.interval * 0.5
+
+    # ---------------------------------------------------------------- the tick
+    def tick(self) -> None:
+        live = self.homes()
+        for home, profile in live:
+            self._watch_for(home, profile)
+        for w in list(self.watches.values()):
+            if self.stop.is_set():
+                raise StopRequested
+            try:
+                self._tick_watch(w)
+            except StopRequested:
+                raise
+            except Exception as exc:  # one broken gateway must not stop the others being watched
+                self.log.emit("WARN", f"error while watching: {type(exc).__name__}: {exc}", w.name)
+        self.write_status()
+
+    def _tick_watch(self, w: Watch) -> None:
+        if w.phase == STOPPING:
+            self._progress_stop(w)
+        if w.phase == VERIFYING:
+            self._progress_verify(w)
+            return
+        if w.phase != WATCHING or time.monotonic() < w.next_sample:
+            return
+        w.next_sample = time.monotonic() + self.cfg.interval
+        if not self._ensure_gateway(w):
+            return
+        assert w.ident is not None
+        try:
+            snap = sampler.snapshot(psutil.Process(w.ident.pid))
+        except psutil.NoSuchProcess:
+            self._lost(w, f"PID {w.ident.pid} exited")
+            return
+        except psutil.AccessDenied:
+            self._lost(w, f"PID {w.ident.pid} cannot be inspected (permission denied)")
+            return
+        state = read_state(w.home)
+        ok, note = processes.matches_record(w.ident, state.pid, state.start_time) if state.ok else (False, "")
+        w.snaps.append(snap)
+        w.states.append((snap.at, StateSeen(state, ok, note)))
+        self._trim(w, snap.at)
+        verdict = judge(usage(list(w.snaps)), [s for _, s in w.states], None, self.th, now=time.time())
+        self._set_verdict(w, verdict)
+        held = snap.at - w.verdict_since
+        action = policy.decide(verdict, held, self.rules)
+        self._handle(w, verdict, action, held)
+
+    def _trim(self, w: Watch, now: float) -> None:
+        # Keep the newest sample at or before (now - window) as the window's base.
+        while len(w.snaps) >= 2 and w.snaps[1].at <= now - self.cfg.window:
+            w.snaps.popleft()
+        base = w.snaps[0].at
+        while w.states and w.states[0][0] < base:
+            w.states.popleft()
+
+    def _ensure_gateway(self, w: Watch) -> bool:
+        if w.ident is not None:
+            same, why = processes.same_process(w.ident)
+            if same:
+                return True
+            self._lost(w, why)
+        found = gateway.find_gateway(w.home)
+        if found.ident is None:
+            if found.state_says_running and found.stale_pid and not w.gone_said:
+                w.gone_said = True
+                w.verdict = Verdict(GATEWAY_GONE, 0.9, (f"the state file says running, but {found.how}",))
+                self.log.emit("GONE", f"gateway-gone: the state file says running, but {found.how}; "
+                                      "looking for the new gateway", w.name)
+            return False
+        w.ident, w.found_how, w.gone_said = found.ident, found.how, False
+        w.reset_window()
+        self.log.emit("FOUND", f"gateway PID {w.ident.pid} ({found.how})", w.name)
+        return True
+
+    def _lost(self, w: Watch, why: str) -> None:
+        if w.ident is not None:
+            self.log.emit("LOST", f"gateway PID {w.ident.pid} lost: {why}", w.name)
+        w.ident = None
+        w.reset_window()
+
+    def _set_verdict(self, w: Watch, verdict: Verdict) -> None:
+        before = w.verdict.signature if w.verdict else None
+        if verdict.signature != before:
+            w.verdict_since = w.snaps[-1].at if w.snaps else time.monotonic()
+            if before is not None or verdict.signature != HEALTHY:
+                self.log.emit("VERDICT", f"{before or 'none'} -> {verdict.signature} "
+                                         f"(CPU {verdict.cores or 0:.2f} cores over {verdict.span:.0f} s)", w.name)
+        w.verdict = verdict
+
+    # ---------------------------------------------------------------- act
+    def _handle(self, w: Watch, verdict: Verdict, action: policy.Action, held: float) -> None:
+        if (w.incident is not None and verdict.signature not in {w.incident.signature, UNKNOWN}
+                and action.kind in {policy.NONE, policy.WAIT}):
+            self._close(w, "recovered", f"verdict is now {verdict.signature}")
+            return
+        if action.kind not in {policy.ALERT, policy.RESTART}:
+            return
+        if w.incident is None:
+            self._open(w, verdict, action)
+            # The stack may have weakened the verdict below --min-confidence: decide again.
+            action = policy.decide(w.verdict or verdict, held, self.rules)
+        if w.acted or action.kind != policy.RESTART or w.incident is None:
+            if w.incident is not None and not w.acted:
+                w.acted = True
+                w.incident.record["action"] = {"kind": "alert", "why": action.why}
+                self._save(w)
+            return
+        self._try_restart(w, action)
+
+    def _open(self, w: Watch, verdict: Verdict, action: policy.Action) -> None:
+        """Evidence first: the stack, the CPU window, the state and the log tail, before any signal."""
+        assert w.ident is not None
+        self.incident_count += 1
+        cpu = usage(list(w.snaps))
+        stack = pyspy.capture(w.ident.pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=self.cfg.stack_dumps,
+                              stop=self.stop)
+        if self.stop.is_set():
+            raise StopRequested
+        # The stack confirms or weakens the verdict; CPU and state already agreed.
+        judged = judge(cpu, [s for _, s in w.states], stack, self.th, now=time.time())
+        if judged.signature == verdict.signature:
+            w.verdict = judged
+            verdict = judged
+        now = time.time()
+        rec = self._record(w, verdict, stack, action)
+        try:
+            folder = incidents.new_folder(self.state_dir, verdict.signature, w.profile, now)
+        except OSError as exc:
+            self._say_write_problem(f"cannot create an incident folder in {self.state_dir}: {exc.strerror or exc}")
+            folder = self.state_dir / "incidents" / "unwritable"
+        w.incident = incidents.Incident(folder, verdict.signature, now, rec, render_text(stack),
+                                        logs.gateway_tail(w.home), raw_state=read_state(w.home).read.data)
+        w.acted = False
+        w.gave_up_said = w.cooldown_said = False
+        w.incident.note(f"opened: {verdict.signature} (confidence {verdict.confidence:.2f}) on PID {w.ident.pid}")
+        self._save(w)
+        reasons = "; ".join(verdict.reasons[1:3])
+        self.log.emit("ALERT", f"{verdict.signature} on PID {w.ident.pid} (confidence {verdict.confidence:.2f}): "
+                               f"{reasons}; stack: {stack.classification if stack.captured else stack.reason}; "
+                               f"evidence in {folder}", w.name)
+        with contextlib.suppress(OSError):
+            incidents.prune(self.state_dir, self.cfg.keep_incidents)
+
+    def _record(self, w: Watch, verdict: Verdict, stack: StackAnalysis, action: policy.Action) -> dict[str, Any]:
+        assert w.ident is not None
+        cpu = usage(list(w.snaps))
+        state = w.states[-1][1] if w.states else None
+        files = gateway.FilesSeen(
+            pid_record=gateway.statefile.read_pid(w.home), state=state.state if state else read_state(w.home),
+            state_matches=bool(state and state.matches), state_note=state.match_note if state else "",
+            pid_matches=True, pid_note=w.found_how)
+        state_d, pid_d = diagnosis.files_dict(files)
+        hot_name = diagnosis.hot_thread_name(w.ident.pid, cpu, stack)
+        return {
+            "signature": verdict.signature,
+            "confidence": round(verdict.confidence, 2),
+            "reasons": list(verdict.reasons),
+            "opened_at": diagnosis.iso(time.time()),
+            "pid": w.ident.pid,
+            "identity": w.ident.to_dict(),
+            "hermes_home": {"path": str(w.home), "profile": w.profile, "source": "watched"},
+            "taken_at": diagnosis.iso(time.time()),
+            "process": {"cmdline": list(w.ident.cmdline), "exe": w.ident.exe, "username": w.ident.username,
+                        "started_at": diagnosis.iso(w.ident.create_time), "create_time": w.ident.create_time,
+                        "looks_like_gateway": processes.looks_like_gateway(w.ident.cmdline)},
+            "verdict": verdict.to_dict(),
+            "cpu": diagnosis.cpu_dict(cpu, hot_name, tuple(w.snaps)),
+            "window_samples": [{"at": round(s.wall, 3), "cpu_seconds": round(s.cpu, 3)} for s in w.snaps],
+            "state": state_d,
+            "pid_file": pid_d,
+            "stack": stack.to_dict(),
+            "thresholds": {"cpu": self.cfg.cpu_threshold, "window": self.cfg.window, "interval": self.cfg.interval,
+                           "grace": self.cfg.grace, "max_restarts": self.cfg.max_restarts,
+                           "restart_window": self.cfg.restart_window, "min_confidence": self.cfg.min_confidence},
+            "versions": diagnosis.environment(w.ident, processes.environ(w.ident.pid), stack),
+            "action": {"kind": action.kind, "why": action.why},
+            "restart": None,
+            "result": "open",
+            "new_pid": None,
+        }
+
+    def _save(self, w: Watch) -> None:
+        if w.incident is None:
+            return
+        try:
+            w.incident.save()
+        except OSError as exc:
+            self._say_write_problem(f"cannot write incident {w.incident.folder}: {exc.strerror or exc}")
+
+    def _close(self, w: Watch, result: str, why: str) -> None:
+        inc = w.incident
+        if inc is None:
+            return
+        if inc.record.get("result") in {"open", "alert"}:
+            inc.record["result"] = result
+        inc.record["closed_at"] = diagnosis.iso(time.time())
+        inc.note(f"closed: {result} ({why})")
+        self._save(w)
+        self.log.emit("RECOVERED", f"{inc.signature} over: {why}", w.name)
+        w.incident = None
+        w.acted = False
+
+    def _try_restart(self, w: Watch, action: policy.Action) -> None:
+        assert w.ident is not None and w.incident is not None
+        inc = w.incident
+        decision = budget.decide(w.restarts, time.time(), self.budget)
+        inc.record["budget"] = {"used": decision.used, "max": self.cfg.max_restarts,
+                                "window_seconds": self.cfg.restart_window, "remaining": decision.remaining}
+        if not decision.allowed:
+            if decision.exhausted and not w.gave_up_said:
+                w.gave_up_said = True
+                inc.record["result"] = "gave-up"
+                inc.note(f"give-up: {decision.reason}")
+                self._save(w)
+                self.log.emit("GIVE-UP", f"not restarting PID {w.ident.pid}: {decision.reason}; still watching",
+                              w.name)
+            elif not decision.exhausted and not w.cooldown_said:
+                w.cooldown_said = True
+                inc.note(decision.reason)
+                self._save(w)
+                self.log.emit("WARN", f"restart delayed: {decision.reason}", w.name)
+            return
+        target = Target(w.home, w.profile, w.ident)
+        manager = select(self.cfg.restart_with, target, self.cfg.restart_command, self.cfg.command_timeout)
+        w.acted = True
+        if self.cfg.dry_run:
+            inc.record["action"] = {"kind": "dry-run", "why": action.why, "manager": manager.describe()}
+            inc.record["result"] = "dry-run"
+            inc.note(f"dry run: would restart PID {w.ident.pid} with {manager.describe()}")
+            self._save(w)
+            self.log.emit("DRY-RUN", f"would restart PID {w.ident.pid} with {manager.describe()} (no signal sent)",
+                          w.name)
+            return
+        same, why = processes.same_process(w.ident)
+        if not same:
+            inc.record["result"] = "not-restarted"
+            inc.note(f"identity check failed before restart: {why}; nothing sent")
+            self._save(w)
+            self.log.emit("WARN", f"not restarting: {why}", w.name)
+            self._lost(w, why)
+            return
+        self.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
+        result = manager.restart(target, self.stop)
+        now_m, now = time.monotonic(), time.time()
+        w.restarts.append(now)
+        detail = {"manager": result.manager, "ok": result.ok, "detail": result.detail, "argv": result.argv,
+                  "signals": list(result.signals), "at": diagnosis.iso(now)}
+        inc.note(f"restart via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})")
+        if not result.ok and result.manager not in {"signal"}:
+            # The manager could not do it; the gateway is proven to be spinning, so fall back to signals
+            # and leave the relaunch to KeepAlive / Restart=.
+            ok, text = guarded_signal(w.ident, signal.SIGTERM)
+            detail["fallback"] = text
+            if ok:
+                detail["signals"].append("SIGTERM")
+            inc.note(f"fallback: {text}")
+            self.log.emit("WARN", f"{result.manager} restart failed ({result.detail}); {text}", w.name)
+        inc.record["restart"] = detail
+        inc.record["result"] = "restarting"
+        w.history.append({"at": diagnosis.iso(now), "pid": w.ident.pid, "signature": inc.signature,
+                          "manager": result.manager, "result": "restarting", "incident": inc.folder.name})
+        w.restart = Restart(old=w.ident, manager=result.manager, started=now_m, started_wall=now,
+                            kill_at=now_m + self.cfg.grace)
+        w.phase = STOPPING
+        self._save(w)
+
+    def _progress_stop(self, w: Watch) -> None:
+        r = w.restart
+        assert r is not None
+        same, _ = processes.same_process(r.old)
+        if same and time.monotonic() >= r.kill_at and not r.killed:
+            ok, text = guarded_signal(r.old, signal.SIGKILL)  # identity re-checked inside
+            r.killed = ok
+            self._note(w, f"still alive {self.cfg.grace:g} s after the restart request: {text}")
+            if w.incident is not None and w.incident.record.get("restart"):
+                w.incident.record["restart"]["signals"].append("SIGKILL" if ok else "SIGKILL not sent")
+                w.incident.record["restart"]["sigkill_needed"] = True
+            self.log.emit("KILL", f"PID {r.old.pid} ignored the stop for {self.cfg.grace:g} s: {text}", w.name)
+            same, _ = processes.same_process(r.old)
+        if same:
+            return
+        self._note(w, f"old PID {r.old.pid} is gone")
+        w.phase = VERIFYING
+        r.verify_until = time.monotonic() + self.cfg.start_timeout
+        w.ident = None
+        w.reset_window()
+
+    def _progress_verify(self, w: Watch) -> None:
+        r = w.restart
+        assert r is not None
+        if r.new is None:
+            found = gateway.find_gateway(w.home)
+            if found.ident is not None and (found.ident.pid, found.ident.create_time) != (r.old.pid,
+                                                                                           r.old.create_time):
+                r.new = found.ident
+                self._note(w, f"new gateway PID {r.new.pid} ({found.how})")
+                self.log.emit("VERIFY", f"new gateway PID {r.new.pid}; waiting for state 'running' and a calm CPU",
+                              w.name)
+        if r.new is not None:
+            try:
+                r.new_snaps.append(sampler.snapshot(psutil.Process(r.new.pid)))
+            except psutil.Error:
+                self._note(w, f"new gateway PID {r.new.pid} vanished")
+                r.new, r.new_snaps = None, []
+            state = read_state(w.home)
+            if r.new is not None and state.ok:
+                ok, _ = processes.matches_record(r.new, state.pid, state.start_time)
+                r.new_state_running = ok and state.gateway_state == "running"
+            calm = self._calm(r)
+            if r.new is not None and r.new_state_running and calm is not None:
+                self._finish(w, ok=True, why=f"new gateway PID {r.new.pid} is running, CPU {calm:.2f} cores")
+                return
+        if time.monotonic() > r.verify_until:
+            what = ("no new gateway appeared" if r.new is None else
+                    f"new gateway PID {r.new.pid} did not reach 'running' with a calm CPU")
+            self._finish(w, ok=False, why=f"{what} within {self.cfg.start_timeout:g} s")
+
+    def _calm(self, r: Restart) -> float | None:
+        """CPU of the new gateway once at least one second of samples exists, if below the threshold."""
+        if len(r.new_snaps) < 2 or r.new_snaps[-1].at - r.new_snaps[0].at < min(1.0, self.cfg.interval):
+            return None
+        cpu = usage(r.new_snaps[-5:])
+        if cpu is None or cpu.cores >= self.cfg.cpu_threshold:
+            return None
+        return cpu.cores
+
+    def _finish(self, w: Watch, ok: bool, why: str) -> None:
+        r = w.restart
+        assert r is not None
+        took = time.monotonic() - r.started
+        result = "restarted" if ok else "restart-failed"
+        if w.incident is not None:
+            w.incident.record["result"] = result
+            w.incident.record["new_pid"] = r.new.pid if r.new else None
+            w.incident.record["verify"] = {"ok": ok, "detail": why, "seconds": round(took, 2),
+                                           "sigkill_needed": r.killed}
+        if w.history:
+            w.history[-1].update({"result": result, "new_pid": r.new.pid if r.new else None,
+                                  "seconds": round(took, 2), "sigkill": r.killed})
+        self.log.emit("VERIFY" if ok else "WARN", f"restart {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
+                      w.name)
+        w.phase, w.restart = WATCHING, None
+        w.ident = r.new if ok else None
+        w.reset_window()
+        w.next_sample = 0.0
+        if ok and w.ident is not None:
+            w.found_how = "new gateway after restart"
+        self._close(w, result, why)
+
+    def _note(self, w: Watch, line: str) -> None:
+        if w.incident is not None:
+            w.incident.note(line)
+            self._save(w)
+
+    # ---------------------------------------------------------------- record
+    def _say_write_problem(self, text: str) -> None:
+        if text != self._write_problem:
+            self._write_problem = text
+            self.log.emit("WARN", f"{text}; still watching")
+
+    def status_dict(self) -> dict[str, Any]:
+        gws = []
+        for w in self.watches.values():
+            cpu = usage(list(w.snaps)[-2:]) if len(w.snaps) >= 2 else None
+            last_state = w.states[-1][1].state if w.states else None
+            decision = budget.decide(w.restarts, time.time(), self.budget)
+            gws.append({
+                "home": str(w.home), "profile": w.profile, "pid": w.ident.pid if w.ident else None,
+                "found": w.found_how, "phase": w.phase,
+                "cpu_now": round(cpu.cores, 3) if cpu else None,
+                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3)} if cpu and cpu.hot else None),
+                "gateway_state": last_state.gateway_state if last_state else None,
+                "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
+                "verdict": w.verdict.to_dict() if w.verdict else None,
+                "verdict_since": diagnosis.iso(time.time() - (time.monotonic() - w.verdict_since))
+                if w.verdict and w.verdict_since else None,
+                "incident": str(w.incident.folder) if w.incident else None,
+                "restarts": [round(t, 3) for t in w.restarts if time.time() - t < self.cfg.restart_window * 4],
+                "restart_history": w.history[-20:],
+                "budget": {"used": decision.used, "max": self.cfg.max_restarts, "remaining": decision.remaining,
+                           "window_seconds": self.cfg.restart_window, "exhausted": decision.exhausted},
+            })
+        return {
+            "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": diagnosis.iso(self.started),
+                       "dry_run": self.cfg.dry_run, "config": self.cfg.summary()},
+            "updated_at": diagnosis.iso(time.time()),
+            "gateways": gws,
+            "incidents": [str(p) for p in incidents.latest(self.state_dir, 10)],
+            "problems": [self._write_problem] if self._write_problem else [],
+        }
+
+    def write_status(self) -> None:
+        try:
+            private.make_dir(self.state_dir)
+            private.write_json(self.state_dir / STATE_FILE, diagnosis.public(self.status_dict()))
+        except OSError as exc:
+            self._say_write_problem(f"cannot write {self.state_dir / STATE_FILE}: {exc.strerror or exc}")
+            return
+        if self._write_problem and self._write_problem.startswith("cannot write"):
+            self.log.emit("WARN", f"state dir {self.state_dir} is writable again")
+            self._write_problem = None
+
+
+def _own_create_time() -> float | None:
+    try:
+        return psutil.Process().create_time()
+    except psutil.Error:
+        return None
+
+
+def read_status(state_dir: Path) -> dict[str, Any] | None:
+    from hermes_watchdog.statefile import parse_json_object, read_bytes
+
+    raw, _ = read_bytes(state_dir / STATE_FILE)
+    read = parse_json_object(str(state_dir / STATE_FILE), raw)
+    return read.data if read.ok else None
