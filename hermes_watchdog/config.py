@@ -78,7 +78,8 @@ def default_config_path() -> Path:
 
 def _coerce(key: str, value: Any, source: str) -> Any:
     def bad(expected: str) -> UserError:
-        return UserError(f"{source}: {key} must be {expected}, not {value!r}")
+        where = source if source.startswith("--") else f"{source}: {key}"
+        return UserError(f"{where} must be {expected}, not {value!r}")
 
     if key in {"hermes_home"}:
         items = [value] if isinstance(value, str) else value

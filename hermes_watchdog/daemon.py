@@ -90,6 +90,7 @@ class Watch:
     gave_up_said: bool = False
     cooldown_said: bool = False
     gone_said: bool = False
+    state_problem: str | None = None  # last state-file problem reported, so it is said once
     phase: str = WATCHING
     restart: Restart | None = None
     next_sample: float = 0.0
@@ -270,6 +271,9 @@ class Daemon:
             return
         state = read_state(w.home)
         ok, note = processes.matches_record(w.ident, state.pid, state.start_time) if state.ok else (False, "")
+        self._say_state_problem(w, None if state.ok and ok else
+                                f"{state.read.path}: {state.read.status}"
+                                + (f" ({state.read.problem})" if state.read.problem else f" ({note})"))
         w.snaps.append(snap)
         w.states.append((snap.at, StateSeen(state, ok, note)))
         self._trim(w, snap.at)
@@ -305,6 +309,16 @@ class Daemon:
         w.reset_window()
         self.log.emit("FOUND", f"gateway PID {w.ident.pid} ({found.how})", w.name)
         return True
+
+    def _say_state_problem(self, w: Watch, problem: str | None) -> None:
+        if problem == w.state_problem:
+            return
+        if problem is None:
+            self.log.emit("INFO", "state file readable again and describes the gateway", w.name)
+        else:
+            self.log.emit("WARN", f"state file not usable: {problem}; judging by CPU alone (no restart without it)",
+                          w.name)
+        w.state_problem = problem
 
     def _lost(self, w: Watch, why: str) -> None:
         if w.ident is not None:

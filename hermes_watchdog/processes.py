@@ -14,9 +14,12 @@ from pathlib import Path
 
 import psutil
 
-# Command lines Hermes itself treats as the gateway (gateway/status.py), plus our simulated gateway so
-# the demo and tests go through the same checks.
-_GATEWAY_MARKERS = ("hermes-gateway", "gateway/run.py", "hermes_watchdog.sim.gateway")
+# Besides `hermes_cli.main ... gateway run`: the programs Hermes itself treats as the gateway
+# (gateway/status.py), and our simulated gateway, so the demo and tests go through the same checks.
+# Matched as the program or module that runs, never as a substring of some argument.
+_GATEWAY_PROGRAMS = ("hermes-gateway",)
+_GATEWAY_SCRIPTS = ("gateway/run.py",)
+_GATEWAY_MODULES = ("hermes_watchdog.sim.gateway",)
 
 
 @dataclass(frozen=True)
@@ -60,11 +63,13 @@ def looks_like_gateway(cmdline: tuple[str, ...] | list[str]) -> bool:
     """``python -m hermes_cli.main [--profile X] gateway run [--replace]``, ``hermes gateway run``, and
     the markers above; not ``gateway status`` or other Hermes commands."""
     args = [a.replace("\\", "/") for a in cmdline]
-    joined = " ".join(args)
-    if any(m in joined for m in _GATEWAY_MARKERS):
+    head = args[:3]  # interpreter, then script or -m module
+    if any(os.path.basename(a) in _GATEWAY_PROGRAMS or a.endswith(_GATEWAY_SCRIPTS) for a in head):
+        return True
+    if any(a == "-m" and b in _GATEWAY_MODULES for a, b in itertools.pairwise(head)):
         return True
     hermes = any(a.endswith(("hermes_cli.main", "hermes_cli/main.py")) or os.path.basename(a) == "hermes"
-                 for a in args)
+                 for a in head)
     return hermes and any(a == "gateway" and b == "run" for a, b in itertools.pairwise(args))
 
 

@@ -46,14 +46,18 @@ _LONG_HEX_RE = re.compile(r"\b[0-9a-fA-F]{32,}\b")
 _LONG_B64_RE = re.compile(r"(?<![A-Za-z0-9+/_\-])[A-Za-z0-9+/_\-]{40,}={0,2}")
 
 
+def _mixed(run: str) -> bool:
+    return any(c.isdigit() for c in run) and any(c.isupper() for c in run) and any(c.islower() for c in run)
+
+
 def _looks_random(run: str) -> bool:
-    """A long run is a credential when it mixes cases and digits; paths and identifiers rarely do."""
-    if run.startswith("/") or run.count("/") >= 3:
-        return False
-    has_digit = any(c.isdigit() for c in run)
-    has_upper = any(c.isupper() for c in run)
-    has_lower = any(c.islower() for c in run)
-    return has_digit and has_upper and has_lower
+    """A long run is a credential when it mixes cases and digits; paths and identifiers rarely do.
+    A run with '/' is a path unless it is plain base64 (no '-' or '_') with a long mixed segment."""
+    if "/" in run:
+        if run.startswith("/") or "-" in run or "_" in run:
+            return False
+        return any(len(seg) >= 16 and _mixed(seg) for seg in run.split("/"))
+    return _mixed(run)
 
 
 def _mask_value(value: str) -> str:

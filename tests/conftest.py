@@ -29,10 +29,10 @@ def sims() -> Iterator[list[Sim]]:
 
 
 @pytest.fixture
-def sim(sims: list[Sim], tmp_path: Path):  # type: ignore[no-untyped-def]
+def sim(sims: list[Sim], tmp_path: Path):
     """Start a simulated gateway: sim(mode, *args, home=...) -> Sim, killed after the test."""
 
-    def _start(mode: str, *args: str, home: Path | None = None, **kw) -> Sim:  # type: ignore[no-untyped-def]
+    def _start(mode: str, *args: str, home: Path | None = None, **kw) -> Sim:
         s = start_sim(home or tmp_path / "hermes", mode, *args, **kw)
         sims.append(s)
         return s
@@ -42,3 +42,39 @@ def sim(sims: list[Sim], tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def pytest_report_header() -> str:
     return f"HOME for tests: per-test temporary; uid {os.getuid()}"
+
+
+@pytest.fixture
+def supervised(tmp_path: Path):
+    """Start a supervised simulated gateway: supervised(home, *gateway_args) -> Supervised."""
+    from tests.helpers import Supervised, start_supervised
+
+    started: list[Supervised] = []
+
+    def _start(home: Path, *args: str, **kw) -> Supervised:
+        s = start_supervised(home, *args, **kw)
+        started.append(s)
+        return s
+
+    yield _start
+    for s in started:
+        s.stop()
+
+
+@pytest.fixture
+def daemons():
+    """Start `hermes-watchdog run` in the background: daemons(state_dir, *args, env=...) -> DaemonProc."""
+    from tests.helpers import DaemonProc, start_daemon
+
+    started: list[DaemonProc] = []
+
+    def _start(state_dir: Path, *args: str, **kw) -> DaemonProc:
+        d = start_daemon(state_dir, *args, **kw)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(10)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -109,3 +111,122 @@ def assert_one_line_error(r: Result, code: int = 2) -> None:
 
 def all_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file()]
+
+
+STANDINS = Path(__file__).resolve().parent / "standins"
+
+
+@dataclass
+class Supervised:
+    """A simulated gateway under the relaunching supervisor (KeepAlive / Restart=always stand-in)."""
+
+    home: Path
+    state: Path
+    proc: subprocess.Popen[bytes]
+
+    def info(self) -> dict[str, Any]:
+        return read_json(self.state) or {}
+
+    @property
+    def child(self) -> int | None:
+        return self.info().get("child")
+
+    @property
+    def launches(self) -> int:
+        return int(self.info().get("launches") or 0)
+
+    def wait_running(self, launches: int = 1) -> int:
+        def ready() -> int | None:
+            info = self.info()
+            st = read_json(self.home / "gateway_state.json")
+            if info.get("launches", 0) >= launches and st and st.get("pid") == info.get("child") \
+                    and st.get("gateway_state") == "running":
+                return int(info["child"])
+            return None
+
+        return wait_for(ready, what=f"launch {launches} of the supervised gateway to be running")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(15)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(5)
+
+
+def start_supervised(home: Path, *gateway_args: str, stop_timeout: float = 60, env: dict[str, str] | None = None
+                     ) -> Supervised:
+    home.mkdir(parents=True, exist_ok=True)
+    state = home.parent / f"supervisor-{home.name}.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hermes_watchdog.sim.supervisor", "--state", str(state), "--stop-timeout",
+         str(stop_timeout), "--", *gateway_args],
+        env=env or sim_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return Supervised(home, state, proc)
+
+
+@dataclass
+class DaemonProc:
+    """`hermes-watchdog run` as a real background process; its stderr goes to a file we poll."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    state_dir: Path
+
+    def events(self) -> str:
+        try:
+            return self.log.read_text()
+        except OSError:
+            return ""
+
+    def wait_event(self, text: str, timeout: float = DEADLINE) -> str:
+        return wait_for(lambda: text in self.events() and self.events(), timeout, what=f"event {text!r}")
+
+    def status(self) -> dict[str, Any]:
+        return read_json(self.state_dir / "state.json") or {}
+
+    def gateway(self) -> dict[str, Any]:
+        gws = self.status().get("gateways") or [{}]
+        return gws[0]
+
+    def incidents(self) -> list[Path]:
+        d = self.state_dir / "incidents"
+        return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+    def incident(self, index: int = -1) -> dict[str, Any]:
+        return read_json(self.incidents()[index] / "incident.json") or {}
+
+    def terminate(self) -> float:
+        """SIGTERM; returns the seconds it took to exit."""
+        start = time.monotonic()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+        return time.monotonic() - start
+
+
+def start_daemon(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProc:
+    log = Path(tempfile.mkdtemp(prefix="hermes-watchdog-test-log-")) / f"daemon-{state_dir.name}.log"
+    fh = open(log, "w")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", "hermes_watchdog", "run", "--state-dir", str(state_dir), *args],
+                            stdout=fh, stderr=subprocess.STDOUT, env=env)
+    fh.close()
+    return DaemonProc(proc, log, state_dir)
+
+
+def standin_env(log: Path, supervisor: Supervised | None, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "PATH": f"{STANDINS}{os.pathsep}{os.environ.get('PATH', '')}", "STANDIN_LOG": str(log),
+           **extra}
+    if supervisor is not None:
+        env["STANDIN_SUPERVISOR"] = str(supervisor.state)
+    return env
+
+
+def standin_calls(log: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+    except OSError:
+        return []

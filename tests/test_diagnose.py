@@ -19,14 +19,14 @@ from tests.helpers import all_files, assert_one_line_error, cli, wait_for
 SECONDS = "2"
 
 
-def diagnose_json(pid: int, *extra: str, **kw) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+def diagnose_json(pid: int, *extra: str, **kw) -> tuple[int, dict]:
     r = cli("diagnose", str(pid), "--seconds", SECONDS, "--json", *extra, **kw)
     assert r.code in (0, 1), r.err
     assert "Traceback" not in r.err
     return r.code, r.json()
 
 
-def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -> None:  # type: ignore[no-untyped-def]
+def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -> None:
     g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
     code, d = diagnose_json(g.pid)
     assert code == 1
@@ -43,7 +43,7 @@ def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -
     assert d["hermes_home"]["source"] == "HERMES_HOME of the process"
 
 
-def test_healthy_gateway_exits_0(sim) -> None:  # type: ignore[no-untyped-def]
+def test_healthy_gateway_exits_0(sim) -> None:
     g = sim("healthy").wait_running()
     code, d = diagnose_json(g.pid)
     assert (code, d["verdict"]["signature"]) == (0, "healthy")
@@ -51,7 +51,7 @@ def test_healthy_gateway_exits_0(sim) -> None:  # type: ignore[no-untyped-def]
     assert d["state"]["platforms"] == {"qqbot": "connected"}
 
 
-def test_legitimate_cpu_with_connected_platforms_is_cpu_pegged_not_busy_loop(sim) -> None:  # type: ignore[no-untyped-def]
+def test_legitimate_cpu_with_connected_platforms_is_cpu_pegged_not_busy_loop(sim) -> None:
     g = sim("busy", "--extra-platforms", "telegram").wait_running()
     code, d = diagnose_json(g.pid)
     assert code == 1
@@ -60,14 +60,14 @@ def test_legitimate_cpu_with_connected_platforms_is_cpu_pegged_not_busy_loop(sim
     assert d["stack"]["classification"] == "unknown"
 
 
-def test_idle_disconnected_gateway_is_stuck_not_busy(sim) -> None:  # type: ignore[no-untyped-def]
+def test_idle_disconnected_gateway_is_stuck_not_busy(sim) -> None:
     g = sim("idle-disconnected", "--spin-after", "0.3").wait_running()
     wait_for(lambda: "disconnected" in (g.home / "gateway_state.json").read_text(), what="disconnect")
     code, d = diagnose_json(g.pid)
     assert (code, d["verdict"]["signature"]) == (1, "stuck-disconnected")
 
 
-def test_truncated_state_file_is_reported_not_fatal(sim) -> None:  # type: ignore[no-untyped-def]
+def test_truncated_state_file_is_reported_not_fatal(sim) -> None:
     g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
     # The spinning gateway writes nothing more, so our truncation stays in place.
     path = g.home / "gateway_state.json"
@@ -78,7 +78,7 @@ def test_truncated_state_file_is_reported_not_fatal(sim) -> None:  # type: ignor
     assert any("state file truncated" in r for r in d["verdict"]["reasons"])
 
 
-def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Path) -> None:
     g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
     other = sim("healthy", home=tmp_path / "other").wait_running()
     state = json.loads((other.home / "gateway_state.json").read_text())
@@ -90,7 +90,7 @@ def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Pa
     assert d["verdict"]["signature"] == "cpu-pegged"
 
 
-def test_state_file_of_an_earlier_process_with_the_same_pid_is_stale(sim) -> None:  # type: ignore[no-untyped-def]
+def test_state_file_of_an_earlier_process_with_the_same_pid_is_stale(sim) -> None:
     g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
     path = g.home / "gateway_state.json"
     state = json.loads(path.read_text())
@@ -100,7 +100,7 @@ def test_state_file_of_an_earlier_process_with_the_same_pid_is_stale(sim) -> Non
     assert d["state"]["matches_process"] is False and "earlier process" in d["state"]["match_note"]
 
 
-def test_out_folder_is_private_complete_and_free_of_secrets(sim, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_out_folder_is_private_complete_and_free_of_secrets(sim, tmp_path: Path) -> None:
     g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
     log = (g.home / "logs" / "gateway.log").read_text()
     assert sum(s in log for s in PLANTED_SECRETS) == len(PLANTED_SECRETS)  # the sim really leaks them
@@ -126,7 +126,7 @@ def test_out_folder_is_private_complete_and_free_of_secrets(sim, tmp_path: Path)
     assert not any(s in r.out for s in PLANTED_SECRETS)
 
 
-def test_hermes_home_flag_and_profile_discovery(sim, isolated_home: Path) -> None:  # type: ignore[no-untyped-def]
+def test_hermes_home_flag_and_profile_discovery(sim, isolated_home: Path) -> None:
     home = isolated_home / ".hermes" / "profiles" / "work"
     env = {**os.environ}
     env.pop("HERMES_HOME", None)
@@ -148,7 +148,7 @@ def test_non_python_process_is_diagnosed_without_stack() -> None:
         proc.wait()
 
 
-def test_missing_py_spy_is_reported_not_fatal(sim) -> None:  # type: ignore[no-untyped-def]
+def test_missing_py_spy_is_reported_not_fatal(sim) -> None:
     g = sim("healthy").wait_running()
     code, d = diagnose_json(g.pid, env={**os.environ, "HERMES_WATCHDOG_PY_SPY": "/nonexistent/py-spy"})
     assert code == 0 and d["stack"]["captured"] is False
@@ -203,7 +203,7 @@ def test_help_and_version() -> None:
     assert r.code == 0 and r.out.startswith("hermes-watchdog ")
 
 
-def test_plain_text_output_when_not_a_terminal(sim) -> None:  # type: ignore[no-untyped-def]
+def test_plain_text_output_when_not_a_terminal(sim) -> None:
     g = sim("healthy").wait_running()
     r = cli("diagnose", str(g.pid), "--seconds", "1")
     assert r.code == 0, r.err
@@ -212,7 +212,7 @@ def test_plain_text_output_when_not_a_terminal(sim) -> None:  # type: ignore[no-
     assert "\x1b[" not in r.out
 
 
-def test_rich_panels_on_a_terminal(sim) -> None:  # type: ignore[no-untyped-def]
+def test_rich_panels_on_a_terminal(sim) -> None:
     # `script` gives the CLI a real pseudo-terminal, as a user's shell would.
     if not shutil.which("script"):
         pytest.skip("util-linux `script` is not installed")

@@ -34,6 +34,7 @@ CASES = [
      "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"),
     ("blob Zm9vYmFyQmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUpLTE1OT1A= end",
      "Zm9vYmFyQmF6cXV4MTIzNDU2Nzg5MEFCQ0RFRkdISUpLTE1OT1A="),
+    ("b64 with slash AbCdEf0123456789xyz/QRSTuvwx98765432+abc= end", "AbCdEf0123456789xyz/QRSTuvwx98765432+abc="),
 ]
 
 
@@ -64,6 +65,8 @@ def test_simulated_gateway_secrets_are_masked_in_its_log_shapes(secret: str) -> 
         "CPU 1.00 cores over 5.0 s; hottest thread 12345 at 0.99 cores",
         "key points: the monkey ate the keyboard",
         "uuid 123e4567-e89b-12d3-a456-426614174000",
+        "evidence in state-hermes-gateway.service/incidents/20261124T191957Z-busy-loop",
+        "incidents/20261124T191957Z-busy-loop-coder/report.md",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:

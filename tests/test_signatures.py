@@ -22,7 +22,7 @@ NOW = 1_800_000_000.0
 TH = Thresholds()
 
 
-def cpu(cores: float, hot: float | None = None, seconds: float = 5.0):  # type: ignore[no-untyped-def]
+def cpu(cores: float, hot: float | None = None, seconds: float = 5.0):
     hot = cores if hot is None else hot
     return usage([CpuSnapshot(0, 0, (ThreadTimes(11, 0), ThreadTimes(12, 0))),
                   CpuSnapshot(seconds, cores * seconds, (ThreadTimes(11, hot * seconds), ThreadTimes(12, 0)))])

@@ -59,12 +59,16 @@ def test_gateway_command_lines() -> None:
         ["/v/bin/python", "-m", "hermes_cli.main", "--profile", "coder", "gateway", "run"],
         ["/v/bin/python", "/v/bin/hermes", "gateway", "run"],
         ["/usr/bin/python3", "-m", "hermes_watchdog.sim.gateway", "--mode", "spin"],
+        ["/usr/bin/hermes-gateway"],
+        ["/usr/bin/python3", "/opt/hermes/gateway/run.py"],
     ]
     no = [
         ["/v/bin/python", "/v/bin/hermes", "gateway", "status"],
         ["/v/bin/python", "-m", "hermes_cli.main", "gateway", "stop"],
         ["python", "-m", "http.server"],
         ["/v/bin/python", "/v/bin/hermes", "chat", "run"],
+        ["/v/bin/python", "-m", "hermes_watchdog.sim.supervisor", "--", "--marker", "/tmp/spun-hermes-gateway.service"],
+        ["/v/bin/python", "-m", "hermes_watchdog.sim.supervisor", "--", "-m", "hermes_watchdog.sim.gateway"],
     ]
     assert all(looks_like_gateway(c) for c in yes)
     assert not any(looks_like_gateway(c) for c in no)
