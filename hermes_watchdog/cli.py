@@ -97,6 +97,7 @@ def run(
     state_dir: Annotated[Path | None, typer.Option(help="Incidents and state.json [HERMES_HOME/watchdog].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never signal.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Only validate the configuration, then exit.")] = False,
 ) -> None:
     """Watch the gateway: detect a busy loop, capture evidence, restart it, verify, record."""
     from hermes_watchdog.commands import run as cmd
@@ -109,7 +110,7 @@ def run(
         "start_timeout": start_timeout, "stuck_action": stuck_action,
         "state_dir": str(state_dir) if state_dir else None, "dry_run": dry_run or None, "once": once or None,
     }
-    raise typer.Exit(cmd.main(config_file, flags))
+    raise typer.Exit(cmd.main(config_file, flags, check))
 
 
 @app.command()
@@ -130,6 +131,38 @@ def demo() -> None:
     from hermes_watchdog.commands import demo as cmd
 
     raise typer.Exit(cmd.main())
+
+
+_EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_EXTRA_ARGS)
+def install(
+    ctx: typer.Context,
+    manager: Annotated[str, typer.Option(help="auto, launchd or systemd.")] = "auto",
+    hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME [~/.hermes].")] = None,
+    profile: Annotated[str | None, typer.Option(help="A Hermes profile: ~/.hermes/profiles/NAME.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the file and the commands; change nothing.")
+                       ] = False,
+    system: Annotated[bool, typer.Option("--system", help="A system-wide service (as root).")] = False,
+) -> None:
+    """Install the watchdog as a service (launchd agent / systemd user unit). Flags after -- go to `run`."""
+    from hermes_watchdog.commands import install as cmd
+
+    raise typer.Exit(cmd.install(manager, hermes_home, profile, list(ctx.args), dry_run, system))
+
+
+@app.command()
+def uninstall(
+    manager: Annotated[str, typer.Option(help="auto, launchd or systemd.")] = "auto",
+    hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME [~/.hermes].")] = None,
+    profile: Annotated[str | None, typer.Option(help="A Hermes profile: ~/.hermes/profiles/NAME.")] = None,
+    system: Annotated[bool, typer.Option("--system", help="The system-wide service (as root).")] = False,
+) -> None:
+    """Stop, disable and remove the watchdog's service. A second run does nothing."""
+    from hermes_watchdog.commands import install as cmd
+
+    raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system))
 
 
 def main(argv: list[str] | None = None) -> None:

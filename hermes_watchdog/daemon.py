@@ -39,6 +39,7 @@ from hermes_watchdog.config import Config
 from hermes_watchdog.cpu import CpuSnapshot, usage
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.events import EventLog
+from hermes_watchdog.notify import Notifier
 from hermes_watchdog.processes import Identity
 from hermes_watchdog.services import Target, select
 from hermes_watchdog.services.base import guarded_signal
@@ -128,6 +129,7 @@ class Daemon:
         self._lock_fh: Any = None
         self._write_problem: str | None = None
         self.incident_count = 0
+        self.notifier = Notifier()
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
@@ -208,9 +210,12 @@ class Daemon:
                                f"budget {self.cfg.max_restarts} per {self.cfg.restart_window:g} s"
                                + (" (dry run)" if self.cfg.dry_run else ""))
         started = time.monotonic()
+        self.notifier.ready(f"watching {len(self.homes())} Hermes home(s)")
         try:
             while not self.stop.is_set():
                 self.tick()
+                # Pinged from the loop itself: a watchdog stuck in a tick stops pinging and is restarted.
+                self.notifier.ping_if_due()
                 if self.cfg.once and self._once_done(started):
                     break
                 if self.until is not None and self.until(self):
@@ -218,10 +223,12 @@ class Daemon:
                 busy = any(w.phase != WATCHING for w in self.watches.values())
                 wake = min((w.next_sample for w in self.watches.values()), default=time.monotonic())
                 delay = BUSY_TICK if busy else max(0.05, min(self.cfg.interval, wake - time.monotonic()))
-                self.stop.wait(delay)
+                ping_in = self.notifier.seconds_to_ping()
+                self.stop.wait(delay if ping_in is None else max(0.05, min(delay, ping_in)))
         except StopRequested:
             pass
         finally:
+            self.notifier.stopping()
             self.write_status()
             self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
             if self._lock_fh:

@@ -11,11 +11,13 @@ from hermes_watchdog.daemon import Daemon
 from hermes_watchdog.events import EventLog
 
 
-def main(config_file: Path | None, flags: dict[str, Any]) -> int:
+def main(config_file: Path | None, flags: dict[str, Any], check: bool = False) -> int:
     if isinstance(flags.get("restart_command"), str):
         # Split like a shell would, but never run through one.
         flags["restart_command"] = shlex.split(flags["restart_command"])
     cfg = config.build(config_file, flags)
+    if check:
+        return 0
     daemon = Daemon(cfg, EventLog())
     daemon.install_signal_handlers()
     return daemon.run()

@@ -1,0 +1,107 @@
+"""``hermes-watchdog install`` / ``uninstall``: the watchdog as a service beside the gateway, supervised
+by the same manager (launchd on macOS, systemd on Linux), running as the gateway's user."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import sys
+from pathlib import Path
+
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.gateway import default_home
+from hermes_watchdog.installers import Installer, Spec, select
+from hermes_watchdog.services.naming import suffixes
+from hermes_watchdog.statefile import hermes_home_default
+
+
+def _home_and_suffix(hermes_home: Path | None, profile: str | None) -> tuple[Path, str]:
+    if hermes_home and profile:
+        raise UserError("use --hermes-home or --profile, not both")
+    if profile:
+        home = default_home() / "profiles" / profile
+        if not home.is_dir():
+            raise UserError(f"no Hermes profile {profile!r} ({home} does not exist)")
+        return home, profile
+    home = (hermes_home or hermes_home_default()).expanduser().absolute()
+    return home, suffixes(home)[0]
+
+
+def _owner(path: Path) -> str | None:
+    try:
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (OSError, KeyError):
+        return None
+
+
+def _check_run_flags(home: Path, extra: list[str]) -> None:
+    """Validate the flags the service will run with now, not in a crash loop later."""
+    from hermes_watchdog.cli import app
+
+    try:
+        app(args=["run", "--hermes-home", str(home), *extra, "--check"], prog_name="hermes-watchdog",
+            standalone_mode=False)
+    except UserError as exc:
+        raise UserError(f"the run flags would not start: {exc}") from None
+    except Exception as exc:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        raise UserError(f"the run flags would not start: {message}") from None
+
+
+def _installer(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str],
+               system: bool) -> Installer:
+    if os.geteuid() == 0 and not system:
+        raise UserError("refusing to install as root: the watchdog must run as the gateway's user, in that "
+                        "user's service manager. Run this without sudo as that user (or pass --system for a "
+                        "system-wide service)")
+    home, suffix = _home_and_suffix(hermes_home, profile)
+    return select(manager, Spec(hermes_home=home, suffix=suffix, run_args=("run", "--hermes-home", str(home), *extra),
+                                system=system, user=_owner(home) if system else None))
+
+
+def install(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str], dry_run: bool,
+            system: bool) -> int:
+    inst = _installer(manager, hermes_home, profile, extra, system)
+    home = inst.spec.hermes_home
+    if not home.is_dir():
+        raise UserError(f"Hermes home {home} does not exist (is Hermes installed for this user?)")
+    _check_run_flags(home, extra)
+    text = inst.render()
+    steps = inst.install_steps()
+    if dry_run:
+        sys.stdout.write(f"# would write {inst.path}\n{text}\n# would run:\n")
+        sys.stdout.writelines(f"{' '.join(s.argv)}\n" for s in steps)
+        return 0
+    try:
+        inst.path.parent.mkdir(parents=True, exist_ok=True)
+        (home / "logs").mkdir(parents=True, exist_ok=True)
+        tmp = inst.path.with_name(f".{inst.path.name}.tmp")
+        tmp.write_text(text)
+        tmp.chmod(0o644)  # service managers refuse group/world-writable files
+        tmp.replace(inst.path)
+    except OSError as exc:
+        raise UserError(f"cannot write {inst.path}: {exc.strerror or exc}") from None
+    failures = inst.run_steps(steps)
+    if failures:
+        raise UserError(f"wrote {inst.path}, but {failures[0]}")
+    sys.stdout.write(f"installed {inst.manager} service {inst.name}: {inst.path}\n")
+    sys.stdout.writelines(f"{line}\n" for line in inst.after_install())
+    return 0
+
+
+def uninstall(manager: str, hermes_home: Path | None, profile: str | None, system: bool) -> int:
+    inst = _installer(manager, hermes_home, profile, [], system)
+    if not inst.path.exists():
+        sys.stdout.write(f"not installed: {inst.path} does not exist; nothing to do\n")
+        return 0
+    inst.run_steps(inst.uninstall_steps())
+    try:
+        inst.path.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot remove {inst.path}: {exc.strerror or exc}") from None
+    after = getattr(inst, "after_uninstall_steps", None)
+    if after is not None:
+        inst.run_steps(after())
+    sys.stdout.write(f"uninstalled {inst.manager} service {inst.name}: removed {inst.path}\n")
+    return 0
+
