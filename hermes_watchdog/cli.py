@@ -165,6 +165,20 @@ def uninstall(
     raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system))
 
 
+@app.command()
+def patch(
+    action: Annotated[str, typer.Argument(help="status, install or uninstall.")],
+    python: Annotated[Path | None, typer.Option(help="The gateway's Python interpreter.")] = None,
+    hermes_home: Annotated[Path | None, typer.Option(help="Find the interpreter from this home's gateway.")
+                           ] = None,
+    restart: Annotated[bool, typer.Option("--restart", help="Restart the gateway so it loads the change.")] = False,
+) -> None:
+    """The QQBot busy-loop fix inside an installed Hermes (0.14.0 to 0.16.0), without editing its files."""
+    from hermes_watchdog.commands import patch as cmd
+
+    raise typer.Exit(cmd.main(action, python, hermes_home, restart))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:

@@ -427,7 +427,7 @@ class Daemon:
             "thresholds": {"cpu": self.cfg.cpu_threshold, "window": self.cfg.window, "interval": self.cfg.interval,
                            "grace": self.cfg.grace, "max_restarts": self.cfg.max_restarts,
                            "restart_window": self.cfg.restart_window, "min_confidence": self.cfg.min_confidence},
-            "versions": diagnosis.environment(w.ident, processes.environ(w.ident.pid), stack),
+            "versions": diagnosis.environment(w.ident, processes.environ(w.ident.pid), stack, w.home),
             "action": {"kind": action.kind, "why": action.why},
             "restart": None,
             "result": "open",

@@ -83,11 +83,15 @@ def hot_thread_name(pid: int, cpu: CpuUsage | None, stack: StackAnalysis) -> str
     return sampler.thread_name(pid, cpu.hot.tid)
 
 
-def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAnalysis) -> dict[str, str | None]:
+def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAnalysis,
+                home: Path | None = None) -> dict[str, str | None]:
+    from hermes_watchdog.patches.installer import report_line
+
     frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
     sps = versions.candidate_site_packages(ident.cmdline, ident.exe, proc_env, frame_files)
-    return {**versions.host(), "hermes": versions.hermes_version(sps),
-            "target_python": versions.python_version_of(sps, ident.exe)}
+    hermes = versions.hermes_version(sps)
+    return {**versions.host(), "hermes": hermes, "target_python": versions.python_version_of(sps, ident.exe),
+            "qqbot_fix": report_line(sps, hermes, home, ident.pid)}
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
@@ -106,7 +110,7 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
-        env=environment(ident, proc_env, stack),
+        env=environment(ident, proc_env, stack, home.home),
         log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
     )
 

@@ -24,8 +24,8 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
         f"Hermes home: {home.get('path')} ({home.get('source')})",
         f"Hermes {vers.get('hermes') or 'not found'}, Python {vers.get('target_python') or 'unknown'}",
     ]
-    if rec.get("patch"):
-        process.append(f"QQBot busy-loop fix: {rec['patch']}")
+    if vers.get("qqbot_fix"):
+        process.append(f"QQBot busy-loop fix: {vers['qqbot_fix']}")
     cpu_lines = [
         f"process: {cpu.get('ratio')} cores over {cpu.get('seconds')} s",
         f"hottest thread: {hot.get('tid')} ({hot.get('name') or 'unnamed'}) at {hot.get('ratio')} cores",

@@ -42,8 +42,8 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     out.append(_row("gateway Python", vers.get("target_python") or "unknown"))
     out.append(_row("watchdog Python", vers.get("watchdog_python")))
     out.append(_row("OS", vers.get("os")))
-    if rec.get("patch"):
-        out.append(_row("QQBot busy-loop fix", rec["patch"]))
+    if vers.get("qqbot_fix"):
+        out.append(_row("QQBot busy-loop fix", vers["qqbot_fix"]))
     out += ["", "## Process", "", _row("field", "value"), _row("---", "---")]
     out.append(_row("command", " ".join(proc.get("cmdline") or []) or "(hidden)"))
     out.append(_row("started", proc.get("started_at")))

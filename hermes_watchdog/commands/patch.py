@@ -1,0 +1,91 @@
+"""``hermes-watchdog patch status|install|uninstall``: the QQBot busy-loop fix inside an installed Hermes."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hermes_watchdog import gateway, processes
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.patches import installer
+from hermes_watchdog.services import Target, select
+from hermes_watchdog.services.base import guarded_signal
+
+ACTIONS = ("status", "install", "uninstall")
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> None:
+    inst = installer.installed(p.purelib)
+    _say(f"gateway Python: {interp.python} ({interp.how}), Python {p.python_version}")
+    _say(f"Hermes: {p.hermes or 'not installed in this interpreter'}")
+    need = {"buggy": "NEEDED: the QQBot adapter busy-loops on a closed socket",
+            "fixed": "not needed: this Hermes already raises on a closed socket",
+            "unknown": "not applicable: QQAdapter has another shape (the patch would wrap nothing)"}
+    _say(f"fix: {need.get(p.adapter, 'unknown (' + p.adapter + ')')}")
+    _say(f"patch: {'installed' if inst['installed'] else 'not installed'} in {p.purelib}"
+         + ("" if not inst["installed"] or inst.get("current") else " (an older copy: run patch install)"))
+    found = gateway.find_gateway(home, scan=False)
+    if found.ident is None:
+        _say("running gateway: none found")
+    else:
+        note = installer.loaded_by(home, found.ident.pid)
+        _say(f"running gateway PID {found.ident.pid}: "
+             + (f"loaded the patch ({note['result']})" if note else "has not loaded the patch"))
+
+
+def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:
+    found = gateway.find_gateway(home)
+    if found.ident is None:
+        _say("no running gateway to restart; the patch loads when it next starts")
+        return
+    target = Target(home, gateway.profile_of(home), found.ident)
+    manager = select("auto", target)
+    stop = threading.Event()
+    result = manager.restart(target, stop)
+    _say(f"restart via {manager.describe()}: {'ok' if result.ok else 'failed'} ({result.detail})")
+    if not result.ok and result.manager != "signal":
+        _say(guarded_signal(found.ident, __import__("signal").SIGTERM)[1])
+    end = time.monotonic() + grace
+    while processes.same_process(found.ident)[0] and time.monotonic() < end:
+        time.sleep(0.2)
+    if processes.same_process(found.ident)[0]:
+        _say(guarded_signal(found.ident, __import__("signal").SIGKILL)[1] + " (SIGTERM was ignored)")
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        new = gateway.find_gateway(home)
+        if new.ident is not None and new.ident.pid != found.ident.pid:
+            _say(f"new gateway PID {new.ident.pid}")
+            return
+        time.sleep(0.5)
+    _say(f"no new gateway within {timeout:g} s: is it supervised (launchd KeepAlive / systemd Restart=)?")
+
+
+def main(action: str, python: Path | None, hermes_home: Path | None, restart: bool) -> int:
+    if action not in ACTIONS:
+        raise UserError(f"patch takes one of {', '.join(ACTIONS)}, not {action!r}")
+    home = (hermes_home or gateway.default_home()).expanduser()
+    interp = installer.find_interpreter(python, hermes_home)
+    p = installer.probe(interp)
+    if action == "status":
+        _status(interp, p, home)
+        return 0
+    if action == "install":
+        if p.adapter != "buggy":
+            _say(f"note: this Hermes does not need the fix ({p.adapter}); the patch will wrap nothing")
+        written = installer.install(p.purelib)
+        _say("installed: " + ", ".join(str(w) for w in written))
+    else:
+        removed = installer.uninstall(p.purelib)
+        _say("removed: " + ", ".join(str(r) for r in removed) if removed else "not installed; nothing to remove")
+    if restart:
+        _restart(home)
+    else:
+        _say("the gateway must restart to " + ("load" if action == "install" else "drop") + " it "
+             "(add --restart, or restart it yourself)")
+    return 0

@@ -1,0 +1,1 @@
+"""Runtime fixes for installed Hermes versions, loaded into the gateway's own interpreter."""
