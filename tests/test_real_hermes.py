@@ -1,0 +1,205 @@
+"""Against the real hermes-agent from PyPI: its real QQAdapter, run against a loopback fake QQ server.
+
+Test venvs (hermes-agent==0.14.0 / 0.17.0 with aiohttp) are built once and cached between runs in
+~/.cache/hermes-watchdog-tests (or $HERMES_WATCHDOG_TEST_CACHE). Tests skip, saying so, only when the
+registry cannot be reached. Only 127.0.0.1 is contacted.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hermes_watchdog import pyspy
+from tests.helpers import cli, wait_for
+
+HERE = Path(__file__).resolve().parent / "realhermes"
+CACHE = Path(os.environ.get("HERMES_WATCHDOG_TEST_CACHE")
+             or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "hermes-watchdog-tests")
+_NETWORK_ERRORS = ("Could not find a version", "No matching distribution", "Failed to establish",
+                   "Temporary failure in name resolution", "Network is unreachable", "ConnectTimeout",
+                   "Max retries exceeded", "ProxyError")
+
+
+def hermes_venv(version: str) -> Path:
+    """A venv with hermes-agent==version and aiohttp, built once per machine and reused."""
+    py_tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
+    venv = CACHE / f"hermes-agent-{version}-{py_tag}"
+    python = venv / "bin" / "python"
+    done = venv / ".complete"
+    if done.exists() and python.exists():
+        return python
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run building the same venv: wait for it
+        if done.exists() and python.exists():
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                            f"hermes-agent=={version}", "aiohttp"], capture_output=True, text=True, timeout=1200,
+                           check=False)
+        if r.returncode != 0:
+            shutil.rmtree(venv, ignore_errors=True)
+            if any(e in r.stderr for e in _NETWORK_ERRORS):
+                pytest.skip(f"cannot reach the package registry to install hermes-agent=={version}: "
+                            f"{r.stderr.strip().splitlines()[-1]}")
+            raise AssertionError(f"pip install hermes-agent=={version} failed:\n{r.stderr[-2000:]}")
+        done.write_text(version)
+    return python
+
+
+@pytest.fixture(scope="session")
+def hermes_014() -> Path:
+    return hermes_venv("0.14.0")
+
+
+@pytest.fixture(scope="session")
+def hermes_017() -> Path:
+    return hermes_venv("0.17.0")
+
+
+def patch_cli(action: str, python: Path, *extra: str):  # type: ignore[no-untyped-def]
+    r = cli("patch", action, "--python", str(python), *extra)
+    assert r.code == 0, r.out + r.err
+    return r
+
+
+@pytest.fixture
+def clean_patch(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The cached venvs are shared: no test may leave the patch installed in them."""
+    pythons = [request.getfixturevalue(name) for name in ("hermes_014", "hermes_017")
+               if name in request.fixturenames]
+    for py in pythons:
+        patch_cli("uninstall", py)
+    yield
+    for py in pythons:
+        patch_cli("uninstall", py)
+
+
+@dataclass
+class Scenario:
+    home: Path
+    server: subprocess.Popen[str]
+    adapter: subprocess.Popen[bytes]
+
+    @property
+    def log(self) -> str:
+        try:
+            return (self.home / "logs" / "gateway.log").read_text()
+        except OSError:
+            return ""
+
+    def cores(self, seconds: float = 2.0) -> float:
+        p = psutil.Process(self.adapter.pid)
+        before, t0 = sum(p.cpu_times()[:2]), time.monotonic()
+        time.sleep(seconds)  # a measurement interval, not a wait for a condition
+        return (sum(p.cpu_times()[:2]) - before) / (time.monotonic() - t0)
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
+    started: list[Scenario] = []
+
+    def start(python: Path) -> Scenario:
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        server = subprocess.Popen([str(python), str(HERE / "fake_qq_server.py")], stdout=subprocess.PIPE, text=True,
+                                  env=env)
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("PORT "), line
+        home = tmp_path / f"hermes-{len(started)}"
+        home.mkdir()
+        adapter = subprocess.Popen([str(python), str(HERE / "qq_harness.py"), line.split()[1]],
+                                   env={**env, "HERMES_HOME": str(home)}, stderr=subprocess.DEVNULL)
+        s = Scenario(home, server, adapter)
+        started.append(s)
+        wait_for(lambda: "WebSocket closed: code=4009" in s.log, what="the fake server to close the socket")
+        wait_for(lambda: "Reconnect failed" in s.log, what="the first reconnect to fail")
+        return s
+
+    yield start
+    for s in started:
+        for p in (s.adapter, s.server):
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path, clean_patch, scenario) -> None:
+    s = scenario(hermes_014)
+    assert s.cores() >= 0.9  # the real adapter pins a core
+    stack = pyspy.capture(s.adapter.pid, s.adapter.pid, dumps=20, spread=1.0)
+    assert stack.classification == "adapter-read-loop"
+    names = [f.function for f in stack.frames]
+    assert names[:2] == ["QQAdapter._read_events", "QQAdapter._listen_loop"]
+    assert stack.frames[0].file.endswith("gateway/platforms/qqbot/adapter.py")
+    r = cli("diagnose", str(s.adapter.pid), "--seconds", "2", "--json")
+    assert r.code == 1, r.err
+    d = json.loads(r.out)
+    assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["confidence"] >= 0.9
+    assert d["state"]["platforms"] == {"qqbot": "disconnected"} and d["state"]["matches_process"] is True
+    assert d["versions"]["hermes"] == "0.14.0"
+    assert "needed" in d["versions"]["qqbot_fix"] and "NOT installed" in d["versions"]["qqbot_fix"]
+    s.adapter.send_signal(signal.SIGTERM)
+    with pytest.raises(subprocess.TimeoutExpired):
+        s.adapter.wait(3)  # the starved loop never runs its SIGTERM handler
+
+
+def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path, clean_patch, scenario) -> None:
+    r = patch_cli("status", hermes_014)
+    assert "Hermes: 0.14.0" in r.out and "fix: NEEDED" in r.out and "patch: not installed" in r.out
+    r = patch_cli("install", hermes_014)
+    assert "hermes_watchdog_qqbot_fix.pth" in r.out and "must restart" in r.out
+    s = scenario(hermes_014)
+    wait_for(lambda: "Reconnecting in 5s (attempt 2)" in s.log, what="the second, backed-off reconnect")
+    assert s.cores() < 0.2
+    assert "hermes-watchdog QQBot busy-loop fix applied" in s.log
+    assert "QQAdapter patch marker: hermes-watchdog-qqbot-busy-loop/1" in s.log
+    r = patch_cli("status", hermes_014, "--hermes-home", str(s.home))
+    assert "patch: installed" in r.out and f"running gateway PID {s.adapter.pid}: loaded the patch" in r.out
+    assert "fix: NEEDED" in r.out  # the probe sees the original code, with the patch switched off
+    s.adapter.send_signal(signal.SIGTERM)
+    assert s.adapter.wait(15) == 0
+    assert "SIGTERM handled" in s.log
+    r = patch_cli("uninstall", hermes_014)
+    assert "removed:" in r.out
+    site = Path(json.loads(subprocess.run([str(hermes_014), "-c", "import json,sysconfig;"
+                                                                 "print(json.dumps(sysconfig.get_paths()['purelib']))"],
+                                          capture_output=True, text=True, check=True).stdout))
+    assert not list(site.glob("hermes_watchdog*"))
+    assert "patch: not installed" in patch_cli("status", hermes_014).out
+
+
+def test_0_17_needs_no_fix_and_the_patch_wraps_nothing(hermes_017: Path, clean_patch, scenario) -> None:
+    r = patch_cli("status", hermes_017)
+    assert "Hermes: 0.17.0" in r.out and "fix: not needed" in r.out
+    patch_cli("install", hermes_017)
+    s = scenario(hermes_017)
+    wait_for(lambda: "hermes-watchdog QQBot busy-loop fix not needed" in s.log, what="the patch's own log line")
+    assert "nothing wrapped" in s.log and "QQAdapter patch marker: None" in s.log
+    assert s.cores(1.0) < 0.2  # 0.17.0's own fix
+
+
+def test_switch_off_with_environment_variable(hermes_014: Path, clean_patch, tmp_path: Path) -> None:
+    patch_cli("install", hermes_014)
+    code = ("import gateway.platforms.qqbot.adapter as a; print(getattr(a.QQAdapter, "
+            "'_hermes_watchdog_patched', None))")
+    env = {**os.environ, "HERMES_HOME": str(tmp_path)}
+    on = subprocess.run([str(hermes_014), "-c", code], capture_output=True, text=True, env=env, check=True)
+    off = subprocess.run([str(hermes_014), "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "HERMES_WATCHDOG_PATCHES": "0"})
+    assert on.stdout.strip() == "hermes-watchdog-qqbot-busy-loop/1" and off.stdout.strip() == "None"
