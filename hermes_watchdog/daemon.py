@@ -58,6 +58,7 @@ from hermes_watchdog.statefile import read_state
 WATCHING, STOPPING, VERIFYING = "watching", "stopping", "verifying"
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 STATE_FILE = "state.json"
+PENDING_FILE = "pending.json"  # restarts in flight, unredacted identities: private, for resuming only
 
 
 @dataclass
@@ -185,6 +186,85 @@ class Daemon:
             w = self._watch_for(home, wanted[home])
             w.restarts = [float(t) for t in g.get("restarts", []) if isinstance(t, int | float)]
             w.history = [h for h in g.get("restart_history", []) if isinstance(h, dict)][-20:]
+        self._resume_pending(wanted)
+
+    def _resume_pending(self, wanted: dict[Path, str | None]) -> None:
+        """A daemon killed mid-restart left its restart in pending.json: carry it on (escalate, verify)
+        instead of opening a second incident and restarting the same gateway again."""
+        from hermes_watchdog.statefile import parse_json_object, read_bytes
+
+        raw, _ = read_bytes(self.state_dir / PENDING_FILE)
+        read = parse_json_object(str(self.state_dir / PENDING_FILE), raw)
+        if not read.ok or read.data is None:
+            return
+        now_wall, now_mono = time.time(), time.monotonic()
+        for home_text, p in read.data.items():
+            home = Path(home_text)
+            if home not in wanted or not isinstance(p, dict):
+                continue
+            try:
+                old = Identity.from_dict(p["old"])
+                started_wall = float(p["started_wall"])
+                r = Restart(old=old, manager=str(p["manager"]), started=now_mono - (now_wall - started_wall),
+                            started_wall=started_wall, kill_at=now_mono + float(p["kill_at_wall"]) - now_wall,
+                            verify_until=now_mono + float(p.get("verify_until_wall") or 0) - now_wall,
+                            killed=bool(p.get("killed")))
+            except (KeyError, TypeError, ValueError):
+                continue
+            w = self._watch_for(home, wanted[home])
+            if not any(abs(t - started_wall) < 1e-3 for t in w.restarts):
+                w.restarts.append(started_wall)
+            w.restart, w.acted = r, True
+            w.phase = VERIFYING if p.get("phase") == VERIFYING else STOPPING
+            if w.phase == VERIFYING and r.verify_until <= now_mono:
+                r.verify_until = now_mono + self.cfg.start_timeout
+            w.incident = self._reload_incident(Path(str(p.get("incident", ""))), str(p.get("signature", "")))
+            self.log.emit("RESUME", f"a restart of PID {old.pid} was in progress when the watchdog stopped: "
+                                    f"carrying it on ({w.phase})", w.name)
+
+    def _reload_incident(self, folder: Path, signature: str) -> incidents.Incident | None:
+        from hermes_watchdog.statefile import parse_json_object, read_bytes
+
+        raw, _ = read_bytes(folder / "incident.json")
+        read = parse_json_object(str(folder), raw)
+        if not read.ok or read.data is None:
+            return None
+
+        def text(name: str) -> str:
+            try:
+                return (folder / name).read_text()
+            except OSError:
+                return ""
+
+        inc = incidents.Incident(folder, signature or str(read.data.get("signature")),
+                                 time.time(), read.data, text("stack.txt"), text("logs-tail.txt"))
+        inc.timeline = [str(t) for t in read.data.get("timeline", [])]
+        inc.note("the watchdog restarted; carrying on with this restart")
+        return inc
+
+    def _save_pending(self) -> None:
+        now_wall, now_mono = time.time(), time.monotonic()
+        pending = {}
+        for w in self.watches.values():
+            r = w.restart
+            if r is None or w.phase == WATCHING:
+                continue
+            pending[str(w.home)] = {
+                "old": r.old.to_dict(), "manager": r.manager, "started_wall": r.started_wall,
+                "kill_at_wall": now_wall + (r.kill_at - now_mono), "killed": r.killed, "phase": w.phase,
+                "verify_until_wall": now_wall + (r.verify_until - now_mono) if w.phase == VERIFYING else None,
+                "incident": str(w.incident.folder) if w.incident else "",
+                "signature": w.incident.signature if w.incident else "",
+            }
+        path = self.state_dir / PENDING_FILE
+        try:
+            if pending:
+                private.make_dir(self.state_dir)
+                private.write_json(path, pending)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as exc:
+            self._say_write_problem(f"cannot write {path}: {exc.strerror or exc}")
 
     def homes(self) -> list[tuple[Path, str | None]]:
         if self.cfg.all_profiles:
@@ -517,6 +597,7 @@ class Daemon:
         w.restart = Restart(old=w.ident, manager=result.manager, started=now_m, started_wall=now,
                             kill_at=now_m + self.cfg.grace)
         w.phase = STOPPING
+        self._save_pending()
         self._save(w)
 
     def _progress_stop(self, w: Watch) -> None:
@@ -526,6 +607,7 @@ class Daemon:
         if same and time.monotonic() >= r.kill_at and not r.killed:
             ok, text = guarded_signal(r.old, signal.SIGKILL)  # identity re-checked inside
             r.killed = ok
+            self._save_pending()
             self._note(w, f"still alive {self.cfg.grace:g} s after the restart request: {text}")
             if w.incident is not None and w.incident.record.get("restart"):
                 w.incident.record["restart"]["signals"].append("SIGKILL" if ok else "SIGKILL not sent")
@@ -539,6 +621,7 @@ class Daemon:
         r.verify_until = time.monotonic() + self.cfg.start_timeout
         w.ident = None
         w.reset_window()
+        self._save_pending()
 
     def _progress_verify(self, w: Watch) -> None:
         r = w.restart
@@ -595,6 +678,7 @@ class Daemon:
         self.log.emit("VERIFY" if ok else "WARN", f"restart {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
                       w.name)
         w.phase, w.restart = WATCHING, None
+        self._save_pending()
         w.ident = r.new if ok else None
         w.reset_window()
         w.next_sample = 0.0
