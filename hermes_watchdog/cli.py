@@ -64,6 +64,8 @@ def diagnose(
     hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     out: Annotated[Path | None, typer.Option(help="Write a redacted evidence folder here.")] = None,
+    heartbeat_stale: Annotated[float, typer.Option(
+        help="Seconds without an event-loop heartbeat (Hermes >= 0.19) that mean a frozen loop.")] = 60.0,
 ) -> None:
     """Diagnose a process now: CPU per thread, state file, hot thread's stack, verdict.
 
@@ -71,7 +73,7 @@ def diagnose(
     """
     from hermes_watchdog.commands import diagnose as cmd
 
-    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out))
+    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, heartbeat_stale))
 
 
 @app.command()
@@ -97,6 +99,22 @@ def run(
     state_dir: Annotated[Path | None, typer.Option(help="Incidents and state.json [HERMES_HOME/watchdog].")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never signal.")] = False,
     once: Annotated[bool, typer.Option("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
+    frozen_action: Annotated[str | None, typer.Option(
+        help="alert|restart when the event-loop heartbeat (Hermes >= 0.19) stays stale [alert].")] = None,
+    heartbeat_stale: Annotated[float | None, typer.Option(
+        help="Seconds without a heartbeat that mean a frozen loop (Hermes >= 0.19) [60].")] = None,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve Prometheus /metrics on this port (0: any free port).")] = None,
+    metrics_host: Annotated[str | None, typer.Option(help="Address for --metrics-port [127.0.0.1].")] = None,
+    metrics_textfile: Annotated[Path | None, typer.Option(
+        help="Also write metrics here for node_exporter's textfile collector (atomic).")] = None,
+    notify_command: Annotated[str | None, typer.Option(
+        help="Argv run per event with the event JSON on stdin; split like a shell, never run by one.")] = None,
+    notify_webhook: Annotated[str | None, typer.Option(help="POST each event as JSON to this http(s) URL.")] = None,
+    notify_timeout: Annotated[float | None, typer.Option(help="Seconds per notification attempt [5].")] = None,
+    notify_retries: Annotated[int | None, typer.Option(help="Webhook retries, with backoff 1, 2, 4 s.. [3].")] = None,
+    notify_desktop: Annotated[bool, typer.Option(
+        "--notify-desktop", help="macOS: a desktop notification per event (osascript).")] = False,
     check: Annotated[bool, typer.Option("--check", help="Only validate the configuration, then exit.")] = False,
 ) -> None:
     """Watch the gateway: detect a busy loop, capture evidence, restart it, verify, record."""
@@ -109,6 +127,10 @@ def run(
         "grace": grace, "max_restarts": max_restarts, "restart_window": restart_window, "cooldown": cooldown,
         "start_timeout": start_timeout, "stuck_action": stuck_action,
         "state_dir": str(state_dir) if state_dir else None, "dry_run": dry_run or None, "once": once or None,
+        "frozen_action": frozen_action, "heartbeat_stale": heartbeat_stale, "metrics_port": metrics_port,
+        "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
+        "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
+        "notify_retries": notify_retries, "notify_desktop": notify_desktop or None,
     }
     raise typer.Exit(cmd.main(config_file, flags, check))
 

@@ -41,6 +41,16 @@ class Config:
     dry_run: bool = False
     once: bool = False
     stack_dumps: int = 5
+    heartbeat_stale: float = 60.0  # Hermes >= 0.19: seconds without a heartbeat that mean a frozen loop
+    frozen_action: str = "alert"  # loop-frozen: alert | restart
+    metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)
+    metrics_host: str = "127.0.0.1"
+    metrics_textfile: Path | None = None
+    notify_command: tuple[str, ...] = ()
+    notify_webhook: str | None = None
+    notify_timeout: float = 5.0
+    notify_retries: int = 3
+    notify_desktop: bool = False  # macOS: osascript
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -69,7 +79,7 @@ class Config:
 _TYPES: dict[str, type] = {f.name: f.type for f in fields(Config)}  # type: ignore[misc]
 _KNOWN = {f.name for f in fields(Config)} - {"extra"}
 _POSITIVE = {"interval", "window", "grace", "restart_window", "start_timeout", "command_timeout", "pegged_after",
-             "stuck_after"}
+             "stuck_after", "heartbeat_stale", "notify_timeout"}
 
 
 def default_config_path() -> Path:
@@ -86,6 +96,29 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(items, list | tuple) or not all(isinstance(v, str | Path) for v in items):
             raise bad("a path or a list of paths")
         return tuple(Path(v).expanduser() for v in items)
+    if key == "notify_command":
+        if isinstance(value, str) or not isinstance(value, list | tuple) or not value or \
+                not all(isinstance(v, str) for v in value):
+            raise bad('an argv list such as ["/usr/local/bin/page-me", "--json"] (no shell)')
+        return tuple(value)
+    if key == "notify_webhook":
+        from urllib.parse import urlsplit
+
+        if not isinstance(value, str) or urlsplit(value).scheme not in {"http", "https"} or not urlsplit(value).netloc:
+            raise bad("an http:// or https:// URL")
+        return value
+    if key == "metrics_host":
+        if not isinstance(value, str) or not value:
+            raise bad("a host name or address to bind")
+        return value
+    if key == "metrics_port":
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+            raise bad("a port number 0-65535 (0: any free port)")
+        return value
+    if key == "metrics_textfile":
+        if not isinstance(value, str | Path):
+            raise bad("a path")
+        return Path(value).expanduser()
     if key == "restart_command":
         if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise bad('an argv list such as ["systemctl", "--user", "restart", "x"] (no shell)')
@@ -94,17 +127,22 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str | Path):
             raise bad("a path")
         return Path(value).expanduser()
-    if key in {"all_profiles", "dry_run", "once"}:
+    if key in {"all_profiles", "dry_run", "once", "notify_desktop"}:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if key in {"max_restarts", "keep_incidents", "stack_dumps"}:
-        if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "max_restarts" else 1):
-            raise bad("a whole number" + (" >= 0" if key == "max_restarts" else " >= 1"))
+    if key in {"max_restarts", "keep_incidents", "stack_dumps", "notify_retries"}:
+        least = 0 if key in {"max_restarts", "notify_retries"} else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise bad(f"a whole number >= {least}")
         return value
     if key == "restart_with":
         if value not in RESTART_WITH:
             raise bad("one of " + ", ".join(RESTART_WITH))
+        return value
+    if key == "frozen_action":
+        if value not in STUCK_ACTIONS:
+            raise bad("one of " + ", ".join(STUCK_ACTIONS))
         return value
     if key == "stuck_action":
         if value not in STUCK_ACTIONS:
@@ -152,7 +190,8 @@ def build(config_file: Path | None, flags: dict[str, Any]) -> Config:
         for key, value in data.items():
             values[key] = _coerce(key, value, f"config file {path}")
     for key, value in flags.items():
-        if value is None or (isinstance(value, list | tuple) and not value and key != "restart_command"):
+        if value is None or (isinstance(value, list | tuple) and not value
+                             and key not in {"restart_command", "notify_command"}):
             continue
         if key not in _KNOWN:
             raise UserError(f"unknown option {key}")

@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import signal
 import tempfile
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +28,11 @@ from hermes_watchdog import (
     budget,
     diagnosis,
     gateway,
+    heartbeat,
     incidents,
     logs,
+    metrics,
+    notifications,
     policy,
     private,
     processes,
@@ -37,10 +41,12 @@ from hermes_watchdog import (
 )
 from hermes_watchdog.config import Config
 from hermes_watchdog.cpu import CpuSnapshot, usage
+from hermes_watchdog.delivery import Dispatcher
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.events import EventLog
-from hermes_watchdog.notify import Notifier
+from hermes_watchdog.exporter import Exporter
 from hermes_watchdog.processes import Identity
+from hermes_watchdog.sd_notify import Notifier
 from hermes_watchdog.services import Target, select
 from hermes_watchdog.services.base import guarded_signal
 from hermes_watchdog.signatures import (
@@ -58,6 +64,7 @@ from hermes_watchdog.statefile import read_state
 WATCHING, STOPPING, VERIFYING = "watching", "stopping", "verifying"
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 STATE_FILE = "state.json"
+STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
 PENDING_FILE = "pending.json"  # restarts in flight, unredacted identities: private, for resuming only
 
 
@@ -79,6 +86,7 @@ class Restart:
 class Watch:
     home: Path
     profile: str | None
+    label: str = ""  # profile name, "default" for the first home, else the home's path: unique per daemon
     ident: Identity | None = None
     found_how: str = ""
     snaps: deque[CpuSnapshot] = field(default_factory=deque)
@@ -97,10 +105,16 @@ class Watch:
     restart: Restart | None = None
     next_sample: float = 0.0
     windows_seen: float = 0.0  # monotonic time the current gateway was first sampled
+    heartbeat: heartbeat.HeartbeatSeen | None = None  # Hermes >= 0.19 only
+    heartbeat_note: str | None = None  # last heartbeat remark said, so it is said once
+    notified: bool = False  # the open incident's "incident" message has gone out
+    restarts_by: Counter[tuple[str, str]] = field(default_factory=Counter)  # (signature, result), for metrics
+    incidents_by: Counter[str] = field(default_factory=Counter)
+    stacks_by: Counter[str] = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
-        return self.profile or "default"
+        return self.label or self.profile or "default"
 
     def reset_window(self) -> None:
         self.snaps.clear()
@@ -123,7 +137,7 @@ class Daemon:
         self.state_dir = cfg.resolved_state_dir
         self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after)
         self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
-                                  cfg.stuck_action)
+                                  cfg.stuck_action, cfg.frozen_action)
         self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
         self.watches: dict[Path, Watch] = {}
         self.started = time.time()
@@ -131,6 +145,13 @@ class Daemon:
         self._write_problem: str | None = None
         self.incident_count = 0
         self.notifier = Notifier()
+        self.exporter = Exporter(cfg.metrics_port, cfg.metrics_host, cfg.metrics_textfile)
+        self._metrics_problem: str | None = None
+        self.dispatch: Dispatcher | None = None  # started in run(): its threads live as long as the loop
+        self._status_key: str | None = None
+        self._status_written = 0.0  # monotonic
+        self._history_key: str | None = None
+        self._config_public = diagnosis.public(cfg.summary())  # redacted once: it never changes
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
@@ -156,10 +177,11 @@ class Daemon:
                 fh.close()
                 raise UserError(f"another hermes-watchdog (PID {other}) is already running for state dir "
                                 f"{self.state_dir}") from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
+            try:  # our PID in the lock is only for the "already running" message: a full disk may refuse it
+                os.ftruncate(fh.fileno(), 0)
+                os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
+            except OSError as exc:
+                self._say_write_problem(f"cannot write {path}: {exc.strerror or exc}")
             self._lock_fh = fh
             if path != candidates[0]:
                 self._say_write_problem(f"state dir {self.state_dir} is not writable; lock kept in {path}")
@@ -219,6 +241,12 @@ class Daemon:
             if w.phase == VERIFYING and r.verify_until <= now_mono:
                 r.verify_until = now_mono + self.cfg.start_timeout
             w.incident = self._reload_incident(Path(str(p.get("incident", ""))), str(p.get("signature", "")))
+            folder_name = Path(str(p.get("incident", ""))).name
+            if not any(h.get("incident") == folder_name for h in w.history):
+                # Killed before state.json caught up with the restart: its history entry is rebuilt here.
+                w.history.append({"at": diagnosis.iso(started_wall), "pid": old.pid,
+                                  "signature": str(p.get("signature", "")), "manager": r.manager,
+                                  "result": "restarting", "incident": folder_name})
             self.log.emit("RESUME", f"a restart of PID {old.pid} was in progress when the watchdog stopped: "
                                     f"carrying it on ({w.phase})", w.name)
 
@@ -278,17 +306,27 @@ class Daemon:
     def _watch_for(self, home: Path, profile: str | None) -> Watch:
         key = home.expanduser()
         if key not in self.watches:
-            self.watches[key] = Watch(key, profile)
+            first = self.cfg.homes[0].expanduser()
+            label = profile or ("default" if key == first else str(key).replace(str(Path.home()), "~", 1))
+            self.watches[key] = Watch(key, profile, label)
         return self.watches[key]
 
     def run(self) -> int:
         self.acquire_lock()
+        self.exporter.start()
+        self.dispatch = Dispatcher.from_config(self.cfg.notify_command, self.cfg.notify_webhook,
+                                               self.cfg.notify_desktop, self.cfg.notify_timeout,
+                                               self.cfg.notify_retries, lambda text: self.log.emit("WARN", text))
         self.load_history()
         self.log.emit("START", f"watching {', '.join(str(h) for h, _ in self.homes())}: window "
                                f"{self.cfg.window:g} s, interval {self.cfg.interval:g} s, CPU >= "
                                f"{self.cfg.cpu_threshold:g} core, restart with {self.cfg.restart_with}, "
                                f"budget {self.cfg.max_restarts} per {self.cfg.restart_window:g} s"
                                + (" (dry run)" if self.cfg.dry_run else ""))
+        if self.exporter.url:
+            self.log.emit("INFO", f"metrics on {self.exporter.url}")
+        if self.dispatch.channels:
+            self.log.emit("INFO", "notifications by " + ", ".join(c.name for c in self.dispatch.channels))
         started = time.monotonic()
         self.notifier.ready(f"watching {len(self.homes())} Hermes home(s)")
         try:
@@ -309,7 +347,9 @@ class Daemon:
             pass
         finally:
             self.notifier.stopping()
-            self.write_status()
+            self.write_status(force=True)
+            self.dispatch.close(self.cfg.notify_timeout)
+            self.exporter.stop()
             self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
             if self._lock_fh:
                 self._lock_fh.close()
@@ -324,7 +364,16 @@ class Daemon:
     def tick(self) -> None:
         live = self.homes()
         for home, profile in live:
-            self._watch_for(home, profile)
+            if home.expanduser() not in self.watches:
+                if self.watches:
+                    self.log.emit("INFO", f"now watching {home}", profile or str(home))
+                self._watch_for(home, profile)
+        keep = {h.expanduser() for h, _ in live}
+        for key, w in list(self.watches.items()):
+            # A profile removed while running is dropped, unless it is in the middle of something.
+            if key not in keep and w.phase == WATCHING and w.incident is None:
+                self.log.emit("INFO", f"{w.home} has no gateway files any more; no longer watched", w.name)
+                del self.watches[key]
         for w in list(self.watches.values()):
             if self.stop.is_set():
                 raise StopRequested
@@ -335,6 +384,7 @@ class Daemon:
             except Exception as exc:  # one broken gateway must not stop the others being watched
                 self.log.emit("WARN", f"error while watching: {type(exc).__name__}: {exc}", w.name)
         self.write_status()
+        self.publish_metrics()
 
     def _tick_watch(self, w: Watch) -> None:
         if w.phase == STOPPING:
@@ -364,11 +414,21 @@ class Daemon:
         w.snaps.append(snap)
         w.states.append((snap.at, StateSeen(state, ok, note)))
         self._trim(w, snap.at)
-        verdict = judge(usage(list(w.snaps)), [s for _, s in w.states], None, self.th, now=time.time())
+        self._read_heartbeat(w)
+        verdict = judge(usage(list(w.snaps)), [s for _, s in w.states], None, self.th, now=time.time(),
+                        heartbeat=w.heartbeat)
         self._set_verdict(w, verdict)
         held = snap.at - w.verdict_since
         action = policy.decide(verdict, held, self.rules)
         self._handle(w, verdict, action, held)
+
+    def _read_heartbeat(self, w: Watch) -> None:
+        assert w.ident is not None
+        beat = heartbeat.read(w.home)
+        w.heartbeat, note = heartbeat.assess(beat, w.ident.pid, time.time(), self.cfg.heartbeat_stale)
+        if note != w.heartbeat_note and note is not None:
+            self.log.emit("INFO", note, w.name)
+        w.heartbeat_note = note
 
     def _trim(self, w: Watch, now: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
@@ -430,10 +490,18 @@ class Daemon:
             return
         if action.kind not in {policy.ALERT, policy.RESTART}:
             return
-        if w.incident is None:
+        opened = w.incident is None
+        if opened:
             self._open(w, verdict, action)
             # The stack may have weakened the verdict below --min-confidence: decide again.
             action = policy.decide(w.verdict or verdict, held, self.rules)
+        self._act(w, action)
+        if opened and w.incident is not None:
+            # One message per incident, sent once the first action is known (restart, alert, give-up).
+            self._notify(w, notifications.INCIDENT)
+            w.notified = True
+
+    def _act(self, w: Watch, action: policy.Action) -> None:
         if w.acted or action.kind != policy.RESTART or w.incident is None:
             if w.incident is not None and not w.acted:
                 w.acted = True
@@ -446,13 +514,15 @@ class Daemon:
         """Evidence first: the stack, the CPU window, the state and the log tail, before any signal."""
         assert w.ident is not None
         self.incident_count += 1
+        w.incidents_by[verdict.signature] += 1
         cpu = usage(list(w.snaps))
         stack = pyspy.capture(w.ident.pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=self.cfg.stack_dumps,
                               stop=self.stop)
         if self.stop.is_set():
             raise StopRequested
         # The stack confirms or weakens the verdict; CPU and state already agreed.
-        judged = judge(cpu, [s for _, s in w.states], stack, self.th, now=time.time())
+        w.stacks_by["captured" if stack.captured else "failed"] += 1
+        judged = judge(cpu, [s for _, s in w.states], stack, self.th, now=time.time(), heartbeat=w.heartbeat)
         if judged.signature == verdict.signature:
             w.verdict = judged
             verdict = judged
@@ -532,8 +602,17 @@ class Daemon:
         inc.note(f"closed: {result} ({why})")
         self._save(w)
         self.log.emit("RECOVERED", f"{inc.signature} over: {why}", w.name)
+        if w.notified:
+            self._notify(w, notifications.RECOVERY)
         w.incident = None
-        w.acted = False
+        w.acted = w.notified = False
+
+    def _notify(self, w: Watch, kind: str) -> None:
+        if self.dispatch is None or not self.dispatch.channels or w.incident is None:
+            return
+        inc = w.incident
+        self.dispatch.send(notifications.build(kind, w.name, str(w.home), inc.record, str(inc.folder),
+                                               time.time(), str(Path.home())))
 
     def _try_restart(self, w: Watch, action: policy.Action) -> None:
         assert w.ident is not None and w.incident is not None
@@ -549,6 +628,8 @@ class Daemon:
                 self._save(w)
                 self.log.emit("GIVE-UP", f"not restarting PID {w.ident.pid}: {decision.reason}; still watching",
                               w.name)
+                if w.notified:  # a give-up after a cooldown wait; at the opening it is in the incident message
+                    self._notify(w, notifications.GIVE_UP)
             elif not decision.exhausted and not w.cooldown_said:
                 w.cooldown_said = True
                 inc.note(decision.reason)
@@ -599,6 +680,8 @@ class Daemon:
         w.phase = STOPPING
         self._save_pending()
         self._save(w)
+        if w.notified:  # a restart after a cooldown wait; at the opening it is in the incident message
+            self._notify(w, notifications.RESTART)
 
     def _progress_stop(self, w: Watch) -> None:
         r = w.restart
@@ -667,6 +750,7 @@ class Daemon:
         assert r is not None
         took = time.monotonic() - r.started
         result = "restarted" if ok else "restart-failed"
+        w.restarts_by[(w.incident.signature if w.incident else "unknown", result)] += 1
         if w.incident is not None:
             w.incident.record["result"] = result
             w.incident.record["new_pid"] = r.new.pid if r.new else None
@@ -704,7 +788,7 @@ class Daemon:
             last_state = w.states[-1][1].state if w.states else None
             decision = budget.decide(w.restarts, time.time(), self.budget)
             gws.append({
-                "home": str(w.home), "profile": w.profile, "pid": w.ident.pid if w.ident else None,
+                "home": str(w.home), "profile": w.profile, "name": w.name, "pid": w.ident.pid if w.ident else None,
                 "found": w.found_how, "phase": w.phase,
                 "cpu_now": round(cpu.cores, 3) if cpu else None,
                 "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3)} if cpu and cpu.hot else None),
@@ -714,6 +798,7 @@ class Daemon:
                 "verdict_since": diagnosis.iso(time.time() - (time.monotonic() - w.verdict_since))
                 if w.verdict and w.verdict_since else None,
                 "incident": str(w.incident.folder) if w.incident else None,
+                **({"heartbeat": w.heartbeat.to_dict()} if w.heartbeat else {}),
                 "restarts": [round(t, 3) for t in w.restarts if time.time() - t < self.cfg.restart_window * 4],
                 "restart_history": w.history[-20:],
                 "budget": {"used": decision.used, "max": self.cfg.max_restarts, "remaining": decision.remaining,
@@ -721,17 +806,64 @@ class Daemon:
             })
         return {
             "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": diagnosis.iso(self.started),
-                       "dry_run": self.cfg.dry_run, "config": self.cfg.summary()},
+                       "dry_run": self.cfg.dry_run, "config": self._config_public, "metrics_url": self.exporter.url,
+                       "notify": [c.name for c in self.dispatch.channels] if self.dispatch else []},
             "updated_at": diagnosis.iso(time.time()),
             "gateways": gws,
             "incidents": [str(p) for p in incidents.latest(self.state_dir, 10)],
             "problems": [self._write_problem] if self._write_problem else [],
         }
 
-    def write_status(self) -> None:
+    def metrics_snapshot(self) -> metrics.Snapshot:
+        gws = []
+        now = time.time()
+        for w in self.watches.values():
+            cpu = usage(list(w.snaps)[-2:]) if len(w.snaps) >= 2 else None
+            seen = w.states[-1][1] if w.states else None
+            platforms = {p.name: p.connected for p in seen.state.platforms} if seen and seen.matches else {}
+            gws.append(metrics.GatewayMetrics(
+                profile=w.name, up=w.ident is not None and w.phase == WATCHING,
+                cpu_cores=cpu.cores if cpu else None, hot_thread_cores=cpu.hot.cores if cpu and cpu.hot else None,
+                platforms=platforms, verdict=w.verdict.signature if w.verdict else None,
+                heartbeat_age=w.heartbeat.age if w.heartbeat else None,
+                budget_remaining=budget.decide(w.restarts, now, self.budget).remaining,
+                restarts=dict(w.restarts_by), incidents=dict(w.incidents_by), stack_captures=dict(w.stacks_by)))
+        return metrics.Snapshot(tuple(gws), now, self.started)
+
+    def publish_metrics(self) -> None:
+        if not self.exporter.enabled:
+            return
+        problem = self.exporter.update(self.metrics_snapshot())
+        if problem != self._metrics_problem:
+            if problem:
+                self.log.emit("WARN", f"{problem}; still watching")
+            self._metrics_problem = problem
+
+    def _status_keys(self) -> tuple[str, str]:
+        """What state.json says that matters, cheaply: (everything but the CPU figures, the restart history).
+        The tick costs little when nothing changed; the history is what the budget needs after a crash."""
+        gws, hist = [], []
+        for w in self.watches.values():
+            last = w.states[-1][1].state if w.states else None
+            gws.append((str(w.home), w.ident.pid if w.ident else None, w.phase,
+                        w.verdict.signature if w.verdict else None, str(w.incident.folder) if w.incident else None,
+                        last.gateway_state if last else None,
+                        [(p.name, p.state) for p in last.platforms] if last else None,
+                        w.heartbeat.stale if w.heartbeat else None))
+            hist.append((str(w.home), w.restarts, w.history[-20:]))
+        history = json.dumps(hist, default=str)
+        return json.dumps([gws, self._write_problem, self.exporter.url], default=str) + history, history
+
+    def write_status(self, force: bool = False) -> None:
+        key, history = self._status_keys()
+        now = time.monotonic()
+        if not force and key == self._status_key and now - self._status_written < STATUS_REFRESH:
+            return
+        durable = force or history != self._history_key
         try:
             private.make_dir(self.state_dir)
-            private.write_json(self.state_dir / STATE_FILE, diagnosis.public(self.status_dict()))
+            private.write_json(self.state_dir / STATE_FILE, diagnosis.public(self.status_dict()), durable=durable)
+            self._status_key, self._status_written, self._history_key = key, now, history
         except OSError as exc:
             self._say_write_problem(f"cannot write {self.state_dir / STATE_FILE}: {exc.strerror or exc}")
             return

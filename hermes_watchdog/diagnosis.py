@@ -13,7 +13,7 @@ from typing import Any
 
 import psutil
 
-from hermes_watchdog import gateway, logs, processes, pyspy, sampler, versions
+from hermes_watchdog import gateway, heartbeat, logs, processes, pyspy, sampler, versions
 from hermes_watchdog.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.gateway import FilesSeen, HomeChoice
@@ -42,10 +42,15 @@ class Diagnosis:
     env: dict[str, str | None]
     log_tail: str
     taken_at: float
+    heartbeat: dict[str, Any] | None = None  # Hermes >= 0.19 only; None when there is no heartbeat file
 
 
 def open_process(pid: int) -> tuple[psutil.Process, Identity]:
     """The process and its identity, or a UserError that says in one line what is wrong."""
+    is_python, what = processes.python_kind(pid)
+    if is_python is False:
+        hint = "; diagnose reads Python processes such as the Hermes gateway" if "Python" in what else ""
+        raise UserError(f"PID {pid} {what}{hint}")
     try:
         proc = psutil.Process(pid)
         ident = processes.identity(pid)
@@ -95,7 +100,7 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True) -> Diagnosis:
+             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
     th = thresholds or Thresholds()
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
@@ -106,13 +111,25 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
     after = gateway.read_files(home.home, ident)
     seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
-    verdict = judge(cpu, seen, stack, th, now=time.time())
+    now = time.time()
+    beat = heartbeat.read(home.home) if home.home else None
+    hb, hb_note = heartbeat.assess(beat, pid, now, heartbeat_stale)
+    verdict = judge(cpu, seen, stack, th, now=now, heartbeat=hb)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
         env=environment(ident, proc_env, stack, home.home),
         log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
+        heartbeat=heartbeat_dict(beat, hb, hb_note),
     )
+
+
+def heartbeat_dict(beat: heartbeat.Heartbeat | None, seen: heartbeat.HeartbeatSeen | None,
+                   note: str | None) -> dict[str, Any] | None:
+    if beat is None:
+        return None
+    return {"path": beat.path, "pid": beat.pid, "updated_at": iso(beat.updated_at) if beat.updated_at else None,
+            **(seen.to_dict() if seen else {}), "note": note}
 
 
 def cpu_dict(cpu: CpuUsage | None, hot_name: str | None, snaps: tuple[CpuSnapshot, ...]) -> dict[str, Any]:
@@ -162,6 +179,7 @@ def record(d: Diagnosis) -> dict[str, Any]:
         "verdict": d.verdict.to_dict(),
         "thresholds": {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after},
         "versions": d.env,
+        **({"heartbeat": d.heartbeat} if d.heartbeat else {}),
     }
 
 

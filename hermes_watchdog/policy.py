@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.signatures import BUSY_LOOP, CPU_PEGGED, STUCK_DISCONNECTED, Verdict
+from hermes_watchdog.signatures import BUSY_LOOP, CPU_PEGGED, LOOP_FROZEN, STUCK_DISCONNECTED, Verdict
 
 RESTART = "restart"
 ALERT = "alert"
@@ -21,6 +21,7 @@ class Rules:
     pegged_after: float
     stuck_after: float
     stuck_action: str  # alert | restart
+    frozen_action: str = "alert"  # alert | restart, for loop-frozen
 
 
 @dataclass(frozen=True)
@@ -54,4 +55,10 @@ def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
             kind = RESTART if rules.stuck_action == "restart" else ALERT
             return Action(kind, f"a platform has been down for {down:.0f} s with the CPU idle")
         return Action(WAIT, "platform down, not yet long enough to report")
+    if sig == LOOP_FROZEN:
+        # Already two missed beats; held for a window on top so one slow disk write is not a verdict.
+        if window_full(verdict.span, rules) and window_full(held_for, rules):
+            kind = RESTART if rules.frozen_action == "restart" else ALERT
+            return Action(kind, f"the event-loop heartbeat stayed stale for the whole {rules.window:.0f} s window")
+        return Action(WAIT, f"loop-frozen seen; window {verdict.span:.0f}/{rules.window:.0f} s")
     return Action(NONE, "")

@@ -16,14 +16,16 @@ def make_dir(path: Path) -> Path:
     return path
 
 
-def write_text(path: Path, text: str) -> None:
-    """Write via a 0600 temp file in the same folder, then rename: a reader never sees half a file."""
+def write_text(path: Path, text: str, durable: bool = True) -> None:
+    """Write via a 0600 temp file in the same folder, then rename: a reader never sees half a file.
+    ``durable=False`` skips the fsync: still whole after a crash, but perhaps the previous version."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:
@@ -32,5 +34,5 @@ def write_text(path: Path, text: str) -> None:
         raise
 
 
-def write_json(path: Path, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+def write_json(path: Path, data: Any, durable: bool = True) -> None:
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,21 +110,27 @@ def identity(pid: int) -> Identity:
 
 def same_process(expected: Identity) -> tuple[bool, str]:
     """Is ``expected.pid`` still the process we identified? Returns (yes, why not)."""
+    # Called before every signal and on every tick: only what identity needs (create time, command line,
+    # status), read in one pass of /proc.
     try:
-        now = identity(expected.pid)
+        proc = psutil.Process(expected.pid)
+        with proc.oneshot():
+            create_time = proc.create_time()
+            zombie = proc.status() == psutil.STATUS_ZOMBIE
+            try:
+                cmdline = tuple(proc.cmdline())
+            except (psutil.AccessDenied, psutil.ZombieProcess):
+                cmdline = ()
     except psutil.NoSuchProcess:
         return False, f"PID {expected.pid} no longer exists"
     except psutil.AccessDenied:
         return False, f"PID {expected.pid} can no longer be inspected (permission denied)"
-    if abs(now.create_time - expected.create_time) > 0.05:
+    if abs(create_time - expected.create_time) > 0.05:
         return False, f"PID {expected.pid} was reused by another process (create time changed)"
-    if expected.cmdline and now.cmdline != expected.cmdline:
-        return False, f"PID {expected.pid} now runs another command: {now.command[:120]}"
-    try:
-        if psutil.Process(expected.pid).status() == psutil.STATUS_ZOMBIE:
-            return False, f"PID {expected.pid} has exited (zombie)"
-    except psutil.Error:
-        return False, f"PID {expected.pid} no longer exists"
+    if zombie:
+        return False, f"PID {expected.pid} has exited (zombie)"
+    if expected.cmdline and cmdline != expected.cmdline:
+        return False, f"PID {expected.pid} now runs another command: {' '.join(cmdline)[:120]}"
     return True, ""
 
 
@@ -154,3 +161,38 @@ def matches_record(ident: Identity, pid: int | None, start_time: float | None) -
         return False, (f"names PID {pid} but start time {start_time:g} != {ident.start_ticks}: "
                        "written by an earlier process that had the same PID")
     return True, "names this PID and start time"
+
+
+_PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*)?[a-z]?(\.exe)?$|^Python$")
+
+
+def python_kind(pid: int) -> tuple[bool | None, str]:
+    """(is it a Python process, what it is): True/False, or None when we cannot tell (then go on).
+    For False, the text completes "PID N ..." in an error message.
+
+    The interpreter binary's name says it for nearly every case (``python3.11``, a venv's ``python``,
+    macOS's framework ``Python``); an embedded interpreter shows as libpython in the memory maps."""
+    try:
+        proc = psutil.Process(pid)
+        name = proc.name()
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False, f"({name}) has exited: a zombie its parent has not reaped yet"
+        exe = proc.exe()
+    except psutil.ZombieProcess:
+        return False, "has exited: a zombie its parent has not reaped yet"
+    except psutil.NoSuchProcess:
+        return None, ""  # the caller reports the missing PID itself
+    except (psutil.AccessDenied, OSError):
+        return None, "cannot tell"
+    if not exe:
+        return False, (f"({name}) is a kernel thread" if not proc.cmdline() else f"({name})") + \
+            ", not a Python process"
+    if _PYTHON_NAME.match(Path(exe).name) or _PYTHON_NAME.match(name):
+        return True, Path(exe).name
+    try:
+        maps = proc.memory_maps(grouped=True)
+    except (psutil.Error, OSError, NotImplementedError):
+        return None, "cannot tell"
+    if any("libpython" in Path(m.path).name for m in maps):
+        return True, f"{Path(exe).name} (embedded Python)"
+    return False, f"({Path(exe).name}) is not a Python process"

@@ -10,7 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-_COLOURS = {"healthy": "green", "busy-loop": "red", "cpu-pegged": "yellow", "stuck-disconnected": "yellow"}
+_COLOURS = {"healthy": "green", "busy-loop": "red", "cpu-pegged": "yellow", "stuck-disconnected": "yellow",
+            "loop-frozen": "red"}
 
 
 def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
@@ -37,6 +38,10 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
         state_lines.append(f"gateway_state: {state.get('gateway_state')} (updated {state.get('updated_at')})")
         state_lines += [f"  {name}: {st}" for name, st in (state.get("platforms") or {}).items()]
         state_lines.append(f"describes this process: {state.get('matches_process')} ({state.get('match_note')})")
+    hb = rec.get("heartbeat")
+    if hb:  # Hermes >= 0.19 only: otherwise nothing is said of it
+        state_lines.append(f"event-loop heartbeat: {hb.get('age_seconds')} s old, stale: {hb.get('stale')}"
+                           if hb.get("age_seconds") is not None else f"event-loop heartbeat: {hb.get('note')}")
     if stack.get("captured"):
         frames = (stack.get("hot_thread") or {}).get("frames") or []
         stack_lines = [f"classification: {stack.get('classification')} "

@@ -74,6 +74,12 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
         out += [_row("platform", "state", "error", "since"), _row("---", "---", "---", "---")]
         out += [_row(n, p.get("state"), p.get("error_code") or "", p.get("updated_at") or "")
                 for n, p in platforms.items()]
+    hb = rec.get("heartbeat")
+    if hb:  # Hermes >= 0.19 only
+        out += ["", "## Event-loop heartbeat", "",
+                f"`{hb.get('path')}` written by PID {hb.get('pid')} at {hb.get('updated_at')}: "
+                + (f"{hb.get('age_seconds')} s old, stale: {hb.get('stale')}" if hb.get("age_seconds") is not None
+                   else str(hb.get("note")))]
     out += ["", "## Log tail", "", _fence(log_tail or "(none)"), "",
             "_Secrets, tokens and the home directory were redacted by hermes-watchdog. "
             "Check before posting all the same._", ""]

@@ -6,11 +6,12 @@ The same rules serve ``diagnose`` (one sample of a few seconds) and ``run`` (a s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from hermes_watchdog.cpu import CpuUsage
+from hermes_watchdog.heartbeat import HeartbeatSeen
 from hermes_watchdog.stacks import ADAPTER_READ_LOOP, StackAnalysis
 from hermes_watchdog.statefile import GatewayState
 
@@ -19,7 +20,9 @@ CPU_PEGGED = "cpu-pegged"
 STUCK_DISCONNECTED = "stuck-disconnected"
 HEALTHY = "healthy"
 GATEWAY_GONE = "gateway-gone"
+LOOP_FROZEN = "loop-frozen"
 UNKNOWN = "unknown"
+ALL = (BUSY_LOOP, CPU_PEGGED, STUCK_DISCONNECTED, LOOP_FROZEN, GATEWAY_GONE, HEALTHY, UNKNOWN)
 
 RUNNING = "running"
 
@@ -117,8 +120,27 @@ def _stack_effect(stack: StackAnalysis | None) -> tuple[float, str | None]:
 
 
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
-          th: Thresholds, now: float | None = None) -> Verdict:
-    """``now`` is epoch seconds, used only to say how long a platform has been down."""
+          th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None) -> Verdict:
+    """``now`` is epoch seconds, used only to say how long a platform has been down. ``heartbeat`` is
+    the event-loop heartbeat of Hermes >= 0.19 written by this gateway, or None (no file: no opinion)."""
+    verdict = _judge(usage, states, stack, th, now)
+    return verdict if heartbeat is None else _with_heartbeat(verdict, heartbeat)
+
+
+def _with_heartbeat(v: Verdict, hb: HeartbeatSeen) -> Verdict:
+    """A third, independent signal. Stale: the loop is frozen, which confirms a busy loop or is its own
+    verdict. Fresh: the loop is running, which argues against a busy loop (it spins on the loop thread)."""
+    reasons = (*v.reasons, hb.describe())
+    if v.signature == BUSY_LOOP:
+        delta = 0.1 if hb.stale else -0.15
+        return replace(v, confidence=max(0.0, min(0.97, v.confidence + delta)), reasons=reasons)
+    if hb.stale and v.signature != UNKNOWN:
+        return replace(v, signature=LOOP_FROZEN, confidence=0.85, reasons=reasons)
+    return replace(v, reasons=reasons)
+
+
+def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
+           th: Thresholds, now: float | None) -> Verdict:
     if usage is None:
         return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
     cores = usage.cores

@@ -137,12 +137,12 @@ def test_hermes_home_flag_and_profile_discovery(sim, isolated_home: Path) -> Non
     assert d["hermes_home"]["source"] == "--hermes-home" and d["state"]["matches_process"] is True
 
 
-def test_non_python_process_is_diagnosed_without_stack() -> None:
+def test_non_python_process_is_a_one_line_error() -> None:
     proc = subprocess.Popen(["sleep", "60"])
     try:
-        code, d = diagnose_json(proc.pid)
-        assert code == 0 and d["verdict"]["signature"] == "healthy"
-        assert d["stack"]["captured"] is False and "not a Python process" in d["stack"]["reason"]
+        r = cli("diagnose", str(proc.pid), "--seconds", "0.5")
+        assert_one_line_error(r)
+        assert f"PID {proc.pid} (sleep) is not a Python process" in r.err
     finally:
         proc.kill()
         proc.wait()

@@ -43,7 +43,7 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
         v = g.get("verdict") or {}
         b = g.get("budget") or {}
         platforms = ", ".join(f"{k}: {s}" for k, s in (g.get("platforms") or {}).items()) or "-"
-        rows.append([g.get("profile") or "default", str(g.get("pid") or "-"),
+        rows.append([g.get("name") or g.get("profile") or "default", str(g.get("pid") or "-"),
                      "-" if g.get("cpu_now") is None else f"{g['cpu_now']:.2f}",
                      str(g.get("gateway_state") or "-"), platforms, str(v.get("signature") or "-"),
                      f"{b.get('used', 0)}/{b.get('max', '?')}" + (" (exhausted)" if b.get("exhausted") else "")])

@@ -11,6 +11,11 @@ Modes:
   busy               connected, with a worker thread burning one core (legitimate work)
   idle-disconnected  the socket closes and every reconnect fails, but with backoff (no spin), as on a
                      fixed Hermes with the network down
+  frozen             connected, then after --spin-after seconds a blocking call freezes the event loop
+                     (CPU idle; SIGTERM ignored): a deadlock, seen only through the heartbeat
+
+--heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
+Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
 
 Log lines carry fake secrets (PLANTED_SECRETS) so tests can prove reports redact them.
 """
@@ -210,6 +215,26 @@ class QQAdapter:
                 self._ws.server_closes(4009)
 
 
+async def _heartbeat(home: Path, period: float) -> None:
+    """Hermes >= 0.19's loop heartbeat: rewritten atomically from a task on the event loop."""
+    path = home / "state" / "gateway.heartbeat"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"pid": os.getpid(), "updated_at": utc_now(), "monotonic": time.monotonic(),
+                       "start_time": started}, fh)
+        os.replace(tmp, path)
+        await asyncio.sleep(period)
+
+
+async def _freeze_later(home: Path, after: float) -> None:
+    await asyncio.sleep(after)
+    _record_event(home, "frozen")
+    time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
+
+
 def _record_event(home: Path, event: str) -> None:
     with open(home / "sim-events.jsonl", "a") as fh:
         fh.write(json.dumps({"event": event, "pid": os.getpid(), "at": time.time()}) + "\n")
@@ -282,6 +307,10 @@ async def _run(args: argparse.Namespace) -> int:
     if args.mode == "busy":
         threading.Thread(target=_burn, args=(burner_stop,), name="agent-worker", daemon=True).start()
     tasks = [asyncio.create_task(adapter._listen_loop()), asyncio.create_task(adapter.fake_server())]
+    if args.heartbeat_period:
+        tasks.append(asyncio.create_task(_heartbeat(home, args.heartbeat_period)))
+    if args.mode == "frozen":
+        tasks.append(asyncio.create_task(_freeze_later(home, args.spin_after)))
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
     burner_stop.set()
@@ -298,10 +327,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
-    p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected"), default="healthy")
+    p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected", "frozen"), default="healthy")
     p.add_argument("--spin-after", type=float, default=2.0, help="seconds before the socket closes")
     p.add_argument("--spin-once-marker", help="spin only if this file is absent; create it when spinning")
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
+    p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
     args = p.parse_args(argv)
     if args.hermes_home is None:

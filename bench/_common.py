@@ -1,0 +1,107 @@
+"""Shared pieces of the bench scripts: real simulated gateways, real daemons, polling, summaries.
+
+Run from the project root with the project's venv, e.g. ``.venv/bin/python bench/detection.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": psutil.cpu_count(), "python": platform.python_version(), "system": platform.platform(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, step: float = 0.05) -> Any:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = cond()
+        if value:
+            return value
+        time.sleep(step)
+    return None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sim_events(home: Path) -> list[dict[str, Any]]:
+    try:
+        return [json.loads(x) for x in (home / "sim-events.jsonl").read_text().splitlines() if x.strip()]
+    except (OSError, ValueError):
+        return []
+
+
+def start_gateway(home: Path, mode: str, *args: str) -> subprocess.Popen[bytes]:
+    home.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "hermes_watchdog.sim.gateway", "--mode", mode, *args],
+                            env={**os.environ, "HERMES_HOME": str(home)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def start_supervised(home: Path, root: Path, mode: str, *args: str) -> subprocess.Popen[bytes]:
+    """The gateway under a relaunching supervisor, as launchd KeepAlive / systemd Restart= would run it."""
+    home.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "hermes_watchdog.sim.supervisor", "--state", str(root / "supervisor.json"),
+         "--stop-timeout", "120", "--", "--mode", mode, *args],
+        env={**os.environ, "HERMES_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+
+
+def running(home: Path) -> bool:
+    st = read_json(home / "gateway_state.json")
+    return bool(st and st.get("gateway_state") == "running")
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(10)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+
+
+def start_daemon(*args: str, log: Path) -> subprocess.Popen[bytes]:
+    fh = open(log, "ab")  # noqa: SIM115 - the child keeps it
+    return subprocess.Popen([sys.executable, "-m", "hermes_watchdog", "run", *args], stdout=fh, stderr=fh,
+                            start_new_session=True)
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"median": round(statistics.median(values), 3), "max": round(max(values), 3),
+            "min": round(min(values), 3), "n": len(values)}
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def emit(name: str, headers: list[str], rows: list[list[Any]], data: dict[str, Any]) -> None:
+    print(table(headers, rows))
+    print(json.dumps({"bench": name, "machine": machine(), "date": time.strftime("%Y-%m-%d"), **data}))
