@@ -149,6 +149,7 @@ class Daemon:
         self._metrics_problem: str | None = None
         self.dispatch: Dispatcher | None = None  # started in run(): its threads live as long as the loop
         self._status_key: str | None = None
+        self._ticked = False
         self._status_written = 0.0  # monotonic
         self._history_key: str | None = None
         self._config_public = diagnosis.public(cfg.summary())  # redacted once: it never changes
@@ -365,9 +366,10 @@ class Daemon:
         live = self.homes()
         for home, profile in live:
             if home.expanduser() not in self.watches:
-                if self.watches:
+                if self._ticked:  # one that appeared while running (the start line named the first ones)
                     self.log.emit("INFO", f"now watching {home}", profile or str(home))
                 self._watch_for(home, profile)
+        self._ticked = True
         keep = {h.expanduser() for h, _ in live}
         for key, w in list(self.watches.items()):
             # A profile removed while running is dropped, unless it is in the middle of something.
@@ -659,6 +661,9 @@ class Daemon:
         result = manager.restart(target, self.stop)
         now_m, now = time.monotonic(), time.time()
         w.restarts.append(now)
+        # Months of running: keep what the budget can still see, and a short history.
+        w.restarts = [t for t in w.restarts if now - t < self.cfg.restart_window * 4]
+        del w.history[:-49]
         detail = {"manager": result.manager, "ok": result.ok, "detail": result.detail, "argv": result.argv,
                   "signals": list(result.signals), "at": diagnosis.iso(now)}
         inc.note(f"restart via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections import deque
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -25,7 +26,7 @@ class EventLog:
         self.rich = self.stream.isatty() if rich is None else rich
         self._console = Console(file=self.stream, highlight=False) if self.rich else None
         self._lock = threading.Lock()
-        self.lines: list[str] = []  # the session's events, for the demo's summary
+        self.lines: deque[str] = deque(maxlen=500)  # recent events (the demo's summary); bounded for months of running
 
     def emit(self, kind: str, message: str, where: str | None = None) -> None:
         message = redact(message)
