@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sys
 import threading
 import time
@@ -157,6 +158,13 @@ def test_profiles_only_the_spinning_one_restarts_and_one_message_each(
              what="the new profile's gateway in state.json")
     wait_for(lambda: _value(_scrape(d), "hermes_watchdog_gateway_up", profile="gamma") == 1,
              what="gamma in the metrics")
+    # ... and one removed while it runs is dropped.
+    late.kill()
+    shutil.rmtree(gamma)
+    d.wait_event("no longer watched")
+    wait_for(lambda: _value(_scrape(d), "hermes_watchdog_gateway_up", profile="gamma") is None,
+             what="gamma gone from the metrics")
+    assert {g["profile"] for g in d.status()["gateways"]} == {None, "alpha", "beta"}
 
 
 def test_metrics_scrape_and_textfile_match_the_gateways(tmp_path, isolated_home, sim, daemons):
@@ -272,3 +280,20 @@ def test_diagnose_reports_a_stale_heartbeat(tmp_path, sim):
     # With the default (two missed 30 s beats) the same heartbeat is only reported, not a verdict.
     r = cli("diagnose", str(s.pid), "--seconds", "0.5", "--hermes-home", str(home))
     assert "event-loop heartbeat" in r.out and "loop-frozen" not in r.out
+
+
+def test_frozen_action_restart_restarts_a_frozen_loop(tmp_path, supervised, daemons):
+    """With --frozen-action restart a frozen loop is restarted like a busy loop: SIGTERM is ignored (the
+    loop that would handle it is blocked), so SIGKILL after the grace, then the relaunch is verified."""
+    home = tmp_path / "hermes"
+    sup = supervised(home, "--mode", "frozen", "--spin-after", "1", "--heartbeat-period", "0.5",
+                     "--spin-once-marker", str(tmp_path / "froze"))
+    old = sup.wait_running()
+    wait_for(lambda: any(e["event"] == "frozen" for e in events(home)), what="the loop to freeze")
+    d = daemons(tmp_path / "state", "--hermes-home", str(home), *FAST, "--heartbeat-stale", "2",
+                "--frozen-action", "restart")
+    d.wait_event("restart verified")
+    inc = d.incident()
+    assert inc["signature"] == "loop-frozen" and inc["restart"]["signals"] == ["SIGTERM", "SIGKILL"]
+    assert sup.launches == 2 and sup.child != old
+    assert not [e for e in events(home) if e["event"] == "frozen" and e["pid"] == sup.child]  # fixed for good

@@ -229,9 +229,11 @@ async def _heartbeat(home: Path, period: float) -> None:
         await asyncio.sleep(period)
 
 
-async def _freeze_later(home: Path, after: float) -> None:
+async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
     await asyncio.sleep(after)
     _record_event(home, "frozen")
+    if marker:
+        Path(marker).touch()
     time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
 
 
@@ -310,7 +312,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.heartbeat_period:
         tasks.append(asyncio.create_task(_heartbeat(home, args.heartbeat_period)))
     if args.mode == "frozen":
-        tasks.append(asyncio.create_task(_freeze_later(home, args.spin_after)))
+        tasks.append(asyncio.create_task(_freeze_later(home, args.spin_after, args.spin_once_marker)))
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
     burner_stop.set()
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
     p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected", "frozen"), default="healthy")
     p.add_argument("--spin-after", type=float, default=2.0, help="seconds before the socket closes")
-    p.add_argument("--spin-once-marker", help="spin only if this file is absent; create it when spinning")
+    p.add_argument("--spin-once-marker", help="spin (or freeze) only if this file is absent; create it then")
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
     p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
@@ -337,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
-    if args.mode == "spin" and args.spin_once_marker and Path(args.spin_once_marker).exists():
+    if args.mode in {"spin", "frozen"} and args.spin_once_marker and Path(args.spin_once_marker).exists():
         args.mode = "healthy"
     home: Path = args.hermes_home
     home.mkdir(parents=True, exist_ok=True)
