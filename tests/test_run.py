@@ -107,6 +107,20 @@ def test_legitimate_cpu_with_connected_platforms_is_never_restarted(tmp_path, su
     assert " RESTART " not in d.events()
 
 
+def test_sustained_legitimate_cpu_is_an_alert_after_pegged_after_never_a_restart(tmp_path, supervised, daemons) -> None:
+    home = tmp_path / "hermes"
+    sup = supervised(home, "--mode", "busy", "--extra-platforms", "telegram")
+    pid = sup.wait_running()
+    cfg = tmp_path / "watchdog.toml"
+    cfg.write_text("pegged_after = 4\n")  # 10 min by default
+    d = daemons(tmp_path / "state", "--config", str(cfg), "--hermes-home", str(home), "--restart-with", "signal",
+                *FAST)
+    d.wait_event(" ALERT ")
+    inc = d.incident()
+    assert inc["signature"] == "cpu-pegged" and inc["action"]["kind"] == "alert"
+    assert sup.launches == 1 and sup.child == pid and " RESTART " not in d.events()
+
+
 def test_idle_disconnected_gateway_is_not_restarted_as_busy_loop(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
     sup = supervised(home, "--mode", "idle-disconnected", "--spin-after", "0.5")
