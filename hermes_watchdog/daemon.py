@@ -242,6 +242,9 @@ class Daemon:
             if w.phase == VERIFYING and r.verify_until <= now_mono:
                 r.verify_until = now_mono + self.cfg.start_timeout
             w.incident = self._reload_incident(Path(str(p.get("incident", ""))), str(p.get("signature", "")))
+            if w.incident is not None and not w.incident.record.get("restart") and p.get("restart_record"):
+                w.incident.record["restart"] = p["restart_record"]
+                w.incident.record["result"] = "restarting"
             folder_name = Path(str(p.get("incident", ""))).name
             if not any(h.get("incident") == folder_name for h in w.history):
                 # Killed before state.json caught up with the restart: its history entry is rebuilt here.
@@ -284,6 +287,8 @@ class Daemon:
                 "verify_until_wall": now_wall + (r.verify_until - now_mono) if w.phase == VERIFYING else None,
                 "incident": str(w.incident.folder) if w.incident else "",
                 "signature": w.incident.signature if w.incident else "",
+                # Also here: a kill between this write and the incident's own save must not lose it.
+                "restart_record": w.incident.record.get("restart") if w.incident else None,
             }
         path = self.state_dir / PENDING_FILE
         try:
@@ -695,11 +700,11 @@ class Daemon:
         if same and time.monotonic() >= r.kill_at and not r.killed:
             ok, text = guarded_signal(r.old, signal.SIGKILL)  # identity re-checked inside
             r.killed = ok
-            self._save_pending()
-            self._note(w, f"still alive {self.cfg.grace:g} s after the restart request: {text}")
             if w.incident is not None and w.incident.record.get("restart"):
                 w.incident.record["restart"]["signals"].append("SIGKILL" if ok else "SIGKILL not sent")
                 w.incident.record["restart"]["sigkill_needed"] = True
+            self._save_pending()
+            self._note(w, f"still alive {self.cfg.grace:g} s after the restart request: {text}")
             self.log.emit("KILL", f"PID {r.old.pid} ignored the stop for {self.cfg.grace:g} s: {text}", w.name)
             same, _ = processes.same_process(r.old)
         if same:

@@ -145,8 +145,12 @@ def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path,
     stack = pyspy.capture(s.adapter.pid, s.adapter.pid, dumps=20, spread=1.0)
     assert stack.classification == "adapter-read-loop"
     names = [f.function for f in stack.frames]
-    assert names[:2] == ["QQAdapter._read_events", "QQAdapter._listen_loop"]
-    assert stack.frames[0].file.endswith("gateway/platforms/qqbot/adapter.py")
+    # The innermost frames are the adapter's read loop; a dump may catch it one call deeper, inside
+    # aiohttp's ClientWebSocketResponse.receive, which returns at once on the closed socket.
+    assert "QQAdapter._read_events" in names[:3], names
+    i = names.index("QQAdapter._read_events")
+    assert names[i + 1] == "QQAdapter._listen_loop", names
+    assert stack.frames[i].file.endswith("gateway/platforms/qqbot/adapter.py")
     r = cli("diagnose", str(s.adapter.pid), "--seconds", "2", "--json")
     assert r.code == 1, r.err
     d = json.loads(r.out)
