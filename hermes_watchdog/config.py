@@ -82,6 +82,10 @@ _POSITIVE = {"interval", "window", "grace", "restart_window", "start_timeout", "
              "stuck_after", "heartbeat_stale", "notify_timeout"}
 
 
+_ARGV_EXAMPLES = {"restart_command": '["systemctl", "--user", "restart", "x"]',
+                  "notify_command": '["/usr/local/bin/page-me", "--json"]'}
+
+
 def default_config_path() -> Path:
     return hermes_home_default() / "watchdog.toml"
 
@@ -96,11 +100,6 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(items, list | tuple) or not all(isinstance(v, str | Path) for v in items):
             raise bad("a path or a list of paths")
         return tuple(Path(v).expanduser() for v in items)
-    if key == "notify_command":
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not value or \
-                not all(isinstance(v, str) for v in value):
-            raise bad('an argv list such as ["/usr/local/bin/page-me", "--json"] (no shell)')
-        return tuple(value)
     if key == "notify_webhook":
         from urllib.parse import urlsplit
 
@@ -119,9 +118,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if not isinstance(value, str | Path):
             raise bad("a path")
         return Path(value).expanduser()
-    if key == "restart_command":
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-            raise bad('an argv list such as ["systemctl", "--user", "restart", "x"] (no shell)')
+    if key in _ARGV_EXAMPLES:
+        # An empty restart_command is caught later with a better message; a notify command must say something.
+        empty = not value and key == "notify_command"
+        if isinstance(value, str) or not isinstance(value, list | tuple) or empty or \
+                not all(isinstance(v, str) for v in value):
+            raise bad(f"an argv list such as {_ARGV_EXAMPLES[key]} (no shell)")
         return tuple(value)
     if key == "state_dir":
         if not isinstance(value, str | Path):

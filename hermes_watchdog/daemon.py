@@ -40,7 +40,7 @@ from hermes_watchdog import (
     sampler,
 )
 from hermes_watchdog.config import Config
-from hermes_watchdog.cpu import CpuSnapshot, usage
+from hermes_watchdog.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.delivery import Dispatcher
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.events import EventLog
@@ -59,7 +59,9 @@ from hermes_watchdog.signatures import (
     judge,
 )
 from hermes_watchdog.stacks import StackAnalysis, render_text
-from hermes_watchdog.statefile import read_state
+from hermes_watchdog.statefile import PID_FILE, read_json_object, read_state
+from hermes_watchdog.statefile import STATE_FILE as GATEWAY_STATE_FILE
+from hermes_watchdog.timefmt import iso
 
 WATCHING, STOPPING, VERIFYING = "watching", "stopping", "verifying"
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
@@ -115,6 +117,10 @@ class Watch:
     @property
     def name(self) -> str:
         return self.label or self.profile or "default"
+
+    def cpu_now(self) -> CpuUsage | None:
+        """CPU over the last sample interval (what status and the metrics show)."""
+        return usage(list(self.snaps)[-2:]) if len(self.snaps) >= 2 else None
 
     def reset_window(self) -> None:
         self.snaps.clear()
@@ -196,12 +202,12 @@ class Daemon:
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
 
-    def load_history(self) -> None:
+    def load_history(self, homes: list[tuple[Path, str | None]]) -> None:
         """Restart history survives a daemon restart, so the budget holds across crashes."""
         data = read_status(self.state_dir)
         if not data:
             return
-        wanted = {h.expanduser(): n for h, n in self.homes()}
+        wanted = {h.expanduser(): n for h, n in homes}
         for g in data.get("gateways", []):
             home = Path(str(g.get("home", ""))).expanduser()
             if home not in wanted:
@@ -214,10 +220,7 @@ class Daemon:
     def _resume_pending(self, wanted: dict[Path, str | None]) -> None:
         """A daemon killed mid-restart left its restart in pending.json: carry it on (escalate, verify)
         instead of opening a second incident and restarting the same gateway again."""
-        from hermes_watchdog.statefile import parse_json_object, read_bytes
-
-        raw, _ = read_bytes(self.state_dir / PENDING_FILE)
-        read = parse_json_object(str(self.state_dir / PENDING_FILE), raw)
+        read = read_json_object(self.state_dir / PENDING_FILE)
         if not read.ok or read.data is None:
             return
         now_wall, now_mono = time.time(), time.monotonic()
@@ -248,17 +251,14 @@ class Daemon:
             folder_name = Path(str(p.get("incident", ""))).name
             if not any(h.get("incident") == folder_name for h in w.history):
                 # Killed before state.json caught up with the restart: its history entry is rebuilt here.
-                w.history.append({"at": diagnosis.iso(started_wall), "pid": old.pid,
+                w.history.append({"at": iso(started_wall), "pid": old.pid,
                                   "signature": str(p.get("signature", "")), "manager": r.manager,
                                   "result": "restarting", "incident": folder_name})
             self.log.emit("RESUME", f"a restart of PID {old.pid} was in progress when the watchdog stopped: "
                                     f"carrying it on ({w.phase})", w.name)
 
     def _reload_incident(self, folder: Path, signature: str) -> incidents.Incident | None:
-        from hermes_watchdog.statefile import parse_json_object, read_bytes
-
-        raw, _ = read_bytes(folder / "incident.json")
-        read = parse_json_object(str(folder), raw)
+        read = read_json_object(folder / "incident.json")
         if not read.ok or read.data is None:
             return None
 
@@ -305,8 +305,8 @@ class Daemon:
             root = self.cfg.homes[0]
             found = [(root, None)] + [(p, name) for name, p in gateway.profile_homes(root)]
             # A profile counts once it has a gateway file; the default home is always watched.
-            return [(h, n) for h, n in found if n is None or (h / "gateway.pid").exists()
-                    or (h / "gateway_state.json").exists()]
+            return [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
+                    or (h / GATEWAY_STATE_FILE).exists()]
         return [(h, gateway.profile_of(h)) for h in self.cfg.homes]
 
     def _watch_for(self, home: Path, profile: str | None) -> Watch:
@@ -323,8 +323,9 @@ class Daemon:
         self.dispatch = Dispatcher.from_config(self.cfg.notify_command, self.cfg.notify_webhook,
                                                self.cfg.notify_desktop, self.cfg.notify_timeout,
                                                self.cfg.notify_retries, lambda text: self.log.emit("WARN", text))
-        self.load_history()
-        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in self.homes())}: window "
+        homes = self.homes()  # once: with --all-profiles it is a scan of the profiles folder
+        self.load_history(homes)
+        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in homes)}: window "
                                f"{self.cfg.window:g} s, interval {self.cfg.interval:g} s, CPU >= "
                                f"{self.cfg.cpu_threshold:g} core, restart with {self.cfg.restart_with}, "
                                f"budget {self.cfg.max_restarts} per {self.cfg.restart_window:g} s"
@@ -334,7 +335,7 @@ class Daemon:
         if self.dispatch.channels:
             self.log.emit("INFO", "notifications by " + ", ".join(c.name for c in self.dispatch.channels))
         started = time.monotonic()
-        self.notifier.ready(f"watching {len(self.homes())} Hermes home(s)")
+        self.notifier.ready(f"watching {len(homes)} Hermes home(s)")
         try:
             while not self.stop.is_set():
                 self.tick()
@@ -567,13 +568,13 @@ class Daemon:
             "signature": verdict.signature,
             "confidence": round(verdict.confidence, 2),
             "reasons": list(verdict.reasons),
-            "opened_at": diagnosis.iso(time.time()),
+            "opened_at": iso(time.time()),
             "pid": w.ident.pid,
             "identity": w.ident.to_dict(),
             "hermes_home": {"path": str(w.home), "profile": w.profile, "source": "watched"},
-            "taken_at": diagnosis.iso(time.time()),
+            "taken_at": iso(time.time()),
             "process": {"cmdline": list(w.ident.cmdline), "exe": w.ident.exe, "username": w.ident.username,
-                        "started_at": diagnosis.iso(w.ident.create_time), "create_time": w.ident.create_time,
+                        "started_at": iso(w.ident.create_time), "create_time": w.ident.create_time,
                         "looks_like_gateway": processes.looks_like_gateway(w.ident.cmdline)},
             "verdict": verdict.to_dict(),
             "cpu": diagnosis.cpu_dict(cpu, hot_name, tuple(w.snaps)),
@@ -605,7 +606,7 @@ class Daemon:
             return
         if inc.record.get("result") in {"open", "alert"}:
             inc.record["result"] = result
-        inc.record["closed_at"] = diagnosis.iso(time.time())
+        inc.record["closed_at"] = iso(time.time())
         inc.note(f"closed: {result} ({why})")
         self._save(w)
         self.log.emit("RECOVERED", f"{inc.signature} over: {why}", w.name)
@@ -670,7 +671,7 @@ class Daemon:
         w.restarts = [t for t in w.restarts if now - t < self.cfg.restart_window * 4]
         del w.history[:-49]
         detail = {"manager": result.manager, "ok": result.ok, "detail": result.detail, "argv": result.argv,
-                  "signals": list(result.signals), "at": diagnosis.iso(now)}
+                  "signals": list(result.signals), "at": iso(now)}
         inc.note(f"restart via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})")
         if not result.ok and result.manager not in {"signal"}:
             # The manager could not do it; the gateway is proven to be spinning, so fall back to signals
@@ -683,7 +684,7 @@ class Daemon:
             self.log.emit("WARN", f"{result.manager} restart failed ({result.detail}); {text}", w.name)
         inc.record["restart"] = detail
         inc.record["result"] = "restarting"
-        w.history.append({"at": diagnosis.iso(now), "pid": w.ident.pid, "signature": inc.signature,
+        w.history.append({"at": iso(now), "pid": w.ident.pid, "signature": inc.signature,
                           "manager": result.manager, "result": "restarting", "incident": inc.folder.name})
         w.restart = Restart(old=w.ident, manager=result.manager, started=now_m, started_wall=now,
                             kill_at=now_m + self.cfg.grace)
@@ -794,7 +795,7 @@ class Daemon:
     def status_dict(self) -> dict[str, Any]:
         gws = []
         for w in self.watches.values():
-            cpu = usage(list(w.snaps)[-2:]) if len(w.snaps) >= 2 else None
+            cpu = w.cpu_now()
             last_state = w.states[-1][1].state if w.states else None
             decision = budget.decide(w.restarts, time.time(), self.budget)
             gws.append({
@@ -805,7 +806,7 @@ class Daemon:
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
                 "verdict": w.verdict.to_dict() if w.verdict else None,
-                "verdict_since": diagnosis.iso(time.time() - (time.monotonic() - w.verdict_since))
+                "verdict_since": iso(time.time() - (time.monotonic() - w.verdict_since))
                 if w.verdict and w.verdict_since else None,
                 "incident": str(w.incident.folder) if w.incident else None,
                 **({"heartbeat": w.heartbeat.to_dict()} if w.heartbeat else {}),
@@ -815,10 +816,10 @@ class Daemon:
                            "window_seconds": self.cfg.restart_window, "exhausted": decision.exhausted},
             })
         return {
-            "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": diagnosis.iso(self.started),
+            "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": iso(self.started),
                        "dry_run": self.cfg.dry_run, "config": self._config_public, "metrics_url": self.exporter.url,
                        "notify": [c.name for c in self.dispatch.channels] if self.dispatch else []},
-            "updated_at": diagnosis.iso(time.time()),
+            "updated_at": iso(time.time()),
             "gateways": gws,
             "incidents": [str(p) for p in incidents.latest(self.state_dir, 10)],
             "problems": [self._write_problem] if self._write_problem else [],
@@ -828,7 +829,7 @@ class Daemon:
         gws = []
         now = time.time()
         for w in self.watches.values():
-            cpu = usage(list(w.snaps)[-2:]) if len(w.snaps) >= 2 else None
+            cpu = w.cpu_now()
             seen = w.states[-1][1] if w.states else None
             platforms = {p.name: p.connected for p in seen.state.platforms} if seen and seen.matches else {}
             gws.append(metrics.GatewayMetrics(
@@ -890,8 +891,5 @@ def _own_create_time() -> float | None:
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:
-    from hermes_watchdog.statefile import parse_json_object, read_bytes
-
-    raw, _ = read_bytes(state_dir / STATE_FILE)
-    read = parse_json_object(str(state_dir / STATE_FILE), raw)
+    read = read_json_object(state_dir / STATE_FILE)
     return read.data if read.ok else None

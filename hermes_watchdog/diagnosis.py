@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,7 @@ from hermes_watchdog.redact import redact, redact_obj
 from hermes_watchdog.signatures import StateSeen, Thresholds, Verdict, judge
 from hermes_watchdog.stacks import StackAnalysis
 from hermes_watchdog.statefile import state_to_dict
-
-
-def iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+from hermes_watchdog.timefmt import iso
 
 
 @dataclass(frozen=True)

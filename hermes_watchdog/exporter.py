@@ -7,7 +7,6 @@ current, so a scrape never waits for a tick and never sees half of one.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +34,6 @@ class Exporter:
         self._collector = _SnapshotCollector()
         self.registry.register(self._collector)  # type: ignore[arg-type]
         self._server = None
-        self._thread: threading.Thread | None = None
         self.url: str | None = None
 
     @property
@@ -46,7 +44,7 @@ class Exporter:
         if self.port is None:
             return
         try:
-            self._server, self._thread = start_http_server(self.port, addr=self.host, registry=self.registry)
+            self._server, _ = start_http_server(self.port, addr=self.host, registry=self.registry)
         except OSError as exc:
             raise UserError(f"cannot serve metrics on {self.host}:{self.port}: {exc.strerror or exc}") from None
         host = f"[{self.host}]" if ":" in self.host else self.host

@@ -9,17 +9,13 @@ that is restarted and verified sends exactly two messages: one incident, one rec
 from __future__ import annotations
 
 import socket
-import time
 from typing import Any
 
 from hermes_watchdog.redact import redact, redact_obj
+from hermes_watchdog.timefmt import iso
 
 INCIDENT, RESTART, GIVE_UP, RECOVERY = "incident", "restart", "give-up", "recovery"
 KINDS = (INCIDENT, RESTART, GIVE_UP, RECOVERY)
-
-
-def _iso(epoch: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
 def build(kind: str, profile: str | None, home: str, record: dict[str, Any], folder: str, now: float,
@@ -42,7 +38,7 @@ def build(kind: str, profile: str | None, home: str, record: dict[str, Any], fol
     msg = {
         "event": kind,
         "summary": summary,
-        "at": _iso(now),
+        "at": iso(now),
         "host": socket.gethostname(),
         "profile": where,
         "hermes_home": home,

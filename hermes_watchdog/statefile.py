@@ -190,6 +190,12 @@ def _read(path: Path) -> tuple[bytes | None, FileRead | None]:
     return raw, None
 
 
+def read_json_object(path: Path) -> FileRead:
+    """Any JSON object file of ours or Hermes', classified like the state file (never raises)."""
+    raw, failed = _read(path)
+    return failed or parse_json_object(str(path), raw)
+
+
 def read_state(home: Path) -> GatewayState:
     path = home / STATE_FILE
     raw, failed = _read(path)
