@@ -11,7 +11,7 @@ such file: then there is nothing to say (``read`` returns None and nobody mentio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hermes_watchdog.statefile import parse_json_object, read_bytes
@@ -58,8 +58,6 @@ def _epoch(value: object) -> float | None:
     except ValueError:
         return None
     if moment.tzinfo is None:  # Hermes writes UTC; a naive stamp is read as UTC too
-        from datetime import UTC
-
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
 
