@@ -6,12 +6,15 @@ UserError comes out as one line on stderr with exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperArgument, TyperCommand
 
 from hermes_watchdog import __version__
 from hermes_watchdog.errors import UserError
@@ -37,10 +40,35 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: rich markup would eat "[auto]" and other bracketed text, and shows type tags.
+    rich_markup_mode=None,
 )
 
-# Lets a negative PID reach our own check instead of being read as an unknown option.
-_PID_ARG = {"ignore_unknown_options": True}
+
+class _Argument(TyperArgument):
+    """An argument shown as click shows it: "PID" in the usage line (typer writes "{PID}"), and no "<str>"
+    type tag beside a name that already says what it is."""
+
+    def display_type_rich(self, ctx: Any) -> str | None:
+        return None
+
+    def _usage_display_name(self) -> str:
+        return self.display_name_raw if self.required else f"[{self.display_name_raw}]"
+
+
+class _Command(TyperCommand):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if type(param) is TyperArgument:
+                param.__class__ = _Argument
+
+
+def _opt(*decls: str, help: str, default: object = None, metavar: str | None = None) -> Any:
+    """An option whose help ends with its default written one way, "[default: 5]", whether typer knows
+    the default (diagnose) or the config file does (run's options are None until merged with it)."""
+    text = help if default is None else f"{help}  [default: {default}]"
+    return typer.Option(*decls, help=text, show_default=False, metavar=metavar)
 
 
 def _version(value: bool) -> None:
@@ -57,15 +85,19 @@ def _root(
     pass
 
 
-@app.command(context_settings=_PID_ARG)
+@app.command(cls=_Command)
 def diagnose(
-    pid: Annotated[str, typer.Argument(help="PID of the process to diagnose (any Python process).")],
-    seconds: Annotated[float, typer.Option("--seconds", "-s", help="How long to sample CPU.")] = 5.0,
-    hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-    out: Annotated[Path | None, typer.Option(help="Write a redacted evidence folder here.")] = None,
-    heartbeat_stale: Annotated[float, typer.Option(
-        help="Seconds without an event-loop heartbeat (Hermes >= 0.19) that mean a frozen loop.")] = 60.0,
+    pid: Annotated[str, typer.Argument(help="PID of the process to diagnose (any Python process).", metavar="PID",
+                                       show_default=False)],
+    seconds: Annotated[float, _opt("--seconds", "-s", help="How long to sample CPU.", default=5,
+                                   metavar="SECONDS")] = 5.0,
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
+                                             default="found from the process", metavar="PATH")] = None,
+    json_out: Annotated[bool, _opt("--json", help="Print one JSON object.")] = False,
+    out: Annotated[Path | None, _opt("--out", help="Write a redacted evidence folder here.", metavar="DIR")] = None,
+    heartbeat_stale: Annotated[float, _opt(
+        "--heartbeat-stale", help="Seconds without an event-loop heartbeat (Hermes >= 0.19) that mean a frozen "
+        "loop.", default=60, metavar="SECONDS")] = 60.0,
 ) -> None:
     """Diagnose a process now: CPU per thread, state file, hot thread's stack, verdict.
 
@@ -78,44 +110,65 @@ def diagnose(
 
 @app.command()
 def run(
-    config_file: Annotated[Path | None, typer.Option(
-        "--config", help="TOML file (default ~/.hermes/watchdog.toml).")] = None,
-    hermes_home: Annotated[list[Path] | None, typer.Option(help="A gateway's HERMES_HOME; repeatable.")] = None,
-    all_profiles: Annotated[bool, typer.Option("--all-profiles", help="Watch ~/.hermes and every profile.")] = False,
-    interval: Annotated[float | None, typer.Option(help="Seconds between samples [5].")] = None,
-    window: Annotated[float | None, typer.Option(help="Seconds a verdict must hold before acting [60].")] = None,
-    cpu_threshold: Annotated[float | None, typer.Option(help="Cores that count as pegged [0.9].")] = None,
-    restart_with: Annotated[str | None, typer.Option(
-        help="auto|launchd|systemd|command|signal|none [auto].")] = None,
-    restart_command: Annotated[str | None, typer.Option(
-        help="Argv for --restart-with command, split like a shell but never run by one.")] = None,
-    grace: Annotated[float | None, typer.Option(help="Seconds before SIGKILL after a restart request [20].")] = None,
-    max_restarts: Annotated[int | None, typer.Option(help="Restarts allowed per --restart-window [3].")] = None,
-    restart_window: Annotated[float | None, typer.Option(help="Seconds of the restart budget [1800].")] = None,
-    cooldown: Annotated[float | None, typer.Option(
-        help="Seconds after a restart before another; doubles each time [60].")] = None,
-    start_timeout: Annotated[float | None, typer.Option(help="Seconds for the new gateway to come up [90].")] = None,
-    stuck_action: Annotated[str | None, typer.Option(help="alert|restart for stuck-disconnected [alert].")] = None,
-    state_dir: Annotated[Path | None, typer.Option(help="Incidents and state.json [HERMES_HOME/watchdog].")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Decide and record, never signal.")] = False,
-    once: Annotated[bool, typer.Option("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
-    frozen_action: Annotated[str | None, typer.Option(
-        help="alert|restart when the event-loop heartbeat (Hermes >= 0.19) stays stale [alert].")] = None,
-    heartbeat_stale: Annotated[float | None, typer.Option(
-        help="Seconds without a heartbeat that mean a frozen loop (Hermes >= 0.19) [60].")] = None,
-    metrics_port: Annotated[int | None, typer.Option(
-        help="Serve Prometheus /metrics on this port (0: any free port).")] = None,
-    metrics_host: Annotated[str | None, typer.Option(help="Address for --metrics-port [127.0.0.1].")] = None,
-    metrics_textfile: Annotated[Path | None, typer.Option(
-        help="Also write metrics here for node_exporter's textfile collector (atomic).")] = None,
-    notify_command: Annotated[str | None, typer.Option(
-        help="Argv run per event with the event JSON on stdin; split like a shell, never run by one.")] = None,
-    notify_webhook: Annotated[str | None, typer.Option(help="POST each event as JSON to this http(s) URL.")] = None,
-    notify_timeout: Annotated[float | None, typer.Option(help="Seconds per notification attempt [5].")] = None,
-    notify_retries: Annotated[int | None, typer.Option(help="Webhook retries, with backoff 1, 2, 4 s.. [3].")] = None,
-    notify_desktop: Annotated[bool, typer.Option(
+    config_file: Annotated[Path | None, _opt("--config", help="TOML file.", default="~/.hermes/watchdog.toml",
+                                             metavar="FILE")] = None,
+    hermes_home: Annotated[list[Path] | None, _opt("--hermes-home", help="A gateway's HERMES_HOME; repeatable.",
+                                                   default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    all_profiles: Annotated[bool, _opt("--all-profiles", help="Watch ~/.hermes and every profile.")] = False,
+    interval: Annotated[float | None, _opt("--interval", help="Seconds between samples.", default=5,
+                                           metavar="SECONDS")] = None,
+    window: Annotated[float | None, _opt("--window", help="Seconds a verdict must hold before acting.", default=60,
+                                         metavar="SECONDS")] = None,
+    cpu_threshold: Annotated[float | None, _opt("--cpu-threshold", help="Cores that count as pegged.", default=0.9,
+                                                metavar="CORES")] = None,
+    restart_with: Annotated[str | None, _opt("--restart-with", help="auto|launchd|systemd|command|signal|none.",
+                                             default="auto", metavar="MANAGER")] = None,
+    restart_command: Annotated[str | None, _opt(
+        "--restart-command", help="Restart by running this argv (implies --restart-with command); split like a "
+        "shell but never run by one.", metavar="COMMAND")] = None,
+    grace: Annotated[float | None, _opt("--grace", help="Seconds before SIGKILL after a restart request.",
+                                        default=20, metavar="SECONDS")] = None,
+    max_restarts: Annotated[int | None, _opt("--max-restarts", help="Restarts allowed per --restart-window.",
+                                             default=3, metavar="N")] = None,
+    restart_window: Annotated[float | None, _opt("--restart-window", help="Seconds of the restart budget.",
+                                                 default=1800, metavar="SECONDS")] = None,
+    cooldown: Annotated[float | None, _opt(
+        "--cooldown", help="Seconds after a restart before another; doubles each time.", default=60,
+        metavar="SECONDS")] = None,
+    start_timeout: Annotated[float | None, _opt("--start-timeout", help="Seconds for the new gateway to come up.",
+                                                default=90, metavar="SECONDS")] = None,
+    stuck_action: Annotated[str | None, _opt("--stuck-action", help="alert|restart for stuck-disconnected.",
+                                             default="alert", metavar="ACTION")] = None,
+    state_dir: Annotated[Path | None, _opt("--state-dir", help="Incidents and state.json.",
+                                           default="HERMES_HOME/watchdog", metavar="DIR")] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Decide and record, never signal.")] = False,
+    once: Annotated[bool, _opt("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
+    frozen_action: Annotated[str | None, _opt(
+        "--frozen-action", help="alert|restart when the event-loop heartbeat (Hermes >= 0.19) stays stale.",
+        default="alert", metavar="ACTION")] = None,
+    heartbeat_stale: Annotated[float | None, _opt(
+        "--heartbeat-stale", help="Seconds without a heartbeat that mean a frozen loop (Hermes >= 0.19).",
+        default=60, metavar="SECONDS")] = None,
+    metrics_port: Annotated[int | None, _opt(
+        "--metrics-port", help="Serve Prometheus /metrics on this port (0: any free port).", metavar="PORT")] = None,
+    metrics_host: Annotated[str | None, _opt("--metrics-host", help="Address for --metrics-port.",
+                                             default="127.0.0.1", metavar="HOST")] = None,
+    metrics_textfile: Annotated[Path | None, _opt(
+        "--metrics-textfile", help="Also write metrics here for node_exporter's textfile collector (atomic).",
+        metavar="FILE")] = None,
+    notify_command: Annotated[str | None, _opt(
+        "--notify-command", help="Argv run per event with the event JSON on stdin; split like a shell, never run "
+        "by one.", metavar="COMMAND")] = None,
+    notify_webhook: Annotated[str | None, _opt("--notify-webhook", help="POST each event as JSON to this http(s) "
+                                               "URL.", metavar="URL")] = None,
+    notify_timeout: Annotated[float | None, _opt("--notify-timeout", help="Seconds per notification attempt.",
+                                                 default=5, metavar="SECONDS")] = None,
+    notify_retries: Annotated[int | None, _opt("--notify-retries", help="Webhook retries, with backoff 1, 2, 4 s...",
+                                               default=3, metavar="N")] = None,
+    notify_desktop: Annotated[bool, _opt(
         "--notify-desktop", help="macOS: a desktop notification per event (osascript).")] = False,
-    check: Annotated[bool, typer.Option("--check", help="Only validate the configuration, then exit.")] = False,
+    check: Annotated[bool, _opt("--check", help="Only validate the configuration, say what it would do, exit.")
+                     ] = False,
 ) -> None:
     """Watch the gateway: detect a busy loop, capture evidence, restart it, verify, record."""
     from hermes_watchdog.commands import run as cmd
@@ -137,9 +190,11 @@ def run(
 
 @app.command()
 def status(
-    state_dir: Annotated[Path | None, typer.Option(help="The daemon's state dir [HERMES_HOME/watchdog].")] = None,
-    hermes_home: Annotated[Path | None, typer.Option(help="HERMES_HOME whose watchdog/ to read.")] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    state_dir: Annotated[Path | None, _opt("--state-dir", help="The daemon's state dir.",
+                                           default="HERMES_HOME/watchdog", metavar="DIR")] = None,
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="HERMES_HOME whose watchdog/ to read.",
+                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    json_out: Annotated[bool, _opt("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Show what the watchdog sees: gateways, CPU, platforms, verdicts, incidents, restart budget."""
     from hermes_watchdog.commands import status as cmd
@@ -161,12 +216,14 @@ _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command(context_settings=_EXTRA_ARGS)
 def install(
     ctx: typer.Context,
-    manager: Annotated[str, typer.Option(help="auto, launchd or systemd.")] = "auto",
-    hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME [~/.hermes].")] = None,
-    profile: Annotated[str | None, typer.Option(help="A Hermes profile: ~/.hermes/profiles/NAME.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the file and the commands; change nothing.")
-                       ] = False,
-    system: Annotated[bool, typer.Option("--system", help="A system-wide service (as root).")] = False,
+    manager: Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto",
+                                 metavar="MANAGER")] = "auto",
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
+                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    profile: Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.",
+                                        metavar="NAME")] = None,
+    dry_run: Annotated[bool, _opt("--dry-run", help="Print the file and the commands; change nothing.")] = False,
+    system: Annotated[bool, _opt("--system", help="A system-wide service (as root).")] = False,
 ) -> None:
     """Install the watchdog as a service (launchd agent / systemd user unit). Flags after -- go to `run`."""
     from hermes_watchdog.commands import install as cmd
@@ -176,10 +233,13 @@ def install(
 
 @app.command()
 def uninstall(
-    manager: Annotated[str, typer.Option(help="auto, launchd or systemd.")] = "auto",
-    hermes_home: Annotated[Path | None, typer.Option(help="The gateway's HERMES_HOME [~/.hermes].")] = None,
-    profile: Annotated[str | None, typer.Option(help="A Hermes profile: ~/.hermes/profiles/NAME.")] = None,
-    system: Annotated[bool, typer.Option("--system", help="The system-wide service (as root).")] = False,
+    manager: Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto",
+                                 metavar="MANAGER")] = "auto",
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
+                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    profile: Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.",
+                                        metavar="NAME")] = None,
+    system: Annotated[bool, _opt("--system", help="The system-wide service (as root).")] = False,
 ) -> None:
     """Stop, disable and remove the watchdog's service. A second run does nothing."""
     from hermes_watchdog.commands import install as cmd
@@ -187,18 +247,37 @@ def uninstall(
     raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system))
 
 
-@app.command()
+@app.command(cls=_Command)
 def patch(
-    action: Annotated[str, typer.Argument(help="status, install or uninstall.")],
-    python: Annotated[Path | None, typer.Option(help="The gateway's Python interpreter.")] = None,
-    hermes_home: Annotated[Path | None, typer.Option(help="Find the interpreter from this home's gateway.")
-                           ] = None,
-    restart: Annotated[bool, typer.Option("--restart", help="Restart the gateway so it loads the change.")] = False,
+    action: Annotated[str, typer.Argument(help="status, install or uninstall.", metavar="ACTION",
+                                          show_default=False)],
+    python: Annotated[Path | None, _opt("--python", help="The gateway's Python interpreter.",
+                                        default="found from the running gateway or its service", metavar="PATH")
+                      ] = None,
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="Find the interpreter from this home's gateway.",
+                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    restart: Annotated[bool, _opt("--restart", help="Restart the gateway so it loads the change.")] = False,
 ) -> None:
     """The QQBot busy-loop fix inside an installed Hermes (0.14.0 to 0.16.0), without editing its files."""
     from hermes_watchdog.commands import patch as cmd
 
     raise typer.Exit(cmd.main(action, python, hermes_home, restart))
+
+
+def _usage_message(exc: Exception, args: list[str]) -> str:
+    """click's message, with two of its cases said better. Raises UserError for a negative PID."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    name = getattr(exc, "option_name", None)
+    if type(exc).__name__ != "NoSuchOption" or not name:
+        return message
+    command = getattr(getattr(exc, "ctx", None), "info_name", None)
+    if command == "diagnose" and re.fullmatch(r"-\d", name):
+        # `diagnose -5`: click reads a negative number as options; it is a bad PID.
+        from hermes_watchdog.commands.diagnose import parse_pid
+
+        parse_pid(next((a for a in args if a.startswith(name) and re.fullmatch(r"-\d+", a)), name))
+    best = difflib.get_close_matches(name, getattr(exc, "possibilities", None) or [], n=1, cutoff=0)
+    return f"No such option: {name}" + (f" (did you mean {best[0]}?)" if best else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -211,9 +290,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("hermes-watchdog: aborted\n")
         code = 130
     except _usage_error_types() as exc:
-        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-        sys.stderr.write(f"hermes-watchdog: {message} (see --help)\n")
-        code = 2
+        if type(exc).__name__ == "NoArgsIsHelpError":  # no command at all: its message is the help
+            sys.stderr.write((exc.format_message() or "Usage: hermes-watchdog COMMAND [ARGS]... (see --help)")
+                             + "\n")
+            code = 2
+        else:
+            try:
+                message = _usage_message(exc, args)
+            except UserError as err:
+                message = str(err)
+            else:
+                message += " (see --help)"
+            sys.stderr.write(f"hermes-watchdog: {message}\n")
+            code = 2
     except UserError as exc:
         sys.stderr.write(f"hermes-watchdog: {exc}\n")
         code = 2

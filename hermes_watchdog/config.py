@@ -5,6 +5,7 @@ Unknown keys and bad values stop the start with a one-line message naming the ke
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -78,8 +79,12 @@ class Config:
 
 _TYPES: dict[str, type] = {f.name: f.type for f in fields(Config)}  # type: ignore[misc]
 _KNOWN = {f.name for f in fields(Config)} - {"extra"}
-_POSITIVE = {"interval", "window", "grace", "restart_window", "start_timeout", "command_timeout", "pegged_after",
-             "stuck_after", "heartbeat_stale", "notify_timeout"}
+_HOUR, _DAY = 3600.0, 86400.0
+# Seconds: each must be more than 0 (cooldown: 0 or more) and at most this. The caps catch a typo or an
+# overflow (1e308 s is as good as never) without limiting any real setup.
+_SECONDS_MAX = {"interval": _HOUR, "window": _DAY, "grace": _HOUR, "restart_window": 30 * _DAY,
+                "start_timeout": _DAY, "cooldown": _DAY, "command_timeout": _HOUR, "notify_timeout": _HOUR,
+                "pegged_after": 30 * _DAY, "stuck_after": 30 * _DAY, "heartbeat_stale": _DAY}
 
 
 _ARGV_EXAMPLES = {"restart_command": '["systemctl", "--user", "restart", "x"]',
@@ -88,6 +93,12 @@ _ARGV_EXAMPLES = {"restart_command": '["systemctl", "--user", "restart", "x"]',
 
 def default_config_path() -> Path:
     return hermes_home_default() / "watchdog.toml"
+
+
+def _span(seconds: float) -> str:
+    if seconds >= 2 * _DAY:
+        return f"{seconds:.0f} seconds ({seconds / _DAY:g} days)"
+    return f"{seconds:.0f} seconds" + (f" ({seconds / _HOUR:g} h)" if seconds >= _HOUR else "")
 
 
 def _coerce(key: str, value: Any, source: str) -> Any:
@@ -153,14 +164,18 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad("a number")
     value = float(value)
-    if key in _POSITIVE and value <= 0:
-        raise bad("more than 0")
+    # Written as "not (in range)" so NaN, for which every comparison is false, fails too.
+    if key in _SECONDS_MAX:
+        low_ok = value >= 0 if key == "cooldown" else value > 0
+        if not (low_ok and value <= _SECONDS_MAX[key]):
+            raise bad(("0 or more" if key == "cooldown" else "more than 0")
+                      + f" and at most {_span(_SECONDS_MAX[key])}")
     if key == "cpu_threshold" and not 0 < value <= 64:
         raise bad("a number of cores between 0 and 64 (0.9 = 90% of one core)")
-    if key in {"cooldown"} and value < 0:
-        raise bad("0 or more")
     if key == "min_confidence" and not 0 <= value <= 1:
         raise bad("between 0 and 1")
+    if not math.isfinite(value):
+        raise bad("a finite number")
     return value
 
 
@@ -198,6 +213,14 @@ def build(config_file: Path | None, flags: dict[str, Any]) -> Config:
         if key not in _KNOWN:
             raise UserError(f"unknown option {key}")
         values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+    if values.get("restart_command"):
+        # A restart command means "restart with it": ignoring it would leave a gateway that nothing
+        # relaunches down after its SIGTERM.
+        named = values.get("restart_with", "auto")
+        if named not in {"auto", "command"}:
+            raise UserError(f"--restart-command is only used with --restart-with command, not --restart-with "
+                            f"{named}: drop one of them")
+        values["restart_with"] = "command"
     cfg = replace(Config(), **values)
     if cfg.restart_with == "command" and not cfg.restart_command:
         raise UserError("--restart-with command needs --restart-command (an argv, e.g. "

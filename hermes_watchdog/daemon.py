@@ -8,10 +8,11 @@ spread over ticks (stopping -> verifying) so a slow gateway never blocks the loo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
+import math
 import os
+import secrets
 import signal
 import tempfile
 import threading
@@ -30,6 +31,7 @@ from hermes_watchdog import (
     gateway,
     heartbeat,
     incidents,
+    locks,
     logs,
     metrics,
     notifications,
@@ -68,6 +70,7 @@ BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 STATE_FILE = "state.json"
 STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
 PENDING_FILE = "pending.json"  # restarts in flight, unredacted identities: private, for resuming only
+HOME_LOCK = "watchdog.home.lock"  # in HERMES_HOME: one watchdog acts on a home, whatever its state dir
 
 
 @dataclass
@@ -100,6 +103,9 @@ class Watch:
     restarts: list[float] = field(default_factory=list)  # epoch seconds, persisted in state.json
     history: list[dict[str, Any]] = field(default_factory=list)
     gave_up_said: bool = False
+    # The give-up in force, persisted in state.json so a restarted daemon carries on with that incident
+    # instead of opening (and announcing) a new one: {pid, create_time, signature, incident (folder name)}.
+    gave_up: dict[str, Any] | None = None
     cooldown_said: bool = False
     gone_said: bool = False
     state_problem: str | None = None  # last state-file problem reported, so it is said once
@@ -148,6 +154,9 @@ class Daemon:
         self.watches: dict[Path, Watch] = {}
         self.started = time.time()
         self._lock_fh: Any = None
+        self.family = ""  # set with the lock: see acquire_lock
+        self._home_locks: dict[Path, locks.Lock] = {}
+        self._home_refused: set[Path] = set()  # homes another watchdog holds, said once
         self._write_problem: str | None = None
         self.incident_count = 0
         self.notifier = Notifier()
@@ -159,11 +168,14 @@ class Daemon:
         self._status_written = 0.0  # monotonic
         self._history_key: str | None = None
         self._config_public = diagnosis.public(cfg.summary())  # redacted once: it never changes
+        self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
-        """One daemon per state dir. The lock lives in the state dir, or, when that cannot be written,
-        in a per-user runtime folder keyed by the state dir's path."""
+        """One daemon per state dir, and one per Hermes home: two daemons with different state dirs must
+        not both restart the same gateway on separate budgets. The state dir lock lives in the state dir,
+        or, when that cannot be written, in a per-user runtime folder keyed by the state dir's path; a
+        home's lock is HERMES_HOME/watchdog.home.lock (homes that appear later are locked when first seen)."""
         candidates = [self.state_dir / "watchdog.lock"]
         digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:16]
         runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"hermes-watchdog-{os.getuid()}"
@@ -172,28 +184,60 @@ class Daemon:
         for path in candidates:
             try:
                 private.make_dir(path.parent)
-                fh = open(path, "a+")  # noqa: SIM115 - held open for the daemon's whole life
+                lock = locks.take(path, 0o600)
+            except locks.Held as held:
+                raise UserError(f"another hermes-watchdog (PID {held.holder}) is already running for state dir "
+                                f"{self.state_dir}") from None
+            except locks.LockError as exc:
+                raise UserError(str(exc)) from None
             except OSError as exc:
                 last_error = f"{path}: {exc.strerror or exc}"
                 continue
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                fh.seek(0)
-                other = fh.read().strip() or "?"
-                fh.close()
-                raise UserError(f"another hermes-watchdog (PID {other}) is already running for state dir "
-                                f"{self.state_dir}") from None
-            try:  # our PID in the lock is only for the "already running" message: a full disk may refuse it
-                os.ftruncate(fh.fileno(), 0)
-                os.pwrite(fh.fileno(), str(os.getpid()).encode(), 0)
-            except OSError as exc:
-                self._say_write_problem(f"cannot write {path}: {exc.strerror or exc}")
-            self._lock_fh = fh
+            # The family token ties pending.json to the daemons of this state dir: kept from the previous
+            # run's lock (when that file is ours), so only a restart this family started is ever resumed.
+            self.family = locks.family_of(lock.previous) or secrets.token_hex(16)
+            problem = lock.write(f"{os.getpid()} {self.family}\n")
+            if problem:  # the PID in the lock is for messages; a full disk may refuse it
+                self._say_write_problem(problem)
+            self._lock_fh = lock
             if path != candidates[0]:
                 self._say_write_problem(f"state dir {self.state_dir} is not writable; lock kept in {path}")
-            return path
-        raise UserError(f"cannot create a lock file for state dir {self.state_dir}: {last_error}")
+            break
+        else:
+            raise UserError(f"cannot create a lock file for state dir {self.state_dir}: {last_error}")
+        for home in self.cfg.homes:
+            self._hold_home(home, at_start=True)
+        return path
+
+    def _hold_home(self, home: Path, at_start: bool = False) -> bool:
+        """Hold this home's lock (taken once, kept). False, said once, when another watchdog holds it; at
+        start that is an error."""
+        key = home.expanduser()
+        if key in self._home_locks:
+            return True
+        path = key / HOME_LOCK
+        try:
+            # 0644: a watchdog of another user (root, or the home's owner) must be able to open it to lock.
+            lock = locks.take(path, 0o644)
+        except FileNotFoundError:
+            return False  # no home (yet): nothing to watch there
+        except locks.Held as held:
+            why = f"another hermes-watchdog (PID {held.holder}) is already watching {key}"
+        except locks.LockError as exc:
+            why = str(exc)
+        except OSError as exc:
+            why, at_start = f"cannot lock {path}: {exc.strerror or exc}", False
+        else:
+            lock.write(f"{os.getpid()}\n")
+            self._home_locks[key] = lock
+            self._home_refused.discard(key)
+            return True
+        if at_start:
+            raise UserError(why)
+        if key not in self._home_refused:
+            self._home_refused.add(key)
+            self.log.emit("WARN", f"{why}; not acting on it here")
+        return False
 
     def install_signal_handlers(self) -> None:
         def _stop(signum: int, frame: object) -> None:
@@ -208,23 +252,37 @@ class Daemon:
         if not data:
             return
         wanted = {h.expanduser(): n for h, n in homes}
-        for g in data.get("gateways", []):
-            home = Path(str(g.get("home", ""))).expanduser()
-            if home not in wanted:
+        # Hand-edited or damaged, field by field: what has the wrong type is dropped (said once), the rest
+        # is used; it never stops the daemon.
+        bad: set[str] = set()
+        gateways = data.get("gateways", [])
+        if not isinstance(gateways, list):
+            bad.add("gateways")
+            gateways = []
+        for g in gateways:
+            saved = saved_gateway(g, bad)
+            if saved is None or saved.home not in wanted:
                 continue
-            w = self._watch_for(home, wanted[home])
-            w.restarts = [float(t) for t in g.get("restarts", []) if isinstance(t, int | float)]
-            w.history = [h for h in g.get("restart_history", []) if isinstance(h, dict)][-20:]
+            w = self._watch_for(saved.home, wanted[saved.home])
+            w.restarts, w.history, w.gave_up = saved.restarts, saved.history, saved.gave_up
+        if bad:
+            self.log.emit("WARN", f"{self.state_dir / STATE_FILE}: ignored {', '.join(sorted(bad))} (not of the "
+                                  "expected type); still watching")
         self._resume_pending(wanted)
 
     def _resume_pending(self, wanted: dict[Path, str | None]) -> None:
         """A daemon killed mid-restart left its restart in pending.json: carry it on (escalate, verify)
-        instead of opening a second incident and restarting the same gateway again."""
-        read = read_json_object(self.state_dir / PENDING_FILE)
-        if not read.ok or read.data is None:
+        instead of opening a second incident and restarting the same gateway again. Only what this
+        state dir's daemons wrote is resumed, and only a process still proven to be the home's gateway is
+        ever signalled: anything else is dropped, said in one line."""
+        path = self.state_dir / PENDING_FILE
+        data, why = locks.read_own_json(path)
+        if data is None:
+            if why != "missing":
+                self.log.emit("WARN", f"ignoring {path}: {why}; nothing resumed, no signal sent")
             return
         now_wall, now_mono = time.time(), time.monotonic()
-        for home_text, p in read.data.items():
+        for home_text, p in data.items():
             home = Path(home_text)
             if home not in wanted or not isinstance(p, dict):
                 continue
@@ -235,7 +293,13 @@ class Daemon:
                             started_wall=started_wall, kill_at=now_mono + float(p["kill_at_wall"]) - now_wall,
                             verify_until=now_mono + float(p.get("verify_until_wall") or 0) - now_wall,
                             killed=bool(p.get("killed")))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
+                self.log.emit("WARN", f"ignoring an unreadable entry in {path}; no signal sent", str(home))
+                continue
+            problem = self._pending_problem(home, p, old)
+            if problem:
+                self.log.emit("WARN", f"not resuming the restart of PID {old.pid} recorded in {path}: {problem}; "
+                                      "dropped, no signal sent", wanted[home] or str(home))
                 continue
             w = self._watch_for(home, wanted[home])
             if not any(abs(t - started_wall) < 1e-3 for t in w.restarts):
@@ -256,6 +320,31 @@ class Daemon:
                                   "result": "restarting", "incident": folder_name})
             self.log.emit("RESUME", f"a restart of PID {old.pid} was in progress when the watchdog stopped: "
                                     f"carrying it on ({w.phase})", w.name)
+
+    def _pending_problem(self, home: Path, p: dict[str, Any], old: Identity) -> str | None:
+        """Why a pending.json entry must not be resumed, or None: written by this state dir's daemons
+        (the family token of the lock), about an incident of this state dir on that same process, and
+        the process, if still alive, still proven to be this home's gateway."""
+        if not self.family or p.get("family") != self.family:
+            return "it was not written by a hermes-watchdog of this state dir"
+        if not old.cmdline or old.uid is None or not processes.looks_like_gateway(old.cmdline):
+            return "the process it names was not recorded as a Hermes gateway"
+        folder = Path(str(p.get("incident") or ""))
+        if not p.get("incident") or folder.parent != incidents.incidents_dir(self.state_dir):
+            return "it names no incident of this state dir"
+        rec, why = locks.read_own_json(folder / "incident.json")
+        if rec is None:
+            return f"its incident {folder.name} cannot be used ({why})"
+        ident = rec.get("identity") if isinstance(rec.get("identity"), dict) else {}
+        created = ident.get("create_time")
+        if rec.get("pid") != old.pid or not isinstance(created, int | float) or \
+                abs(created - old.create_time) > 0.05 or rec.get("signature") != p.get("signature"):
+            return f"its incident {folder.name} is about another process"
+        if processes.same_process(old)[0]:  # still alive: it must still prove to be this home's gateway
+            ok, why = gateway.reprove(old, home)
+            if not ok:
+                return why
+        return None
 
     def _reload_incident(self, folder: Path, signature: str) -> incidents.Incident | None:
         read = read_json_object(folder / "incident.json")
@@ -282,6 +371,7 @@ class Daemon:
             if r is None or w.phase == WATCHING:
                 continue
             pending[str(w.home)] = {
+                "family": self.family,  # only this state dir's daemons resume it (see acquire_lock)
                 "old": r.old.to_dict(), "manager": r.manager, "started_wall": r.started_wall,
                 "kill_at_wall": now_wall + (r.kill_at - now_mono), "killed": r.killed, "phase": w.phase,
                 "verify_until_wall": now_wall + (r.verify_until - now_mono) if w.phase == VERIFYING else None,
@@ -305,9 +395,37 @@ class Daemon:
             root = self.cfg.homes[0]
             found = [(root, None)] + [(p, name) for name, p in gateway.profile_homes(root)]
             # A profile counts once it has a gateway file; the default home is always watched.
-            return [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
-                    or (h / GATEWAY_STATE_FILE).exists()]
-        return [(h, gateway.profile_of(h)) for h in self.cfg.homes]
+            found = [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
+                     or (h / GATEWAY_STATE_FILE).exists()]
+        else:
+            found = [(h, gateway.profile_of(h)) for h in self.cfg.homes]
+        # A home that does not exist is said once and waited for: never created, never "watched".
+        return [(h, n) for h, n in found if self._home_exists(h)]
+
+    def _home_exists(self, home: Path) -> bool:
+        key = home.expanduser()
+        if key.is_dir():
+            self._missing_homes.discard(key)
+            return True
+        if key not in self._missing_homes:
+            self._missing_homes.add(key)
+            self.log.emit("WARN", f"no Hermes home at {home}: waiting for it")
+        return False
+
+    def _wait_for_home(self) -> bool:
+        """The default state dir (lock, state.json) lives in the first home: until that home exists,
+        neither is created, so a mistyped --hermes-home never becomes an empty home. False: asked to stop."""
+        home = self.cfg.homes[0]
+        if self.cfg.state_dir is not None or self._home_exists(home):
+            return True
+        self.notifier.ready(f"waiting for {home}")
+        while not home.expanduser().is_dir():
+            self.notifier.ping_if_due()
+            ping_in = self.notifier.seconds_to_ping()
+            if self.stop.wait(self.cfg.interval if ping_in is None else max(0.05, min(self.cfg.interval, ping_in))):
+                self.log.emit("STOP", "stopped")
+                return False
+        return True
 
     def _watch_for(self, home: Path, profile: str | None) -> Watch:
         key = home.expanduser()
@@ -318,6 +436,8 @@ class Daemon:
         return self.watches[key]
 
     def run(self) -> int:
+        if not self._wait_for_home():
+            return 0
         self.acquire_lock()
         self.exporter.start()
         self.dispatch = Dispatcher.from_config(self.cfg.notify_command, self.cfg.notify_webhook,
@@ -325,7 +445,7 @@ class Daemon:
                                                self.cfg.notify_retries, lambda text: self.log.emit("WARN", text))
         homes = self.homes()  # once: with --all-profiles it is a scan of the profiles folder
         self.load_history(homes)
-        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in homes)}: window "
+        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in homes) or 'no Hermes home yet'}: window "
                                f"{self.cfg.window:g} s, interval {self.cfg.interval:g} s, CPU >= "
                                f"{self.cfg.cpu_threshold:g} core, restart with {self.cfg.restart_with}, "
                                f"budget {self.cfg.max_restarts} per {self.cfg.restart_window:g} s"
@@ -360,6 +480,8 @@ class Daemon:
             self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
             if self._lock_fh:
                 self._lock_fh.close()
+            for lock in self._home_locks.values():
+                lock.close()
         return 1 if self.cfg.once and self.incident_count else 0
 
     def _once_done(self, started: float) -> bool:
@@ -395,6 +517,8 @@ class Daemon:
         self.publish_metrics()
 
     def _tick_watch(self, w: Watch) -> None:
+        if not self._hold_home(w.home):
+            return  # another watchdog acts on this home (or it is gone): nothing is done here
         if w.phase == STOPPING:
             self._progress_stop(w)
         if w.phase == VERIFYING:
@@ -450,7 +574,12 @@ class Daemon:
         if w.ident is not None:
             same, why = processes.same_process(w.ident)
             if same:
-                return True
+                # The files name another live gateway proven to be this home's: the one watched was
+                # adopted from the process table, or has been replaced; follow the files.
+                other, how = gateway.named_live_gateway(w.home, w.ident)
+                if other is None:
+                    return True
+                same, why = False, f"the gateway files name another live gateway of this home ({how})"
             self._lost(w, why)
         found = gateway.find_gateway(w.home)
         if found.ident is None:
@@ -498,7 +627,7 @@ class Daemon:
             return
         if action.kind not in {policy.ALERT, policy.RESTART}:
             return
-        opened = w.incident is None
+        opened = w.incident is None and not self._rejoin_gave_up(w, verdict)
         if opened:
             self._open(w, verdict, action)
             # The stack may have weakened the verdict below --min-confidence: decide again.
@@ -517,6 +646,32 @@ class Daemon:
                 self._save(w)
             return
         self._try_restart(w, action)
+
+    def _rejoin_gave_up(self, w: Watch, verdict: Verdict) -> bool:
+        """A daemon restarted after a give-up: the same gateway process still showing the same signature,
+        with the budget still spent, is the incident already opened and announced. Carry on with it (no new
+        folder, no new message); True when that was done."""
+        gave_up, w.gave_up = w.gave_up, None
+        if gave_up is None or w.ident is None or gave_up["signature"] != verdict.signature:
+            return False
+        if gave_up["pid"] != w.ident.pid or abs(gave_up["create_time"] - w.ident.create_time) > 0.01:
+            return False
+        if not budget.decide(w.restarts, time.time(), self.budget).exhausted:
+            return False
+        name = gave_up["incident"]
+        inc = incidents.load(incidents.incidents_dir(self.state_dir) / name, verdict.signature) \
+            if name == Path(name).name and name not in {"", ".", ".."} else None
+        if inc is None:
+            return False
+        inc.note("the watchdog restarted; same gateway, same signature, restart budget still spent: "
+                 "carrying on with this incident")
+        w.incident, w.gave_up = inc, gave_up
+        w.acted, w.notified, w.gave_up_said, w.cooldown_said = False, True, True, False
+        self.incident_count += 1  # still a problem: `run --once` says so in its exit code
+        self._save(w)
+        self.log.emit("INFO", f"{verdict.signature} on PID {w.ident.pid} with the restart budget still spent: "
+                              f"carrying on with incident {inc.folder} (no new incident, no new message)", w.name)
+        return True
 
     def _open(self, w: Watch, verdict: Verdict, action: policy.Action) -> None:
         """Evidence first: the stack, the CPU window, the state and the log tail, before any signal."""
@@ -540,10 +695,12 @@ class Daemon:
             folder = incidents.new_folder(self.state_dir, verdict.signature, w.profile, now)
         except OSError as exc:
             self._say_write_problem(f"cannot create an incident folder in {self.state_dir}: {exc.strerror or exc}")
-            folder = self.state_dir / "incidents" / "unwritable"
-        w.incident = incidents.Incident(folder, verdict.signature, now, rec, render_text(stack),
-                                        logs.gateway_tail(w.home), raw_state=read_state(w.home).read.data)
+            folder = None
+        w.incident = incidents.Incident(folder or self.state_dir / "incidents" / "unwritable", verdict.signature,
+                                        now, rec, render_text(stack), logs.gateway_tail(w.home),
+                                        raw_state=read_state(w.home).read.data, writable=folder is not None)
         w.acted = False
+        w.gave_up = None  # a give-up belongs to its incident; this is a new one
         w.gave_up_said = w.cooldown_said = False
         w.incident.note(f"opened: {verdict.signature} (confidence {verdict.confidence:.2f}) on PID {w.ident.pid}")
         self._save(w)
@@ -599,6 +756,8 @@ class Daemon:
             w.incident.save()
         except OSError as exc:
             self._say_write_problem(f"cannot write incident {w.incident.folder}: {exc.strerror or exc}")
+        except Exception as exc:  # a report that cannot be written must never leave a restart half done
+            self._say_write_problem(f"cannot save incident {w.incident.folder}: {type(exc).__name__}: {exc}")
 
     def _close(self, w: Watch, result: str, why: str) -> None:
         inc = w.incident
@@ -614,6 +773,7 @@ class Daemon:
             self._notify(w, notifications.RECOVERY)
         w.incident = None
         w.acted = w.notified = False
+        w.gave_up = None
 
     def _notify(self, w: Watch, kind: str) -> None:
         if self.dispatch is None or not self.dispatch.channels or w.incident is None:
@@ -631,6 +791,8 @@ class Daemon:
         if not decision.allowed:
             if decision.exhausted and not w.gave_up_said:
                 w.gave_up_said = True
+                w.gave_up = {"pid": w.ident.pid, "create_time": w.ident.create_time, "signature": inc.signature,
+                             "incident": inc.folder.name}
                 inc.record["result"] = "gave-up"
                 inc.note(f"give-up: {decision.reason}")
                 self._save(w)
@@ -644,6 +806,7 @@ class Daemon:
                 self._save(w)
                 self.log.emit("WARN", f"restart delayed: {decision.reason}", w.name)
             return
+        w.gave_up = None  # the budget allows a restart again
         target = Target(w.home, w.profile, w.ident)
         manager = select(self.cfg.restart_with, target, self.cfg.restart_command, self.cfg.command_timeout)
         w.acted = True
@@ -655,7 +818,7 @@ class Daemon:
             self.log.emit("DRY-RUN", f"would restart PID {w.ident.pid} with {manager.describe()} (no signal sent)",
                           w.name)
             return
-        same, why = processes.same_process(w.ident)
+        same, why = gateway.reprove(w.ident, w.home)
         if not same:
             inc.record["result"] = "not-restarted"
             inc.note(f"identity check failed before restart: {why}; nothing sent")
@@ -676,7 +839,7 @@ class Daemon:
         if not result.ok and result.manager not in {"signal"}:
             # The manager could not do it; the gateway is proven to be spinning, so fall back to signals
             # and leave the relaunch to KeepAlive / Restart=.
-            ok, text = guarded_signal(w.ident, signal.SIGTERM)
+            ok, text = guarded_signal(w.ident, signal.SIGTERM, w.home)
             detail["fallback"] = text
             if ok:
                 detail["signals"].append("SIGTERM")
@@ -699,7 +862,7 @@ class Daemon:
         assert r is not None
         same, _ = processes.same_process(r.old)
         if same and time.monotonic() >= r.kill_at and not r.killed:
-            ok, text = guarded_signal(r.old, signal.SIGKILL)  # identity re-checked inside
+            ok, text = guarded_signal(r.old, signal.SIGKILL, w.home)  # identity re-proven inside
             r.killed = ok
             if w.incident is not None and w.incident.record.get("restart"):
                 w.incident.record["restart"]["signals"].append("SIGKILL" if ok else "SIGKILL not sent")
@@ -812,6 +975,7 @@ class Daemon:
                 **({"heartbeat": w.heartbeat.to_dict()} if w.heartbeat else {}),
                 "restarts": [round(t, 3) for t in w.restarts if time.time() - t < self.cfg.restart_window * 4],
                 "restart_history": w.history[-20:],
+                **({"gave_up": w.gave_up} if w.gave_up else {}),
                 "budget": {"used": decision.used, "max": self.cfg.max_restarts, "remaining": decision.remaining,
                            "window_seconds": self.cfg.restart_window, "exhausted": decision.exhausted},
             })
@@ -861,7 +1025,7 @@ class Daemon:
                         last.gateway_state if last else None,
                         [(p.name, p.state) for p in last.platforms] if last else None,
                         w.heartbeat.stale if w.heartbeat else None))
-            hist.append((str(w.home), w.restarts, w.history[-20:]))
+            hist.append((str(w.home), w.restarts, w.history[-20:], w.gave_up))
         history = json.dumps(hist, default=str)
         return json.dumps([gws, self._write_problem, self.exporter.url], default=str) + history, history
 
@@ -888,6 +1052,59 @@ def _own_create_time() -> float | None:
         return psutil.Process().create_time()
     except psutil.Error:
         return None
+
+
+@dataclass(frozen=True)
+class SavedGateway:
+    home: Path
+    restarts: list[float]
+    history: list[dict[str, Any]]
+    gave_up: dict[str, Any] | None
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def saved_gateway(g: Any, bad: set[str]) -> SavedGateway | None:
+    """One ``gateways`` entry of state.json, checked field by field; the names of fields of the wrong type
+    are added to ``bad``. Pure: no I/O."""
+    if not isinstance(g, dict):
+        bad.add("gateways entry")
+        return None
+    try:
+        home = Path(g["home"]).expanduser() if isinstance(g.get("home"), str) and g["home"] else None
+    except (RuntimeError, ValueError):  # "~nosuchuser/...", or a NUL
+        home = None
+    if home is None:
+        bad.add("home")
+        return None
+    raw = g.get("restarts", [])
+    restarts = [t for t in (_finite(x) for x in raw) if t is not None] if isinstance(raw, list) else []
+    if not isinstance(raw, list) or len(restarts) != len(raw):
+        bad.add("restarts")
+    raw = g.get("restart_history", [])
+    history = [h for h in raw if isinstance(h, dict)] if isinstance(raw, list) else []
+    if not isinstance(raw, list) or len(history) != len(raw):
+        bad.add("restart_history")
+    raw = g.get("gave_up")
+    gave_up = None
+    if raw is not None:
+        ok = (isinstance(raw, dict) and isinstance(raw.get("pid"), int) and not isinstance(raw.get("pid"), bool)
+              and _finite(raw.get("create_time")) is not None and isinstance(raw.get("signature"), str)
+              and isinstance(raw.get("incident"), str))
+        if ok:
+            gave_up = {"pid": raw["pid"], "create_time": _finite(raw["create_time"]), "signature": raw["signature"],
+                       "incident": raw["incident"]}
+        else:
+            bad.add("gave_up")
+    return SavedGateway(home, restarts, history[-20:], gave_up)
 
 
 def read_status(state_dir: Path) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from hermes_watchdog.redact import redact
+from hermes_watchdog.safetext import one_line
 
 _STYLE = {"ALERT": "bold red", "RESTART": "bold magenta", "KILL": "bold magenta", "VERIFY": "cyan",
           "RECOVERED": "bold green", "GIVE-UP": "bold red", "FOUND": "green", "LOST": "yellow",
@@ -29,9 +30,10 @@ class EventLog:
         self.lines: deque[str] = deque(maxlen=500)  # recent events (the demo's summary); bounded for months of running
 
     def emit(self, kind: str, message: str, where: str | None = None) -> None:
-        message = redact(message)
+        # Names and paths come from disk: a newline or ESC in them must not forge a line or reach the terminal.
+        message = one_line(redact(message))
         now = datetime.now(UTC)
-        prefix = f"[{where}] " if where else ""
+        prefix = f"[{one_line(where)}] " if where else ""
         plain = f"{now.isoformat(timespec='seconds').replace('+00:00', 'Z')} hermes-watchdog {kind} {prefix}{message}"
         with self._lock:
             self.lines.append(f"{kind} {prefix}{message}")

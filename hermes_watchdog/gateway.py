@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import pwd
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_watchdog import statefile
+import psutil
+
+from hermes_watchdog import processes, statefile
 from hermes_watchdog.processes import Identity, matches_record
+
+_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # hermes_cli.profiles' rule
 
 
 @dataclass(frozen=True)
@@ -106,52 +114,169 @@ class Found:
     state_says_running: bool = False
 
 
-def _verify(pid: int, start_time: float | None, argv: tuple[str, ...]) -> tuple[Identity | None, str]:
-    import psutil
+def _profile_flag(args: tuple[str, ...]) -> str | None:
+    """``--profile X`` / ``-p X`` / ``--profile=X`` among a program's arguments, as hermes_cli.main reads it
+    (the first one; a value that is not a valid profile name is ignored, as Hermes ignores it)."""
+    for i, arg in enumerate(args):
+        if arg in {"--profile", "-p"} and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--profile="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        return value if _PROFILE_NAME.match(value) else None
+    return None
 
-    from hermes_watchdog import processes
 
+def home_claimed(env: Mapping[str, str], cmdline: tuple[str, ...], user_home: Path | None) -> Path | None:
+    """The HERMES_HOME a gateway process serves, worked out from its own environment and arguments the way
+    hermes_cli.main does at start: ``--profile X`` under the Hermes root, else HERMES_HOME (or the root's
+    ``active_profile``), else ``~/.hermes`` of the process's user. None when that cannot be told. Pure
+    except for reading ``active_profile``."""
+    base = Path(env["HOME"]) if env.get("HOME") else user_home
+    native = base / ".hermes" if base is not None and base.is_absolute() else None
+    env_home = Path(env["HERMES_HOME"]) if env.get("HERMES_HOME") else None
+    if env_home is not None and not env_home.is_absolute():
+        return None  # relative to a working directory we do not know
+    if env_home is None or (native is not None and _within(env_home, native)):
+        root = native
+    else:
+        root = env_home.parent.parent if env_home.parent.name == "profiles" else env_home
+    if root is None:
+        return None
+    named = _profile_flag(processes.program_of(cmdline).args)
+    if named is None and env_home is not None and env_home.parent.name == "profiles":
+        return env_home
+    if named is None:
+        try:
+            active = (root / "active_profile").read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            active = ""
+        named = active if _PROFILE_NAME.match(active) else None
+    if named == "default":
+        return root
+    if named is not None:
+        return root / "profiles" / named
+    return env_home or root
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except (ValueError, OSError):
+        return False
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def prove(pid: int, home: Path) -> tuple[Identity | None, str]:
+    """Is live ``pid`` this home's gateway? The only proof the watchdog accepts, before it adopts a process
+    and again before every signal; the pid and state files only name candidates. Returns (identity, "ok")
+    or (None, why not).
+
+    Same user as the home's owner (and as us, unless we are root); environment readable and naming this
+    home; a Hermes gateway by its program and arguments."""
+    try:
+        owner = os.stat(home).st_uid
+    except OSError as exc:
+        return None, f"cannot read {home}: {exc.strerror or exc}"
     try:
         ident = processes.identity(pid)
     except psutil.NoSuchProcess:
         return None, f"PID {pid} is not running"
     except psutil.AccessDenied:
         return None, f"PID {pid} cannot be inspected (permission denied)"
+    if not processes.alive(pid):
+        return None, f"PID {pid} has exited"
+    if not ident.cmdline:
+        return None, f"PID {pid} has no readable command line"
+    program = os.path.basename(processes.program_of(ident.cmdline).name) or ident.cmdline[0]
+    if ident.uid != owner:
+        return None, f"PID {pid} ({program}) runs as uid {ident.uid}, but {home} belongs to uid {owner}"
+    me = os.getuid()
+    if me != 0 and ident.uid != me:
+        return None, f"PID {pid} ({program}) belongs to uid {ident.uid}, not to this watchdog's uid {me}"
+    if not processes.looks_like_gateway(ident.cmdline):
+        return None, f"PID {pid} ({program}) does not look like a Hermes gateway"
+    env = processes.environ(pid)
+    if env is None:
+        return None, f"PID {pid}'s environment cannot be read, so nothing shows which Hermes home it serves"
+    try:
+        user_home: Path | None = Path(pwd.getpwuid(ident.uid).pw_dir) if ident.uid is not None else None
+    except KeyError:
+        user_home = None
+    claimed = home_claimed(env, ident.cmdline, user_home)
+    if claimed is None or not _same_dir(claimed, home):
+        return None, f"PID {pid} is the gateway of {claimed or 'an unknown Hermes home'}, not of {home}"
+    return ident, "ok"
+
+
+def reprove(expected: Identity, home: Path) -> tuple[bool, str]:
+    """Is ``expected`` (identified earlier) still alive, the same process (create time, user, command
+    line), and still provably this home's gateway? Checked before every signal."""
+    if not expected.cmdline:
+        return False, f"no command line was recorded for PID {expected.pid}, so its identity is unproven"
+    same, why = processes.same_process(expected)
+    if not same:
+        return False, why
+    if expected.uid is None:
+        return False, f"no user was recorded for PID {expected.pid}, so its identity is unproven"
+    ident, why = prove(expected.pid, home)
+    if ident is None:
+        return False, why
+    if (ident.uid, ident.cmdline) != (expected.uid, expected.cmdline) or \
+            abs(ident.create_time - expected.create_time) > 0.05:
+        return False, f"PID {expected.pid} is no longer the process identified earlier"
+    return True, ""
+
+
+def _verify(pid: int, start_time: float | None, home: Path) -> tuple[Identity | None, str]:
+    ident, why = prove(pid, home)
+    if ident is None:
+        return None, why
     ok, note = matches_record(ident, pid, start_time)
     if not ok:
         return None, f"PID {pid} is another process now ({note})"
-    # The gateway's own argv (from its pid file) at the end of the live command line also proves it.
-    wrote_it = len(argv) > 1 and tuple(ident.cmdline[-(len(argv) - 1):]) == argv[1:]
-    if not processes.looks_like_gateway(ident.cmdline) and not wrote_it:
-        return None, f"PID {pid} does not look like a Hermes gateway ({ident.command[:100]})"
     return ident, "ok"
 
 
 def _scan(home: Path) -> Identity | None:
-    """A gateway process whose HERMES_HOME (or --profile) is this home, for when its files say nothing."""
-    import psutil
-
-    from hermes_watchdog import processes
-
-    target = home.expanduser().resolve()
-    for proc in psutil.process_iter(["pid", "cmdline"]):
+    """This home's gateway from the process table, for when its files name none: only processes of the
+    home's owner that look like a gateway are candidates, and each must pass the proof."""
+    try:
+        owner = os.stat(home).st_uid
+    except OSError:
+        return None
+    for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
+        uids = proc.info.get("uids")
         cmd = tuple(proc.info.get("cmdline") or ())
-        if not cmd or not processes.looks_like_gateway(cmd):
+        if uids is None or uids.real != owner or not processes.looks_like_gateway(cmd):
             continue
-        env = processes.environ(proc.pid) or {}
-        named = profile_in_cmdline(cmd)
-        if named:
-            home_of = default_home() / "profiles" / named
-        elif env.get("HERMES_HOME"):
-            home_of = Path(env["HERMES_HOME"]).expanduser()
-        else:
-            home_of = default_home()
-        try:
-            if home_of.resolve() == target:
-                return processes.identity(proc.pid)
-        except (OSError, psutil.Error):
-            continue
+        ident, _ = prove(proc.pid, home)
+        if ident is not None:
+            return ident
     return None
+
+
+def named_live_gateway(home: Path, current: Identity) -> tuple[Identity | None, str]:
+    """When the files name a PID other than ``current`` that is a live, proven gateway of this home:
+    that gateway (the watched one was adopted wrongly or has been replaced). Cheap when they agree."""
+    pid_record = statefile.read_pid(home)
+    state = statefile.read_state(home)
+    for label, pid, start in (("gateway.pid", pid_record.pid, pid_record.start_time),
+                              ("gateway_state.json", state.pid, state.start_time)):
+        if pid is None or pid == current.pid:
+            continue
+        ident, _ = _verify(pid, start, home)
+        if ident is not None:
+            return ident, f"{label} names PID {pid}"
+    return None, ""
 
 
 def find_gateway(home: Path, scan: bool = True) -> Found:
@@ -160,11 +285,11 @@ def find_gateway(home: Path, scan: bool = True) -> Found:
     pid_record = statefile.read_pid(home)
     state = statefile.read_state(home)
     notes, stale = [], None
-    for label, pid, start, argv in (("gateway.pid", pid_record.pid, pid_record.start_time, pid_record.argv),
-                                    ("gateway_state.json", state.pid, state.start_time, ())):
+    for label, pid, start in (("gateway.pid", pid_record.pid, pid_record.start_time),
+                              ("gateway_state.json", state.pid, state.start_time)):
         if pid is None:
             continue
-        ident, note = _verify(pid, start, argv)
+        ident, note = _verify(pid, start, home)
         if ident is not None:
             return Found(ident, f"{label} names PID {pid}")
         notes.append(f"{label}: {note}")

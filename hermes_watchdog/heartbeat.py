@@ -11,10 +11,10 @@ such file: then there is nothing to say (``read`` returns None and nobody mentio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
-from hermes_watchdog.statefile import parse_json_object, read_bytes
+from hermes_watchdog.statefile import MAX_PID, parse_json_object, read_bytes
+from hermes_watchdog.timefmt import parse_iso
 
 HEARTBEAT_FILE = Path("state") / "gateway.heartbeat"
 PERIOD = 30.0  # seconds between rewrites in Hermes 0.19.0
@@ -50,18 +50,6 @@ class HeartbeatSeen:
         return {"age_seconds": round(self.age, 1), "stale_after_seconds": self.stale_after, "stale": self.stale}
 
 
-def _epoch(value: object) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:  # Hermes writes UTC; a naive stamp is read as UTC too
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
-
-
 def parse(path: str, raw: bytes | None) -> Heartbeat | None:
     """None when the file does not exist (a Hermes without heartbeats)."""
     read = parse_json_object(path, raw)
@@ -70,8 +58,8 @@ def parse(path: str, raw: bytes | None) -> Heartbeat | None:
     if not read.ok or read.data is None:
         return Heartbeat(path, problem=f"{read.status}: {read.problem}")
     pid = read.data.get("pid")
-    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
-    updated = _epoch(read.data.get("updated_at"))
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
+    updated = parse_iso(read.data.get("updated_at"))
     if updated is None:
         return Heartbeat(path, pid, problem="no usable updated_at")
     return Heartbeat(path, pid, updated)

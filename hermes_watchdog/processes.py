@@ -6,7 +6,7 @@ the kernel recycles PIDs; pid + create time + command line is.
 
 from __future__ import annotations
 
-import itertools
+import contextlib
 import os
 import re
 import sys
@@ -17,10 +17,12 @@ import psutil
 
 # Besides `hermes_cli.main ... gateway run`: the programs Hermes itself treats as the gateway
 # (gateway/status.py), and our simulated gateway, so the demo and tests go through the same checks.
-# Matched as the program or module that runs, never as a substring of some argument.
+# Matched as the program, script or module that runs, never as some other argument.
 _GATEWAY_PROGRAMS = ("hermes-gateway",)
 _GATEWAY_SCRIPTS = ("gateway/run.py",)
 _GATEWAY_MODULES = ("hermes_watchdog.sim.gateway",)
+_PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*)?[a-z]?(\.exe)?$|^Python$")
+_PY_VALUE_FLAGS = "WX"  # python -W arg, -X opt: the value is not the script
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Identity:
     start_ticks: int | None  # what Hermes records as start_time (see start_ticks())
     exe: str | None = None
     username: str | None = None
+    uid: int | None = None  # real uid: "same user" is part of the identity a signal is checked against
 
     @property
     def command(self) -> str:
@@ -44,12 +47,14 @@ class Identity:
             "cmdline": list(self.cmdline),
             "exe": self.exe,
             "username": self.username,
+            "uid": self.uid,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Identity:
         cmd = data.get("cmdline")
         ticks = data.get("start_ticks")
+        uid = data.get("uid")
         return cls(
             pid=int(data["pid"]),  # type: ignore[arg-type]
             create_time=float(data["create_time"]),  # type: ignore[arg-type]
@@ -57,21 +62,91 @@ class Identity:
             start_ticks=int(ticks) if isinstance(ticks, int) else None,
             exe=str(data["exe"]) if data.get("exe") else None,
             username=str(data["username"]) if data.get("username") else None,
+            uid=uid if isinstance(uid, int) and not isinstance(uid, bool) else None,
         )
 
 
-def looks_like_gateway(cmdline: tuple[str, ...] | list[str]) -> bool:
-    """``python -m hermes_cli.main [--profile X] gateway run [--replace]``, ``hermes gateway run``, and
-    the markers above; not ``gateway status`` or other Hermes commands."""
+@dataclass(frozen=True)
+class Program:
+    """What a command line runs: ``kind`` is exe (argv[0] itself), script, module (-m), or code (-c,
+    stdin, ``--version``...: never a gateway); ``args`` are the program's own arguments."""
+
+    kind: str
+    name: str
+    args: tuple[str, ...]
+
+
+def program_of(cmdline: tuple[str, ...] | list[str]) -> Program:
+    """argv[0], or for a Python interpreter the script or ``-m`` module after the interpreter's options."""
     args = [a.replace("\\", "/") for a in cmdline]
-    head = args[:3]  # interpreter, then script or -m module
-    if any(os.path.basename(a) in _GATEWAY_PROGRAMS or a.endswith(_GATEWAY_SCRIPTS) for a in head):
-        return True
-    if any(a == "-m" and b in _GATEWAY_MODULES for a, b in itertools.pairwise(head)):
-        return True
-    hermes = any(a.endswith(("hermes_cli.main", "hermes_cli/main.py")) or os.path.basename(a) == "hermes"
-                 for a in head)
-    return hermes and any(a == "gateway" and b == "run" for a, b in itertools.pairwise(args))
+    if not args:
+        return Program("code", "", ())
+    if not _PYTHON_NAME.match(os.path.basename(args[0])):
+        return Program("exe", args[0], tuple(args[1:]))
+    i = 1
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg == "-" or arg.startswith("--"):  # stdin, or --version/--help and the like
+            return Program("code", arg, tuple(args[i + 1:]))
+        if not arg.startswith("-"):
+            break
+        # Short options may be bundled (-uBm mod, -Wdefault): walk the letters.
+        for j, letter in enumerate(arg[1:], start=1):
+            if letter in "mc" or letter in _PY_VALUE_FLAGS:
+                value = arg[j + 1:]
+                if not value:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                if letter == "m":
+                    return Program("module", value, tuple(args[i + 1:]))
+                if letter == "c":
+                    return Program("code", value, tuple(args[i + 1:]))
+                break
+        i += 1
+    if i >= len(args):
+        return Program("code", "", ())  # an interactive interpreter
+    return Program("script", args[i], tuple(args[i + 1:]))
+
+
+def _subcommand(args: tuple[str, ...]) -> tuple[str, ...]:
+    """The first two positional arguments, past Hermes' global options (``--profile X``, ``-p X``)."""
+    out: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in {"--profile", "-p"}:
+            skip = True
+        elif not arg.startswith("-"):
+            out.append(arg)
+            if len(out) == 2:
+                break
+    return tuple(out)
+
+
+def looks_like_gateway(cmdline: tuple[str, ...] | list[str]) -> bool:
+    """By the program that runs and its arguments: ``hermes [--profile X] gateway [run]``, ``python -m
+    hermes_cli.main [--profile X] gateway [run]``, a ``hermes-gateway`` program, a ``.../gateway/run.py``
+    script, our simulator's module. Not ``gateway status``, and not a program (``tail``, ``journalctl``,
+    ``s6-supervise``) that merely names one of these in its arguments."""
+    prog = program_of(cmdline)
+    base = os.path.basename(prog.name)
+    if prog.kind in {"exe", "script"}:
+        if base in _GATEWAY_PROGRAMS or any(prog.name == s or prog.name.endswith("/" + s) for s in _GATEWAY_SCRIPTS):
+            return True
+        hermes = base == "hermes" or prog.name.endswith("hermes_cli/main.py")
+    elif prog.kind == "module":
+        if prog.name in _GATEWAY_MODULES:
+            return True
+        hermes = prog.name == "hermes_cli.main"
+    else:
+        return False
+    sub = _subcommand(prog.args)
+    # `hermes gateway` with no subcommand runs the gateway too.
+    return hermes and sub[:1] == ("gateway",) and sub[1:] in {(), ("run",)}
 
 
 def start_ticks(pid: int, create_time: float) -> int | None:
@@ -105,7 +180,8 @@ def identity(pid: int) -> Identity:
             username = proc.username()
         except (psutil.AccessDenied, KeyError):
             username = None
-    return Identity(pid, create_time, cmdline, start_ticks(pid, create_time), exe, username)
+        uid = proc.uids().real
+    return Identity(pid, create_time, cmdline, start_ticks(pid, create_time), exe, username, uid)
 
 
 def same_process(expected: Identity) -> tuple[bool, str]:
@@ -117,6 +193,7 @@ def same_process(expected: Identity) -> tuple[bool, str]:
         with proc.oneshot():
             create_time = proc.create_time()
             zombie = proc.status() == psutil.STATUS_ZOMBIE
+            uid = proc.uids().real
             try:
                 cmdline = tuple(proc.cmdline())
             except (psutil.AccessDenied, psutil.ZombieProcess):
@@ -129,7 +206,10 @@ def same_process(expected: Identity) -> tuple[bool, str]:
         return False, f"PID {expected.pid} was reused by another process (create time changed)"
     if zombie:
         return False, f"PID {expected.pid} has exited (zombie)"
-    if expected.cmdline and cmdline != expected.cmdline:
+    if expected.uid is not None and uid != expected.uid:
+        return False, f"PID {expected.pid} now runs as another user (uid {uid}, not {expected.uid})"
+    # An identity without a command line proves nothing: it never matches.
+    if not expected.cmdline or cmdline != expected.cmdline:
         return False, f"PID {expected.pid} now runs another command: {' '.join(cmdline)[:120]}"
     return True, ""
 
@@ -163,36 +243,48 @@ def matches_record(ident: Identity, pid: int | None, start_time: float | None) -
     return True, "names this PID and start time"
 
 
-_PYTHON_NAME = re.compile(r"^(python|pypy)(\d+(\.\d+)*)?[a-z]?(\.exe)?$|^Python$")
-
-
 def python_kind(pid: int) -> tuple[bool | None, str]:
     """(is it a Python process, what it is): True/False, or None when we cannot tell (then go on).
     For False, the text completes "PID N ..." in an error message.
 
-    The interpreter binary's name says it for nearly every case (``python3.11``, a venv's ``python``,
-    macOS's framework ``Python``); an embedded interpreter shows as libpython in the memory maps."""
+    One rule for every process: it is Python when its executable, its name or its argv[0] names a Python
+    interpreter (``python3.11``, a venv's ``python``, macOS's framework ``Python``; a console script's
+    shebang puts the interpreter in argv[0]), or when libpython is mapped into it (an embedded interpreter).
+    Whatever of these can be read decides: a hidden executable (another user's process, a container's
+    init) does not turn "not Python" into "cannot tell"."""
     try:
         proc = psutil.Process(pid)
         name = proc.name()
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False, f"({name}) has exited: a zombie its parent has not reaped yet"
-        exe = proc.exe()
     except psutil.ZombieProcess:
         return False, "has exited: a zombie its parent has not reaped yet"
     except psutil.NoSuchProcess:
         return None, ""  # the caller reports the missing PID itself
     except (psutil.AccessDenied, OSError):
         return None, "cannot tell"
-    if not exe:
-        return False, (f"({name}) is a kernel thread" if not proc.cmdline() else f"({name})") + \
-            ", not a Python process"
-    if _PYTHON_NAME.match(Path(exe).name) or _PYTHON_NAME.match(name):
-        return True, Path(exe).name
+
+    unreadable = (psutil.AccessDenied, psutil.ZombieProcess, OSError, NotImplementedError)
+    exe: str | None = None
+    cmdline: list[str] = []
+    maps = None
     try:
-        maps = proc.memory_maps(grouped=True)
-    except (psutil.Error, OSError, NotImplementedError):
+        with contextlib.suppress(*unreadable):
+            exe = proc.exe()
+        with contextlib.suppress(*unreadable):
+            cmdline = proc.cmdline()
+        if exe == "":  # psutil's answer for a kernel thread or a vanished binary
+            return False, (f"({name}) is a kernel thread" if not cmdline else f"({name})") + ", not a Python process"
+        names = [n for n in (Path(exe).name if exe else "", name, Path(cmdline[0]).name if cmdline else "") if n]
+        if any(_PYTHON_NAME.match(n) for n in names):
+            return True, names[0]
+        with contextlib.suppress(*unreadable):
+            maps = proc.memory_maps(grouped=True)
+    except psutil.NoSuchProcess:
+        return None, ""
+    if maps and any("libpython" in Path(m.path).name for m in maps):
+        return True, f"{names[0]} (embedded Python)"
+    if exe is None and not cmdline and maps is None:
         return None, "cannot tell"
-    if any("libpython" in Path(m.path).name for m in maps):
-        return True, f"{Path(exe).name} (embedded Python)"
-    return False, f"({Path(exe).name}) is not a Python process"
+    how = "" if exe is not None else " by its name and command line (its executable cannot be read)"
+    return False, f"({names[0]}) is not a Python process{how}"

@@ -33,6 +33,11 @@ def find_py_spy() -> str | None:
 def permission_hint() -> str:
     if sys.platform == "darwin":
         return "on macOS py-spy needs root: run the same command with sudo to get the stack"
+    if os.geteuid() == 0:
+        # Root already: what blocks ptrace is a missing capability or a policy, not the user.
+        return ("already root, so ptrace is blocked by something else: a missing CAP_SYS_PTRACE (in a "
+                "container: --cap-add SYS_PTRACE), `kernel.yama.ptrace_scope` = 3, or a seccomp/AppArmor/SELinux "
+                "policy")
     return ("run as root, or allow ptrace: `sudo sysctl kernel.yama.ptrace_scope=0`, "
             "or give py-spy CAP_SYS_PTRACE (in a container: --cap-add SYS_PTRACE)")
 

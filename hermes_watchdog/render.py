@@ -10,6 +10,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from hermes_watchdog.safetext import one_line
+
 _COLOURS = {"healthy": "green", "busy-loop": "red", "cpu-pegged": "yellow", "stuck-disconnected": "yellow",
             "loop-frozen": "red"}
 
@@ -59,13 +61,15 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
 def show(rec: dict[str, Any], out: TextIO | None = None, rich: bool | None = None) -> None:
     out = out or sys.stdout
     rich = out.isatty() if rich is None else rich
+    # Command lines, paths and states come from the process and its files: one line each, escapes shown.
+    sections = [(title, [one_line(ln) for ln in lines]) for title, lines in _sections(rec)]
     if not rich:
-        for title, lines in _sections(rec):
+        for title, lines in sections:
             out.write(f"== {title} ==\n" + "".join(f"{ln}\n" for ln in lines) + "\n")
         return
     console = Console(file=out)
     colour = _COLOURS.get(str((rec.get("verdict") or {}).get("signature")), "white")
-    for title, lines in _sections(rec):
+    for title, lines in sections:
         style = colour if title == "Verdict" else "cyan"
         console.print(Panel(Text("\n".join(lines)), title=title, border_style=style, expand=True))
 
@@ -75,5 +79,6 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*r)
+        # Text, not markup: a "[bold]" in a profile name is shown as written; control characters escaped.
+        t.add_row(*(Text(one_line(cell)) for cell in r))
     return t

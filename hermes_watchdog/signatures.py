@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any
 
 from hermes_watchdog.cpu import CpuUsage
 from hermes_watchdog.heartbeat import HeartbeatSeen
 from hermes_watchdog.stacks import ADAPTER_READ_LOOP, StackAnalysis
 from hermes_watchdog.statefile import GatewayState
+from hermes_watchdog.timefmt import parse_iso
 
 BUSY_LOOP = "busy-loop"
 CPU_PEGGED = "cpu-pegged"
@@ -70,20 +70,11 @@ class Verdict:
         }
 
 
-def _parse_iso(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
-
-
 def _down_text(state: GatewayState, now: float | None) -> tuple[str, float | None]:
     """'qqbot is disconnected (since ..., 12 min)' and the longest known down time in seconds."""
     parts, longest = [], None
     for p in state.not_connected:
-        since = _parse_iso(p.updated_at)
+        since = parse_iso(p.updated_at)
         text = f"{p.name} is '{p.state}'"
         if p.error_code:
             text += f" ({p.error_code})"
@@ -166,8 +157,10 @@ def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnal
               "down_for": down_for}
 
     if pegged:
-        # Two independent signals: the CPU, and a not-connected platform in every read of the window.
-        spinning_state = bool(own) and all(s.gateway_state == RUNNING and s.not_connected for s in own)
+        # Two independent signals: the CPU, and a not-connected platform in every read of the window;
+        # every read: one naming another process (or unreadable) breaks the proof, it is not skipped.
+        all_own = bool(states) and all(s.state.ok and s.matches for s in states)
+        spinning_state = all_own and all(s.state.gateway_state == RUNNING and s.state.not_connected for s in states)
         delta, stack_reason = _stack_effect(stack)
         if spinning_state:
             reasons.append(f"gateway_state is 'running' while {down_text}")
@@ -178,17 +171,22 @@ def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnal
             reasons.append(f"gateway_state is '{latest.gateway_state}'")
         elif latest is not None:
             reasons.append("every platform is connected" if not down
-                           else f"{down_text}, but not in every state read of the window")
+                           else f"{down_text}, but not in every state read of the window" if all_own
+                           else f"{down_text}, but {len(states) - len(own)} of {len(states)} state reads of "
+                                "the window did not describe this process")
         if stack is not None and stack.captured and stack.classification == ADAPTER_READ_LOOP:
             reasons.append(_stack_effect(stack)[1] or "")
             reasons.append("this looks like the adapter busy loop, but the state file does not confirm it")
             return Verdict(CPU_PEGGED, 0.9, tuple(reasons), **common)
-        reasons.append("sustained CPU with connected platforms may be legitimate work")
+        reasons.append("sustained CPU with connected platforms may be legitimate work" if latest is not None
+                       else "no usable state file: cannot tell whether platforms are connected")
         return Verdict(CPU_PEGGED, 0.8, tuple(reasons), **common)
 
     if down:
         reasons.append(f"{down_text}; CPU is below the threshold, so the adapter is idle, not spinning")
-        if down_for is not None and down_for >= th.stuck_after:
+        # Sure only while the newest read still describes this process, not one from earlier.
+        current = latest_read is not None and latest_read.state.ok and latest_read.matches
+        if down_for is not None and down_for >= th.stuck_after and current:
             return Verdict(STUCK_DISCONNECTED, 0.85, tuple(reasons), **common)
         reasons.append(f"down for less than {_duration(th.stuck_after)} (or unknown): may be a normal reconnect")
         return Verdict(STUCK_DISCONNECTED, 0.4, tuple(reasons), **common)

@@ -6,8 +6,11 @@ oversized file is an observation with a plain-language ``problem``, never an exc
 
 from __future__ import annotations
 
+import errno
 import json
+import math
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,20 +77,33 @@ class PidRecord:
     kind: str | None = None
 
 
+MAX_PID = 2**31 - 1  # PIDs fit in 32 bits everywhere (Linux caps them at 2**22)
+
+
 def _as_int(value: Any) -> int | None:
+    """A PID: a positive whole number that fits, or ASCII digits of one; anything else is None."""
     if isinstance(value, bool):
         return None
+    if isinstance(value, str):
+        text = value.strip()
+        # ASCII only: "²".isdigit() is True and int() refuses it; and no 5000-digit numbers.
+        if not (text.isascii() and text.isdigit() and len(text) <= 10):
+            return None
+        value = int(text)
     if isinstance(value, int):
-        return value if value > 0 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip()) or None
+        return value if 0 < value <= MAX_PID else None
     return None
 
 
 def _as_number(value: Any) -> float | None:
+    """A finite number (JSON lets through 1e999, Infinity and NaN); anything else is None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an int past 1e308
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _as_str(value: Any) -> str | None:
@@ -106,8 +122,11 @@ def parse_json_object(path: str, raw: bytes | None, *, allow_bare_int: bool = Fa
         return FileRead(path, "garbage", "file is not UTF-8 text")
     if not text.strip():
         return FileRead(path, "empty", "file is empty")
-    if allow_bare_int and text.strip().isdigit():
-        return FileRead(path, "ok", None, {"pid": int(text.strip())})
+    bare = text.strip()
+    if allow_bare_int and bare.isascii() and bare.isdigit():
+        if len(bare) > 10:
+            return FileRead(path, "garbage", f"a {len(bare)}-digit number is not a PID")
+        return FileRead(path, "ok", None, {"pid": int(bare)})
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -118,6 +137,8 @@ def parse_json_object(path: str, raw: bytes | None, *, allow_bare_int: bool = Fa
         return FileRead(path, "garbage", f"not valid JSON ({exc.msg} at line {exc.lineno})")
     except RecursionError:
         return FileRead(path, "garbage", "JSON nested too deeply")
+    except ValueError as exc:  # not a JSONDecodeError: an integer of more than 4300 digits
+        return FileRead(path, "garbage", f"not usable JSON ({str(exc).split(';')[0]})")
     if not isinstance(value, dict):
         if allow_bare_int and isinstance(value, int) and not isinstance(value, bool):
             return FileRead(path, "ok", None, {"pid": value})
@@ -170,17 +191,55 @@ def parse_pid(path: str, raw: bytes | None) -> PidRecord:
     )
 
 
-def read_bytes(path: Path) -> tuple[bytes | None, str | None]:
-    """Read at most MAX_BYTES + 1 bytes; returns (bytes or None if missing, error text)."""
+def open_regular(path: Path, follow: bool = False) -> int:
+    """A read-only descriptor on a regular file, opened so that nothing can block or redirect it: non-blocking
+    (a FIFO would wait for a writer forever), not through a final symlink unless ``follow``, close-on-exec.
+    OSError (FileNotFoundError when missing) for anything else, with a plain ``strerror``."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        with open(path, "rb") as fh:
-            return fh.read(MAX_BYTES + 1), None
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and not follow:
+            raise OSError(errno.ELOOP, "is a symbolic link; not followed", str(path)) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL,
+                          "is a directory" if stat.S_ISDIR(mode) else "not a regular file", str(path))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_fd(fd: int, limit: int, offset: int = 0) -> bytes:
+    """At most ``limit`` bytes from ``offset`` of an open regular file."""
+    chunks, got = [], 0
+    while got < limit:
+        chunk = os.pread(fd, min(limit - got, 1024 * 1024), offset + got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def read_bytes(path: Path, limit: int = MAX_BYTES + 1, follow: bool = False) -> tuple[bytes | None, str | None]:
+    """Read at most ``limit`` bytes of a regular file; returns (bytes or None if missing, error text).
+    Every reader of Hermes' files and ours goes through here: a FIFO, a device or a symlink is an error."""
+    try:
+        fd = open_regular(path, follow)
     except FileNotFoundError:
         return None, None
-    except IsADirectoryError:
-        return None, "is a directory"
     except OSError as exc:
         return None, exc.strerror or str(exc)
+    try:
+        return read_fd(fd, limit), None
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    finally:
+        os.close(fd)
 
 
 def _read(path: Path) -> tuple[bytes | None, FileRead | None]:

@@ -8,6 +8,9 @@ import sys
 from pathlib import Path
 
 from hermes_watchdog import __version__
+from hermes_watchdog.statefile import read_bytes
+
+_MAX_READ = 256 * 1024  # METADATA and pyvenv.cfg are small; a FIFO or a huge file is never waited on
 
 
 def _site_packages_under(prefix: Path) -> list[Path]:
@@ -47,25 +50,20 @@ def candidate_site_packages(cmdline: tuple[str, ...], exe: str | None, env: dict
 def hermes_version(site_packages: list[Path]) -> str | None:
     for sp in site_packages:
         for dist in sorted(sp.glob("hermes_agent-*.dist-info")):
-            try:
-                for line in (dist / "METADATA").read_text(errors="replace").splitlines():
-                    if line.startswith("Version:"):
-                        return line.split(":", 1)[1].strip()
-            except OSError:
-                continue
+            raw, _ = read_bytes(dist / "METADATA", _MAX_READ, follow=True)
+            for line in (raw or b"").decode(errors="replace").splitlines():
+                if line.startswith("Version:"):
+                    return line.split(":", 1)[1].strip()
     return None
 
 
 def python_version_of(site_packages: list[Path], exe: str | None) -> str | None:
     for sp in site_packages:
-        cfg = sp.parent.parent.parent / "pyvenv.cfg"
-        try:
-            for line in cfg.read_text().splitlines():
-                key, _, value = line.partition("=")
-                if key.strip() in {"version", "version_info"}:
-                    return value.strip()
-        except OSError:
-            pass
+        raw, _ = read_bytes(sp.parent.parent.parent / "pyvenv.cfg", _MAX_READ, follow=True)
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() in {"version", "version_info"}:
+                return value.strip()
         m = re.search(r"python(3\.\d+)", str(sp))
         if m:
             return m.group(1)

@@ -15,18 +15,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog.sim.poll import poll
+
 DEADLINE = 60.0  # generous: only to keep a broken test from hanging
 
 
 def wait_for(cond: Callable[[], Any], timeout: float = DEADLINE, what: str = "condition", step: float = 0.05) -> Any:
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(step)
+    value = poll(cond, timeout, step)
+    if not value:
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    return value
+
+
+def epoch(text: str | None) -> float | None:
+    """An ISO time from the daemon's files as epoch seconds (None if absent)."""
+    if not text:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def read_json(path: Path) -> Any:
@@ -191,6 +198,24 @@ class DaemonProc:
     def gateway(self) -> dict[str, Any]:
         gws = self.status().get("gateways") or [{}]
         return gws[0]
+
+    def gateway_named(self, name: str) -> dict[str, Any]:
+        return next((g for g in self.status().get("gateways") or [] if g.get("name") == name), {})
+
+    def verdict_held(self, signature: str, seconds: float, name: str | None = None) -> bool:
+        """By the daemon's own clock (state.json), ``signature`` has been the verdict for ``seconds``:
+        the daemon had that long to act on it. A condition to poll, not a sleep."""
+        st = self.status()
+        g = self.gateway_named(name) if name else self.gateway()
+        since, now = epoch(g.get("verdict_since")), epoch(st.get("updated_at"))
+        return (g.get("verdict") or {}).get("signature") == signature and since is not None and now is not None \
+            and now - since >= seconds
+
+    def settled_healthy(self, window: float, name: str | None = None) -> bool:
+        """The daemon has watched the current gateway for a full window and found it healthy."""
+        g = self.gateway_named(name) if name else self.gateway()
+        v = g.get("verdict") or {}
+        return g.get("phase") == "watching" and v.get("signature") == "healthy" and v.get("span_seconds", 0) >= window
 
     def incidents(self) -> list[Path]:
         d = self.state_dir / "incidents"

@@ -123,7 +123,12 @@ def scenario(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
         assert line.startswith("PORT "), line
         home = tmp_path / f"hermes-{len(started)}"
         home.mkdir()
-        adapter = subprocess.Popen([str(python), str(HERE / "qq_harness.py"), line.split()[1]],
+        # Run as a program named hermes-gateway (one Hermes itself treats as the gateway) with HERMES_HOME
+        # set, so the watchdog proves it this home's gateway the way it proves the real one.
+        program = tmp_path / f"bin-{len(started)}" / "hermes-gateway"
+        program.parent.mkdir()
+        program.symlink_to(HERE / "qq_harness.py")
+        adapter = subprocess.Popen([str(python), str(program), line.split()[1]],
                                    env={**env, "HERMES_HOME": str(home)}, stderr=subprocess.DEVNULL)
         s = Scenario(home, server, adapter)
         started.append(s)

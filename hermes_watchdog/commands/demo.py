@@ -26,17 +26,9 @@ from hermes_watchdog import config
 from hermes_watchdog.daemon import Daemon
 from hermes_watchdog.events import EventLog
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
+from hermes_watchdog.sim.poll import poll
 
 DEADLINE = 55.0
-
-
-def _wait_for(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _restart_verified(d: Daemon) -> bool:
@@ -61,7 +53,7 @@ def main() -> int:
     stop = threading.Event()
     deadline = time.monotonic() + DEADLINE
     try:
-        if not _wait_for(lambda: (home / "gateway_state.json").exists(), 15):
+        if not poll(lambda: (home / "gateway_state.json").exists(), 15):
             err.print("demo: the simulated gateway did not start")
             return 1
         cfg = config.build(None, {"hermes_home": [str(home)], "interval": 1.0, "window": 8.0, "grace": 2.0,

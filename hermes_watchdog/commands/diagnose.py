@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from hermes_watchdog import diagnosis, evidence, render
 from hermes_watchdog.errors import UserError
+from hermes_watchdog.safetext import one_line
 from hermes_watchdog.stacks import render_text
+
+MAX_SECONDS = 600.0  # a diagnosis is a look now; a longer watch is `run`
+MAX_HEARTBEAT_STALE = 86400.0
+
+
+def _progress(text: str, show: bool) -> contextlib.AbstractContextManager[object]:
+    """A spinner on stderr while the sample runs, for a person at a terminal only: never in --json, never
+    when stderr is a pipe or a file."""
+    if not (show and sys.stderr.isatty()):
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False).status(text)
 
 
 def parse_pid(text: str) -> int:
@@ -26,27 +44,43 @@ def parse_pid(text: str) -> int:
 def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool, out: Path | None,
          heartbeat_stale: float = 60.0) -> int:
     pid = parse_pid(pid_text)
-    if not seconds > 0:
-        raise UserError(f"--seconds must be more than 0, not {seconds:g}")
-    if not heartbeat_stale > 0:
-        raise UserError(f"--heartbeat-stale must be more than 0, not {heartbeat_stale:g}")
+    # Written as "not (in range)" so NaN, for which every comparison is false, fails too.
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UserError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, not {seconds:g}")
+    if not 0 < heartbeat_stale <= MAX_HEARTBEAT_STALE:
+        raise UserError(f"--heartbeat-stale must be more than 0 and at most {MAX_HEARTBEAT_STALE:g}, "
+                        f"not {heartbeat_stale:g}")
     if hermes_home is not None and not hermes_home.expanduser().is_dir():
         raise UserError(f"--hermes-home {hermes_home} is not a directory")
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
-    d = diagnosis.diagnose(pid, seconds, hermes_home, heartbeat_stale=heartbeat_stale)
+    with _progress(f"sampling PID {pid} for {seconds:g} s, then reading its stack", show=not as_json):
+        d = diagnosis.diagnose(pid, seconds, hermes_home, heartbeat_stale=heartbeat_stale)
     rec = diagnosis.record(d)
     pub = diagnosis.public(rec)
-    if out is not None:
-        try:
-            evidence.write(out, rec, render_text(d.stack), d.log_tail, record_name="diagnosis.json",
-                           title=f"hermes-watchdog diagnosis of PID {pid}", raw_state=d.files.state.read.data)
-        except OSError as exc:
-            raise UserError(f"cannot write the evidence folder {out}: {exc.strerror or exc}") from None
+    folder = _write_evidence(out, pid, rec, d) if out is not None else None
     if as_json:
         sys.stdout.write(json.dumps(pub, indent=2) + "\n")
     else:
         render.show(pub)
-        if out is not None:
-            sys.stdout.write(f"evidence written to {out} (report.md is safe to paste into a bug report)\n")
+        if folder is not None:
+            sys.stdout.write(f"evidence written to {one_line(folder)} (report.md is safe to paste into a bug "
+                             "report)\n")
     return 1 if d.verdict.is_problem else 0
+
+
+def _write_evidence(out: Path, pid: int, rec: dict[str, Any], d: diagnosis.Diagnosis) -> Path:
+    """The evidence in a folder of its own (see evidence.fresh_folder); on any failure, whatever was
+    created is removed again and the user gets one line."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    made: Path | None = None
+    try:
+        folder, made = evidence.fresh_folder(out, f"hermes-watchdog-diagnosis-{pid}-{stamp}")
+        evidence.write(folder, rec, render_text(d.stack), d.log_tail, record_name="diagnosis.json",
+                       title=f"hermes-watchdog diagnosis of PID {pid}", raw_state=d.files.state.read.data)
+    except Exception as exc:
+        if made is not None:
+            shutil.rmtree(made, ignore_errors=True)
+        why = getattr(exc, "strerror", None) or exc
+        raise UserError(f"cannot write the evidence folder in {out}: {why}") from None
+    return folder

@@ -3,6 +3,8 @@ by the same manager (launchd on macOS, systemd on Linux), running as the gateway
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pwd
 import sys
@@ -39,8 +41,10 @@ def _check_run_flags(home: Path, extra: list[str]) -> None:
     from hermes_watchdog.cli import app
 
     try:
-        app(args=["run", "--hermes-home", str(home), *extra, "--check"], prog_name="hermes-watchdog",
-            standalone_mode=False)
+        # run --check says what it would do; here only its verdict on the flags matters.
+        with contextlib.redirect_stdout(io.StringIO()):
+            app(args=["run", "--hermes-home", str(home), *extra, "--check"], prog_name="hermes-watchdog",
+                standalone_mode=False)
     except UserError as exc:
         raise UserError(f"the run flags would not start: {exc}") from None
     except Exception as exc:
@@ -49,8 +53,8 @@ def _check_run_flags(home: Path, extra: list[str]) -> None:
 
 
 def _installer(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str],
-               system: bool) -> Installer:
-    if os.geteuid() == 0 and not system:
+               system: bool, dry_run: bool = False) -> Installer:
+    if os.geteuid() == 0 and not system and not dry_run:  # a dry run changes nothing: show it to root too
         raise UserError("refusing to install as root: the watchdog must run as the gateway's user, in that "
                         "user's service manager. Run this without sudo as that user (or pass --system for a "
                         "system-wide service)")
@@ -61,7 +65,7 @@ def _installer(manager: str, hermes_home: Path | None, profile: str | None, extr
 
 def install(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str], dry_run: bool,
             system: bool) -> int:
-    inst = _installer(manager, hermes_home, profile, extra, system)
+    inst = _installer(manager, hermes_home, profile, extra, system, dry_run)
     home = inst.spec.hermes_home
     if not home.is_dir():
         raise UserError(f"Hermes home {home} does not exist (is Hermes installed for this user?)")
@@ -71,6 +75,9 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
     if dry_run:
         sys.stdout.write(f"# would write {inst.path}\n{text}\n# would run:\n")
         sys.stdout.writelines(f"{' '.join(s.argv)}\n" for s in steps)
+        if os.geteuid() == 0 and not system:
+            sys.stdout.write("# note: as root, the real install is refused: run it as the gateway's user, "
+                             "or pass --system for a system-wide service\n")
         return 0
     try:
         inst.path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,12 +50,12 @@ def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:
     result = manager.restart(target, stop)
     _say(f"restart via {manager.describe()}: {'ok' if result.ok else 'failed'} ({result.detail})")
     if not result.ok and result.manager != "signal":
-        _say(guarded_signal(found.ident, __import__("signal").SIGTERM)[1])
+        _say(guarded_signal(found.ident, __import__("signal").SIGTERM, home)[1])
     end = time.monotonic() + grace
     while processes.same_process(found.ident)[0] and time.monotonic() < end:
         time.sleep(0.2)
     if processes.same_process(found.ident)[0]:
-        _say(guarded_signal(found.ident, __import__("signal").SIGKILL)[1] + " (SIGTERM was ignored)")
+        _say(guarded_signal(found.ident, __import__("signal").SIGKILL, home)[1] + " (SIGTERM was ignored)")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         new = gateway.find_gateway(home)
@@ -76,13 +76,19 @@ def main(action: str, python: Path | None, hermes_home: Path | None, restart: bo
         _status(interp, p, home)
         return 0
     if action == "install":
+        if not installer.has_hermes(interp):
+            raise UserError(f"Hermes is not installed in {interp.python} (it cannot import hermes_cli and "
+                            "gateway): pass the gateway's own Python with --python")
         if p.adapter != "buggy":
             _say(f"note: this Hermes does not need the fix ({p.adapter}); the patch will wrap nothing")
         written = installer.install(p.purelib)
         _say("installed: " + ", ".join(str(w) for w in written))
     else:
         removed = installer.uninstall(p.purelib)
-        _say("removed: " + ", ".join(str(r) for r in removed) if removed else "not installed; nothing to remove")
+        if not removed:
+            _say("not installed; nothing to remove")
+            return 0  # nothing changed: no restart to ask for
+        _say("removed: " + ", ".join(str(r) for r in removed))
     if restart:
         _restart(home)
     else:

@@ -3,13 +3,39 @@
 from __future__ import annotations
 
 import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
 from hermes_watchdog import config
 from hermes_watchdog.daemon import Daemon
+from hermes_watchdog.diagnosis import public_text
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.events import EventLog
+
+_HOW = {
+    "auto": "with the gateway's service manager (launchd or systemd) when it supervises the gateway, "
+            "else SIGTERM and SIGKILL",
+    "launchd": "with launchd (launchctl kickstart -k)",
+    "systemd": "with systemd (systemctl restart)",
+    "signal": "by SIGTERM, then SIGKILL: something else (a supervisor) must start the gateway again",
+    "none": "never: alerts only",
+}
+
+
+def describe(cfg: config.Config) -> list[str]:
+    """What ``run --check`` says it would do, one fact a line."""
+    lines = []
+    for home in cfg.homes:
+        missing = "" if home.expanduser().is_dir() else " (it does not exist yet: the watchdog would wait for it)"
+        lines.append(f"would watch {home}" + (" and every profile in it" if cfg.all_profiles else "") + missing)
+    how = f"by running {shlex.join(cfg.restart_command)}" if cfg.restart_with == "command" \
+        else _HOW[cfg.restart_with]
+    lines.append(f"would restart {how}; at most {cfg.max_restarts} per {cfg.restart_window:g} s"
+                 + (" (dry run: decide and record, never signal)" if cfg.dry_run else ""))
+    lines.append(f"would act when a verdict holds for {cfg.window:g} s, sampling every {cfg.interval:g} s; "
+                 f"incidents and state.json in {cfg.resolved_state_dir}")
+    return [public_text(line) for line in lines]
 
 
 def main(config_file: Path | None, flags: dict[str, Any], check: bool = False) -> int:
@@ -22,7 +48,13 @@ def main(config_file: Path | None, flags: dict[str, Any], check: bool = False) -
                 raise UserError(f"--{key.replace('_', '-')}: {exc}") from None
     cfg = config.build(config_file, flags)
     if check:
+        sys.stdout.write("configuration OK\n" + "".join(f"{line}\n" for line in describe(cfg)))
         return 0
+    missing = [h for h in cfg.homes if not h.expanduser().is_dir()]
+    if cfg.once and missing:
+        # A cron run cannot wait for the home to appear; saying so beats a silent "all fine".
+        raise UserError(f"no Hermes home at {missing[0]} (is Hermes installed for this user? "
+                        "pass --hermes-home)")
     daemon = Daemon(cfg, EventLog())
     daemon.install_signal_handlers()
     return daemon.run()

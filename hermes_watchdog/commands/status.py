@@ -9,20 +9,34 @@ from typing import Any
 
 import psutil
 from rich.console import Console
+from rich.text import Text
 
 from hermes_watchdog.daemon import read_status
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.render import table
+from hermes_watchdog.safetext import one_line
 from hermes_watchdog.statefile import hermes_home_default
 
 
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def daemon_running(data: dict[str, Any]) -> bool:
-    d = data.get("daemon") or {}
+    d = _dict(data.get("daemon"))
     try:
         proc = psutil.Process(int(d.get("pid")))
         return abs(proc.create_time() - float(d.get("create_time") or 0)) < 0.05
-    except (psutil.Error, TypeError, ValueError):
+    except (psutil.Error, TypeError, ValueError, OverflowError):
         return False
+
+
+def _cpu(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) and not isinstance(value, bool) else "-"
 
 
 def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int:
@@ -35,24 +49,30 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
         sys.stdout.write(json.dumps({**data, "daemon_running": running}, indent=2) + "\n")
         return 0
     console = Console(highlight=False, soft_wrap=True)
-    d = data.get("daemon") or {}
-    console.print(f"hermes-watchdog daemon PID {d.get('pid')}: {'running' if running else 'NOT running'}; "
-                  f"state written {data.get('updated_at')}" + (" (dry run)" if d.get("dry_run") else ""))
+
+    def say(text: str) -> None:
+        # Everything shown comes from state.json: printed as text (no markup), control characters escaped.
+        console.print(Text(one_line(text)))
+
+    d = _dict(data.get("daemon"))
+    say(f"hermes-watchdog daemon PID {d.get('pid')}: {'running' if running else 'NOT running'}; "
+        f"state written {data.get('updated_at')}" + (" (dry run)" if d.get("dry_run") else ""))
     rows = []
-    for g in data.get("gateways", []):
-        v = g.get("verdict") or {}
-        b = g.get("budget") or {}
-        platforms = ", ".join(f"{k}: {s}" for k, s in (g.get("platforms") or {}).items()) or "-"
-        rows.append([g.get("name") or g.get("profile") or "default", str(g.get("pid") or "-"),
-                     "-" if g.get("cpu_now") is None else f"{g['cpu_now']:.2f}",
-                     str(g.get("gateway_state") or "-"), platforms, str(v.get("signature") or "-"),
+    for g in _list(data.get("gateways")):
+        if not isinstance(g, dict):
+            continue
+        v, b = _dict(g.get("verdict")), _dict(g.get("budget"))
+        platforms = ", ".join(f"{k}: {s}" for k, s in _dict(g.get("platforms")).items()) or "-"
+        rows.append([str(g.get("name") or g.get("profile") or "default"), str(g.get("pid") or "-"),
+                     _cpu(g.get("cpu_now")), str(g.get("gateway_state") or "-"), platforms,
+                     str(v.get("signature") or "-"),
                      f"{b.get('used', 0)}/{b.get('max', '?')}" + (" (exhausted)" if b.get("exhausted") else "")])
     console.print(table("Gateways", ["profile", "pid", "CPU cores", "state", "platforms", "verdict",
                                      "restarts used"], rows))
-    for p in data.get("problems") or []:
-        console.print(f"[yellow]problem:[/yellow] {p}")
-    incidents = data.get("incidents") or []
-    console.print("Latest incidents:" if incidents else "No incidents.")
+    for p in _list(data.get("problems")):
+        console.print(Text("problem: ", style="yellow") + Text(one_line(p)))
+    incidents = _list(data.get("incidents"))
+    say("Latest incidents:" if incidents else "No incidents.")
     for path in incidents[:10]:
-        console.print(f"  {path}")
+        say(f"  {path}")
     return 0

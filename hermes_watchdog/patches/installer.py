@@ -21,6 +21,7 @@ from hermes_watchdog import gateway, processes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.services import launchd, systemd
 from hermes_watchdog.services.base import Target
+from hermes_watchdog.statefile import read_bytes, read_json_object
 
 MODULE_NAME = "hermes_watchdog_qqbot_fix"
 PTH_NAME = "hermes_watchdog_qqbot_fix.pth"
@@ -70,7 +71,8 @@ def _python_of(cmdline: tuple[str, ...], exe: str | None) -> Path | None:
             return first
         script = Path(cmdline[1]) if len(cmdline) > 1 and Path(cmdline[1]).is_file() else first
         try:
-            head = script.read_bytes()[:256].splitlines()[0].decode(errors="replace")
+            raw, _ = read_bytes(script, 256, follow=True)  # a FIFO or a huge binary is never waited on
+            head = (raw or b"").splitlines()[0].decode(errors="replace")
             if head.startswith("#!") and "python" in head:
                 return Path(shlex.split(head[2:])[0])
         except (OSError, IndexError, ValueError):
@@ -130,14 +132,33 @@ def probe(interp: Interpreter) -> Probe:
     return Probe(data.get("hermes"), Path(str(data["purelib"])), str(data.get("python")), str(data.get("adapter")))
 
 
+# Top-level find_spec only: it locates the packages without running any Hermes code.
+_HAS_HERMES = ("import importlib.util as u, sys; "
+               "sys.exit(0 if u.find_spec('hermes_cli') and u.find_spec('gateway') else 3)")
+
+
+def has_hermes(interp: Interpreter) -> bool:
+    """Can this interpreter import Hermes (``hermes_cli`` and ``gateway``)? Asked of the interpreter itself,
+    so a venv, a --python of another version or a git checkout on its path all answer for themselves."""
+    env = {**os.environ, "HERMES_WATCHDOG_PATCHES": "0"}
+    try:
+        r = subprocess.run([str(interp.python), "-c", _HAS_HERMES], capture_output=True, text=True,
+                           timeout=PROBE_TIMEOUT, check=False, stdin=subprocess.DEVNULL, env=env)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UserError(f"cannot run {interp.python}: {exc}") from None
+    return r.returncode == 0
+
+
 def installed(purelib: Path) -> dict[str, Any]:
     """What our record says was written, and whether it is still there and current."""
     record = purelib / RECORD_NAME
-    try:
-        data = json.loads(record.read_text())
-    except (OSError, ValueError):
+    read = read_json_object(record)  # bounded, never a FIFO: diagnose and incidents read it too
+    if not read.ok or read.data is None:
         return {"installed": False, "files": []}
-    files = [Path(f["path"]) for f in data.get("files", [])]
+    data = read.data
+    entries = data.get("files")
+    files = [Path(f["path"]) for f in entries if isinstance(f, dict) and isinstance(f.get("path"), str)] \
+        if isinstance(entries, list) else []
     present = all(p.is_file() for p in files)
     module = purelib / f"{MODULE_NAME}.py"
     current = module.is_file() and _sha(module.read_bytes()) == _sha(SOURCE.read_bytes())
@@ -187,11 +208,10 @@ def uninstall(purelib: Path) -> list[Path]:
 
 def loaded_by(home: Path, pid: int | None) -> dict[str, Any] | None:
     """The note the fix leaves in HERMES_HOME/state when it loads, if it belongs to ``pid``."""
-    try:
-        data = json.loads((home / "state" / "hermes-watchdog-patch.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return data if pid is not None and data.get("pid") == pid else None
+    # In the Hermes home: read like the gateway's own files (regular file only, bounded, no symlink).
+    read = read_json_object(home / "state" / "hermes-watchdog-patch.json")
+    data = read.data if read.ok else None
+    return data if data is not None and pid is not None and data.get("pid") == pid else None
 
 
 def report_line(site_packages: list[Path], hermes_version: str | None, home: Path | None,

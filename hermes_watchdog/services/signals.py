@@ -13,7 +13,7 @@ class SignalManager(ServiceManager):
     name = "signal"
 
     def restart(self, target: Target, stop: threading.Event) -> RestartResult:
-        ok, detail = guarded_signal(target.ident, signal.SIGTERM)
+        ok, detail = guarded_signal(target.ident, signal.SIGTERM, target.home)
         return RestartResult(self.name, ok, detail, signals=["SIGTERM"] if ok else [])
 
     def describe(self) -> str:

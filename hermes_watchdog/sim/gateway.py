@@ -335,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
     p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
-    args = p.parse_args(argv)
+    # Unknown arguments are ignored: tests plant secrets in the command line.
+    args, _unknown = p.parse_known_args(argv)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"

@@ -2,7 +2,10 @@
 loopback fake server, the way the gateway runs it: one asyncio loop, SIGTERM handled with
 loop.add_signal_handler (so a starved loop ignores it, as in the gateway).
 
-    python qq_harness.py PORT     (HERMES_HOME must point at a scratch folder)
+    python <dir>/hermes-gateway PORT     (a symlink to this file; HERMES_HOME must point at a scratch folder)
+
+The tests run it through a symlink named ``hermes-gateway`` so that, like the real gateway, it looks like
+one by its program name: the watchdog never takes a process for a gateway on what its files say.
 
 Logs go to HERMES_HOME/logs/gateway.log. Only 127.0.0.1 is contacted.
 """

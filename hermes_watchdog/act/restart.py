@@ -1,0 +1,199 @@
+"""A restart as an explicit state machine, spread over ticks so a slow gateway never blocks the loop.
+
+    (watching) --begin--> STOPPING --grace over, still alive--> KILLED
+    STOPPING or KILLED --old process gone--> VERIFYING --new gateway running, calm--> RESTARTED
+    STOPPING or KILLED --stop timeout over, still alive--> FAILED
+    VERIFYING --start timeout over--> FAILED
+
+As in supervisor's ``process.py``: named states, one transition point (``_change``) that tells the
+``Journal`` (which logs the event line, notes the incident and saves pending.json, in one place), and
+the time-driven edges (``_timers``: grace over -> SIGKILL, start timeout over -> failed) kept apart
+from the event edges (``_events``: old process gone, new gateway found, verified). The clock, the
+process probe, the signal sender and the new-gateway check are injected (``Ports``), so every edge is
+tested with plain objects and no processes.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Protocol
+
+from hermes_watchdog.processes import Identity
+
+
+class Phase(Enum):
+    STOPPING = "stopping"  # the manager (or SIGTERM) was asked; waiting for the old process to go
+    KILLED = "killed"  # still alive after the grace: SIGKILL sent (or refused), waiting for it to go
+    VERIFYING = "verifying"  # the old process is gone; waiting for a new gateway, running and calm
+    RESTARTED = "restarted"  # done: the new gateway is verified
+    FAILED = "restart-failed"  # done: no verified gateway in time, or the old one would not go
+
+    @property
+    def done(self) -> bool:
+        return self in {Phase.RESTARTED, Phase.FAILED}
+
+    @property
+    def stopping(self) -> bool:
+        return self in {Phase.STOPPING, Phase.KILLED}
+
+
+@dataclass(frozen=True)
+class NewCheck:
+    """What the new gateway looks like now: ``ready`` once it runs with a calm CPU; ``gone`` if it vanished."""
+
+    ready: bool = False
+    gone: bool = False
+    detail: str = ""
+
+
+class Ports(Protocol):
+    def now(self) -> float: ...  # monotonic seconds
+
+    def alive(self, ident: Identity) -> bool: ...  # is ``ident`` still that very process?
+
+    def kill(self, ident: Identity, sig: signal.Signals) -> tuple[bool, str]: ...  # the guarded sender
+
+    def find_new(self, old: Identity) -> tuple[Identity | None, str]: ...  # a new gateway (not ``old``)
+
+    def check_new(self, new: Identity) -> NewCheck: ...  # sample it once more
+
+
+class Journal(Protocol):
+    def transition(self, r: Restart, before: Phase | None, after: Phase, why: str) -> None: ...
+
+    def event(self, r: Restart, kind: str, text: str) -> None: ...  # a remark that changes no state
+
+
+@dataclass
+class Restart:
+    """One restart in flight: what pending.json keeps so a killed daemon can carry it on."""
+
+    old: Identity
+    manager: str
+    started: float  # monotonic
+    started_wall: float  # epoch
+    grace: float
+    start_timeout: float
+    kill_signal: signal.Signals = signal.SIGKILL
+    phase: Phase = Phase.STOPPING
+    kill_at: float = 0.0  # monotonic: SIGKILL if the old process is still there
+    stop_until: float = 0.0  # monotonic: give up if the old process survives even SIGKILL this long
+    verify_until: float = 0.0  # monotonic: the new gateway must be verified by then
+    killed: bool = False  # SIGKILL (or kill_signal) was actually sent
+    signals: list[str] = field(default_factory=list)
+    new: Identity | None = None
+    detail: str = ""  # why it ended
+
+    def to_dict(self, mono_to_wall: Callable[[float], float]) -> dict[str, Any]:
+        return {"old": self.old.to_dict(), "manager": self.manager, "phase": self.phase.value,
+                "started_wall": self.started_wall, "grace": self.grace, "start_timeout": self.start_timeout,
+                "kill_signal": self.kill_signal.name, "kill_at_wall": mono_to_wall(self.kill_at),
+                "stop_until_wall": mono_to_wall(self.stop_until),
+                "verify_until_wall": mono_to_wall(self.verify_until) if self.verify_until else None,
+                "killed": self.killed, "signals": list(self.signals)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], wall_to_mono: Callable[[float], float]) -> Restart:
+        """Raises KeyError/TypeError/ValueError on a record that is not one of ours."""
+        phase = Phase(str(data["phase"]))
+        if phase.done:
+            raise ValueError("a finished restart is not resumed")
+        started_wall = float(data["started_wall"])
+        r = cls(old=Identity.from_dict(data["old"]), manager=str(data["manager"]),
+                started=wall_to_mono(started_wall), started_wall=started_wall, grace=float(data["grace"]),
+                start_timeout=float(data["start_timeout"]),
+                kill_signal=signal.Signals[str(data.get("kill_signal") or "SIGKILL")], phase=phase,
+                kill_at=wall_to_mono(float(data["kill_at_wall"])),
+                stop_until=wall_to_mono(float(data["stop_until_wall"])),
+                killed=bool(data.get("killed")), signals=[str(s) for s in data.get("signals") or []])
+        if data.get("verify_until_wall") is not None:
+            r.verify_until = wall_to_mono(float(data["verify_until_wall"]))
+        return r
+
+
+class RestartMachine:
+    """Drives one ``Restart`` from the moment the restart was asked for to RESTARTED or FAILED."""
+
+    def __init__(self, r: Restart, ports: Ports, journal: Journal) -> None:
+        self.r = r
+        self.ports = ports
+        self.journal = journal
+
+    @classmethod
+    def begin(cls, old: Identity, manager: str, signals: list[str], ports: Ports, journal: Journal, *,
+              wall: float, grace: float, start_timeout: float, why: str,
+              kill_signal: signal.Signals = signal.SIGKILL) -> RestartMachine:
+        """The event edge (watching) -> STOPPING: the manager has been asked (by the caller)."""
+        now = ports.now()
+        r = Restart(old=old, manager=manager, started=now, started_wall=wall, grace=grace,
+                    start_timeout=start_timeout, kill_signal=kill_signal, kill_at=now + grace,
+                    stop_until=now + grace + start_timeout, signals=list(signals))
+        m = cls(r, ports, journal)
+        journal.transition(r, None, Phase.STOPPING, why)
+        return m
+
+    def resume(self) -> None:
+        """A daemon restarted mid-restart: deadlines that passed while it was down start afresh from now
+        for verification (the new gateway may have come up meanwhile)."""
+        now = self.ports.now()
+        if self.r.phase == Phase.VERIFYING and self.r.verify_until <= now:
+            self.r.verify_until = now + self.r.start_timeout
+
+    # ---------------------------------------------------------------- the one transition point
+    def _change(self, after: Phase, why: str) -> None:
+        before = self.r.phase
+        if before == after:
+            return
+        self.r.phase = after
+        if after == Phase.VERIFYING:
+            self.r.verify_until = self.ports.now() + self.r.start_timeout
+        if after.done:
+            self.r.detail = why
+        self.journal.transition(self.r, before, after, why)
+
+    # ---------------------------------------------------------------- one step per tick
+    def step(self) -> Phase:
+        """Time-driven edges first (a deadline that passed acts on the world), then event edges."""
+        if not self.r.phase.done:
+            self._timers()
+        if not self.r.phase.done:
+            self._events()
+        return self.r.phase
+
+    def _timers(self) -> None:
+        r, now = self.r, self.ports.now()
+        if r.phase == Phase.STOPPING and now >= r.kill_at and self.ports.alive(r.old):
+            ok, text = self.ports.kill(r.old, r.kill_signal)  # identity re-checked inside the sender
+            r.killed = ok
+            r.signals.append(r.kill_signal.name if ok else f"{r.kill_signal.name} not sent")
+            self._change(Phase.KILLED, f"still alive {r.grace:g} s after the restart request: {text}")
+        elif r.phase.stopping and now >= r.stop_until and self.ports.alive(r.old):
+            self._change(Phase.FAILED, f"old PID {r.old.pid} still alive {r.stop_until - r.started:.0f} s "
+                                       "after the restart request")
+        elif r.phase == Phase.VERIFYING and now > r.verify_until:
+            what = ("no new gateway appeared" if r.new is None else
+                    f"new gateway PID {r.new.pid} did not reach 'running' with a calm CPU")
+            self._change(Phase.FAILED, f"{what} within {r.start_timeout:g} s")
+
+    def _events(self) -> None:
+        r = self.r
+        if r.phase.stopping and not self.ports.alive(r.old):
+            self._change(Phase.VERIFYING, f"old PID {r.old.pid} is gone")  # and look for the new one at once
+        if r.phase != Phase.VERIFYING:
+            return
+        if r.new is None:
+            new, how = self.ports.find_new(r.old)
+            if new is None:
+                return
+            r.new = new
+            self.journal.event(r, "VERIFY", f"new gateway PID {new.pid} ({how}); waiting for state 'running' and "
+                                            "a calm CPU")
+        check = self.ports.check_new(r.new)
+        if check.gone:
+            self.journal.event(r, "INFO", f"new gateway PID {r.new.pid} vanished")
+            r.new = None
+        elif check.ready:
+            self._change(Phase.RESTARTED, check.detail)

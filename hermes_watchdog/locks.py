@@ -1,0 +1,135 @@
+"""Lock files held with flock for the daemon's whole life (one daemon per state dir, one per Hermes home),
+and reading back the private files only this daemon writes.
+
+Lock files are opened with O_NOFOLLOW and never truncated on open: a planted symlink is refused, never
+followed, and a lock file some other user owns is locked but never written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_FAMILY = re.compile(r"^[0-9a-f]{32}$")
+MAX_PRIVATE = 1024 * 1024
+
+
+class LockError(Exception):
+    """The lock file cannot be used (a symlink, not a regular file): said in one line."""
+
+
+class Held(LockError):
+    def __init__(self, path: Path, holder: str) -> None:
+        super().__init__(f"{path} is held by PID {holder}")
+        self.holder = holder
+
+
+@dataclass
+class Lock:
+    path: Path
+    fd: int
+    ours: bool  # a regular file we own with one link: only then is it written
+    previous: str  # what it said before we took it, when it is ours
+
+    def write(self, text: str) -> str | None:
+        """Our PID (and family) in the lock: only for messages and resuming. Returns a problem or None."""
+        if not self.ours:
+            return None
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, text.encode(), 0)
+        except OSError as exc:
+            return f"cannot write {self.path}: {exc.strerror or exc}"
+        return None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
+
+
+def take(path: Path, mode: int) -> Lock:
+    """Create or open ``path`` and flock it. Raises Held (another process has it), LockError (a symlink or
+    not a regular file), FileNotFoundError (its folder is missing) or another OSError."""
+    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        try:
+            fd = os.open(path, flags | os.O_RDWR, mode)
+        except PermissionError:
+            fd = os.open(path, flags | os.O_RDONLY)  # another user's lock file: flock needs no write access
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LockError(f"lock file {path} is a symbolic link: refusing to follow it (remove it)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise LockError(f"lock file {path} is not a regular file (remove it)")
+        ours = st.st_uid == os.geteuid() and st.st_nlink == 1
+        text = os.pread(fd, 256, 0).decode("utf-8", "replace")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            words = text.split()
+            holder = words[0] if words and words[0].isdigit() else "?"
+            raise Held(path, holder) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return Lock(path, fd, ours, text if ours else "")
+
+
+def family_of(previous: str) -> str | None:
+    """The family token a previous daemon of this state dir left in its lock ("PID FAMILY")."""
+    words = previous.split()
+    return words[1] if len(words) >= 2 and _FAMILY.match(words[1]) else None
+
+
+def read_own_json(path: Path) -> tuple[dict[str, Any] | None, str]:
+    """A JSON object from a file this daemon wrote itself: a regular file, not a symlink, not hard-linked,
+    owned by us, mode 0600. Else (None, why not), without following or blocking on anything."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None, "missing"
+    except OSError as exc:
+        return None, "a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None, "not a regular file"
+        if st.st_uid != os.geteuid():
+            return None, f"owned by uid {st.st_uid}, not by this watchdog (uid {os.geteuid()})"
+        if stat.S_IMODE(st.st_mode) != 0o600:
+            return None, f"mode {stat.S_IMODE(st.st_mode):04o}, not 0600"
+        if st.st_nlink != 1:
+            return None, "hard-linked elsewhere"
+        chunks, size = [], 0
+        while size <= MAX_PRIVATE:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    finally:
+        os.close(fd)
+    if size > MAX_PRIVATE:
+        return None, "too large"
+    try:
+        data = json.loads(b"".join(chunks))
+    except (ValueError, UnicodeDecodeError):
+        return None, "not valid JSON"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    return data, ""

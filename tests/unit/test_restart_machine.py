@@ -1,0 +1,216 @@
+"""Every edge of the restart state machine, with plain objects: a fake clock, a process table that is a
+dict, a signal sender that records (as supervisor's tests record kills on a dummy). No processes."""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+
+import pytest
+
+from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.processes import Identity
+
+OLD = Identity(100, 1000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 5)
+NEW = Identity(200, 2000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 9)
+
+
+@dataclass
+class World:
+    """The ports: time, which processes live, what a kill does, what the new gateway looks like."""
+
+    t: float = 0.0
+    living: set[int] = field(default_factory=lambda: {OLD.pid})
+    identities: dict[int, Identity] = field(default_factory=lambda: {OLD.pid: OLD})
+    kills: list[tuple[int, str]] = field(default_factory=list)
+    obeys: set[signal.Signals] = field(default_factory=lambda: {signal.SIGKILL})  # SIGTERM-deaf by default
+    new: Identity | None = None
+    new_check: NewCheck = field(default_factory=NewCheck)
+
+    def now(self) -> float:
+        return self.t
+
+    def alive(self, ident: Identity) -> bool:
+        return ident.pid in self.living and self.identities.get(ident.pid) == ident
+
+    def kill(self, ident: Identity, sig: signal.Signals) -> tuple[bool, str]:
+        if not self.alive(ident):  # the guarded sender's identity check
+            return False, f"not sent {sig.name}: identity changed"
+        self.kills.append((ident.pid, sig.name))
+        if sig in self.obeys:
+            self.living.discard(ident.pid)
+        return True, f"sent {sig.name} to PID {ident.pid}"
+
+    def find_new(self, old: Identity) -> tuple[Identity | None, str]:
+        return self.new, "gateway.pid names it"
+
+    def check_new(self, new: Identity) -> NewCheck:
+        return self.new_check
+
+
+@dataclass
+class Recorder:
+    transitions: list[tuple[Phase | None, Phase, str]] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    def transition(self, r: Restart, before: Phase | None, after: Phase, why: str) -> None:
+        self.transitions.append((before, after, why))
+
+    def event(self, r: Restart, kind: str, text: str) -> None:
+        self.events.append((kind, text))
+
+    @property
+    def path(self) -> list[Phase]:
+        return [after for _, after, _ in self.transitions]
+
+
+def begin(world: World, rec: Recorder, grace: float = 20.0, start_timeout: float = 90.0,
+          kill_signal: signal.Signals = signal.SIGKILL) -> RestartMachine:
+    return RestartMachine.begin(OLD, "signal", ["SIGTERM"], world, rec, wall=1e9, grace=grace,
+                                start_timeout=start_timeout, why="busy-loop held", kill_signal=kill_signal)
+
+
+def test_begin_enters_stopping_through_the_one_transition_point() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec)
+    assert m.r.phase == Phase.STOPPING and rec.transitions == [(None, Phase.STOPPING, "busy-loop held")]
+    assert m.r.kill_at == 20.0 and m.r.signals == ["SIGTERM"]
+
+
+def test_old_process_obeys_sigterm_then_new_gateway_is_verified() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec)
+    assert m.step() == Phase.STOPPING  # still there, grace not over: nothing happens
+    world.living.discard(OLD.pid)  # it obeyed the SIGTERM
+    world.t = 3.0
+    assert m.step() == Phase.VERIFYING and m.r.verify_until == 93.0
+    assert world.kills == []  # no SIGKILL needed
+    assert m.step() == Phase.VERIFYING  # no new gateway yet
+    world.new = NEW
+    assert m.step() == Phase.VERIFYING and m.r.new == NEW and rec.events[0][0] == "VERIFY"
+    world.new_check = NewCheck(ready=True, detail="new gateway PID 200 is running, CPU 0.01 cores")
+    assert m.step() == Phase.RESTARTED
+    assert rec.path == [Phase.STOPPING, Phase.VERIFYING, Phase.RESTARTED] and not m.r.killed
+    assert m.r.detail.startswith("new gateway PID 200")
+
+
+def test_grace_over_sends_sigkill_once_then_verifies() -> None:
+    world, rec = World(obeys=set()), Recorder()  # deaf to everything at first
+    m = begin(world, rec, grace=20)
+    world.t = 19.9
+    assert m.step() == Phase.STOPPING and world.kills == []
+    world.t = 20.0
+    assert m.step() == Phase.KILLED
+    assert world.kills == [(OLD.pid, "SIGKILL")] and m.r.killed and m.r.signals == ["SIGTERM", "SIGKILL"]
+    world.t = 21.0
+    assert m.step() == Phase.KILLED and len(world.kills) == 1  # never a second SIGKILL
+    world.living.discard(OLD.pid)
+    assert m.step() == Phase.VERIFYING
+
+
+def test_grace_over_with_the_kill_taking_effect_at_once_goes_on_to_verifying() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec, grace=1)
+    world.t = 1.0
+    m.step()
+    assert rec.path == [Phase.STOPPING, Phase.KILLED, Phase.VERIFYING]
+
+
+def test_identity_changed_before_the_kill_sends_nothing() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec, grace=5)
+    # The PID now belongs to another process (recycled): alive() says the old one is gone.
+    world.identities[OLD.pid] = Identity(OLD.pid, 5555.0, ("sleep", "60"), 77)
+    world.t = 6.0
+    assert m.step() == Phase.VERIFYING
+    assert world.kills == [] and Phase.KILLED not in rec.path
+
+
+def test_a_refused_kill_is_recorded_and_the_stop_timeout_ends_it() -> None:
+    world, rec = World(obeys=set()), Recorder()
+    world.kill = lambda ident, sig: (False, f"not sent {sig.name}: permission denied")  # type: ignore[method-assign]
+    m = begin(world, rec, grace=2, start_timeout=10)
+    world.t = 2.0
+    assert m.step() == Phase.KILLED and not m.r.killed and m.r.signals[-1] == "SIGKILL not sent"
+    world.t = 11.9
+    assert m.step() == Phase.KILLED
+    world.t = 12.0
+    assert m.step() == Phase.FAILED and "still alive" in m.r.detail
+
+
+def test_start_timeout_over_is_restart_failed() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec, start_timeout=30)
+    world.living.clear()
+    world.t = 1.0
+    assert m.step() == Phase.VERIFYING
+    world.t = 31.0
+    assert m.step() == Phase.VERIFYING  # exactly at the deadline: not over yet
+    world.t = 31.1
+    assert m.step() == Phase.FAILED and m.r.detail == "no new gateway appeared within 30 s"
+    assert m.step() == Phase.FAILED and rec.path.count(Phase.FAILED) == 1  # done stays done, said once
+
+
+def test_a_new_gateway_that_never_calms_down_fails_with_its_pid() -> None:
+    world, rec = World(new=NEW), Recorder()
+    m = begin(world, rec, start_timeout=5)
+    world.living.clear()
+    m.step()
+    world.t = 10.0
+    assert m.step() == Phase.FAILED and "new gateway PID 200 did not reach 'running'" in m.r.detail
+
+
+def test_a_new_gateway_that_vanishes_is_looked_for_again() -> None:
+    world, rec = World(new=NEW, new_check=NewCheck(gone=True)), Recorder()
+    m = begin(world, rec)
+    world.living.clear()
+    assert m.step() == Phase.VERIFYING and m.r.new is None
+    assert [k for k, _ in rec.events] == ["VERIFY", "INFO"]
+
+
+def test_sigabrt_can_replace_sigkill_as_the_last_signal() -> None:
+    world, rec = World(obeys={signal.SIGABRT}), Recorder()
+    m = begin(world, rec, grace=3, kill_signal=signal.SIGABRT)
+    world.t = 3.0
+    m.step()
+    assert world.kills == [(OLD.pid, "SIGABRT")] and m.r.phase == Phase.VERIFYING
+
+
+@pytest.mark.parametrize("phase", [Phase.STOPPING, Phase.KILLED, Phase.VERIFYING])
+def test_resume_from_pending_in_each_phase(phase: Phase) -> None:
+    """pending.json round trip, with the clocks of a daemon that restarted 50 s later."""
+    world, rec = World(obeys=set()), Recorder()
+    m = begin(world, rec, grace=20, start_timeout=30)
+    m.r.phase = phase
+    if phase == Phase.VERIFYING:
+        m.r.verify_until = 30.0
+    saved = m.r.to_dict(lambda mono: 1e9 + mono)  # first daemon: wall = 1e9 + monotonic
+    # Second daemon: its monotonic clock is 500 s behind the first one's, and 50 s went by.
+    world2, rec2 = World(t=50.0 - 500.0, obeys=set()), Recorder()
+    r = Restart.from_dict(saved, lambda wall: wall - 1e9 - 500.0)
+    assert r.phase == phase and r.old == OLD and r.signals == ["SIGTERM"]
+    assert r.kill_at == 20.0 - 500.0  # same moment, on the new clock
+    m2 = RestartMachine(r, world2, rec2)
+    m2.resume()
+    if phase == Phase.VERIFYING:
+        assert r.verify_until == world2.t + 30  # the deadline passed while down: afresh
+        world2.living.clear()
+        world2.new, world2.new_check = NEW, NewCheck(ready=True, detail="ok")
+        assert m2.step() == Phase.RESTARTED
+    elif phase == Phase.STOPPING:
+        assert m2.step() == Phase.KILLED and world2.kills == [(OLD.pid, "SIGKILL")]  # the grace was over
+    else:
+        assert m2.step() == Phase.FAILED  # killed, still alive past the stop timeout (50 s > 20 + 30)
+        assert world2.kills == []  # never a second kill after a resume
+
+
+@pytest.mark.parametrize("bad", [
+    {},
+    {"phase": "restarted"},
+    {"phase": "stopping", "old": {"pid": "x"}},
+    {"phase": "nonsense"},
+    {"phase": "stopping", "old": OLD.to_dict(), "manager": "signal", "started_wall": "soon"},
+])
+def test_a_corrupt_pending_record_is_refused(bad: dict) -> None:
+    with pytest.raises((KeyError, TypeError, ValueError)):
+        Restart.from_dict(bad, lambda wall: wall)
