@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import emit, running, sim_events, start_supervised, stop_group, summary, wait_for
 
 from hermes_watchdog import config
-from hermes_watchdog.daemon import Daemon
-from hermes_watchdog.events import EventLog
+from hermes_watchdog.daemon.loop import Daemon
+from hermes_watchdog.record.events import EventLog
 
 
 class TimedDaemon(Daemon):

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, sim_events, start_gateway, stop_group, summary, wait_for
 
-from hermes_watchdog import pyspy
-from hermes_watchdog.stacks import ADAPTER_READ_LOOP, analyse
+from hermes_watchdog.observe import pyspy
+from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, analyse
 
 
 def main() -> int:

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperArgument, TyperCommand
 
-from hermes_watchdog import __version__
+from hermes_watchdog import __version__, exitcodes
 from hermes_watchdog.errors import UserError
 
 
@@ -74,7 +74,7 @@ def _opt(*decls: str, help: str, default: object = None, metavar: str | None = N
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"hermes-watchdog {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(exitcodes.OK)
 
 
 @app.callback()
@@ -228,7 +228,9 @@ def install(
     """Install the watchdog as a service (launchd agent / systemd user unit). Flags after -- go to `run`."""
     from hermes_watchdog.commands import install as cmd
 
-    raise typer.Exit(cmd.install(manager, hermes_home, profile, list(ctx.args), dry_run, system))
+    # The run flags are checked by this very app: handed in, so commands/install.py never imports cli.py.
+    raise typer.Exit(cmd.install(manager, hermes_home, profile, list(ctx.args), dry_run, system,
+                                 lambda args: app(args=args, prog_name="hermes-watchdog", standalone_mode=False)))
 
 
 @app.command()
@@ -288,12 +290,12 @@ def main(argv: list[str] | None = None) -> None:
         code = exc.exit_code
     except typer.Abort:
         sys.stderr.write("hermes-watchdog: aborted\n")
-        code = 130
+        code = exitcodes.INTERRUPTED
     except _usage_error_types() as exc:
         if type(exc).__name__ == "NoArgsIsHelpError":  # no command at all: its message is the help
             sys.stderr.write((exc.format_message() or "Usage: hermes-watchdog COMMAND [ARGS]... (see --help)")
                              + "\n")
-            code = 2
+            code = exitcodes.USAGE
         else:
             try:
                 message = _usage_message(exc, args)
@@ -302,16 +304,16 @@ def main(argv: list[str] | None = None) -> None:
             else:
                 message += " (see --help)"
             sys.stderr.write(f"hermes-watchdog: {message}\n")
-            code = 2
+            code = exitcodes.USAGE
     except UserError as exc:
         sys.stderr.write(f"hermes-watchdog: {exc}\n")
-        code = 2
+        code = exitcodes.USAGE
     except KeyboardInterrupt:
-        code = 130
+        code = exitcodes.INTERRUPTED
     except Exception as exc:  # a bug of ours: one line, the traceback only on request
         if os.environ.get("HERMES_WATCHDOG_DEBUG"):
             raise
         sys.stderr.write(f"hermes-watchdog: internal error: {type(exc).__name__}: {exc} "
                          "(set HERMES_WATCHDOG_DEBUG=1 for the traceback)\n")
-        code = 2
-    sys.exit(code if isinstance(code, int) else 0)
+        code = exitcodes.USAGE
+    sys.exit(code if isinstance(code, int) else exitcodes.OK)

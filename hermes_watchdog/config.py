@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.statefile import hermes_home_default
+from hermes_watchdog.observe.statefile import hermes_home_default
 
 RESTART_WITH = ("auto", "launchd", "systemd", "command", "signal", "none")
 STUCK_ACTIONS = ("alert", "restart")

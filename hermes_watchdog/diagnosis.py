@@ -12,16 +12,16 @@ from typing import Any
 
 import psutil
 
-from hermes_watchdog import gateway, heartbeat, logs, processes, pyspy, sampler, versions
-from hermes_watchdog.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.gateway import FilesSeen, HomeChoice
-from hermes_watchdog.processes import Identity
-from hermes_watchdog.redact import redact, redact_obj
-from hermes_watchdog.signatures import StateSeen, Thresholds, Verdict, judge
-from hermes_watchdog.stacks import StackAnalysis
-from hermes_watchdog.statefile import state_to_dict
-from hermes_watchdog.timefmt import iso
+from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.judge.signatures import StateSeen, Thresholds, Verdict, judge
+from hermes_watchdog.observe import discovery, heartbeat, logs, processes, pyspy, sampler, versions
+from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
+from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.observe.stacks import StackAnalysis
+from hermes_watchdog.observe.statefile import state_to_dict
+from hermes_watchdog.record.redact import redact, redact_obj
+from hermes_watchdog.record.timefmt import iso
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,12 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     th = thresholds or Thresholds()
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
-    home = gateway.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)
-    before = gateway.read_files(home.home, ident)
+    home = discovery.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)
+    before = discovery.read_files(home.home, ident)
     snaps = sample(proc, seconds)
     cpu = usage(snaps)
     stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
-    after = gateway.read_files(home.home, ident)
+    after = discovery.read_files(home.home, ident)
     seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()
     beat = heartbeat.read(home.home) if home.home else None
@@ -152,31 +152,40 @@ def files_dict(files: FilesSeen) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, pid_file
 
 
-def record(d: Diagnosis) -> dict[str, Any]:
-    """The full record, not yet redacted (the daemon keeps identities unredacted for its own use)."""
-    state, pid_file = files_dict(d.files)
+def base_record(ident: Identity, home: dict[str, Any], cpu: dict[str, Any], files: FilesSeen, stack: StackAnalysis,
+                verdict: Verdict, versions: dict[str, str | None], taken_at: float,
+                heartbeat: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The record ``diagnose`` prints and saves and every incident starts from: one builder for both,
+    not yet redacted (the daemon keeps identities unredacted for its own use)."""
+    state, pid_file = files_dict(files)
     return {
-        "pid": d.ident.pid,
-        "taken_at": iso(d.taken_at),
+        "pid": ident.pid,
+        "taken_at": iso(taken_at),
         "process": {
-            "cmdline": list(d.ident.cmdline),
-            "exe": d.ident.exe,
-            "username": d.ident.username,
-            "started_at": iso(d.ident.create_time),
-            "create_time": d.ident.create_time,
-            "looks_like_gateway": processes.looks_like_gateway(d.ident.cmdline),
+            "cmdline": list(ident.cmdline),
+            "exe": ident.exe,
+            "username": ident.username,
+            "started_at": iso(ident.create_time),
+            "create_time": ident.create_time,
+            "looks_like_gateway": processes.looks_like_gateway(ident.cmdline),
         },
-        "hermes_home": {"path": str(d.home.home) if d.home.home else None, "source": d.home.source,
-                        "profile": d.home.profile},
-        "cpu": cpu_dict(d.usage, d.hot_name, d.snapshots),
+        "hermes_home": home,
+        "cpu": cpu,
         "state": state,
         "pid_file": pid_file,
-        "stack": d.stack.to_dict(),
-        "verdict": d.verdict.to_dict(),
-        "thresholds": {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after},
-        "versions": d.env,
-        **({"heartbeat": d.heartbeat} if d.heartbeat else {}),
+        "stack": stack.to_dict(),
+        "verdict": verdict.to_dict(),
+        "versions": versions,
+        **({"heartbeat": heartbeat} if heartbeat else {}),
     }
+
+
+def record(d: Diagnosis) -> dict[str, Any]:
+    home = {"path": str(d.home.home) if d.home.home else None, "source": d.home.source, "profile": d.home.profile}
+    rec = base_record(d.ident, home, cpu_dict(d.usage, d.hot_name, d.snapshots), d.files, d.stack, d.verdict,
+                      d.env, d.taken_at, d.heartbeat)
+    rec["thresholds"] = {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after}
+    return rec
 
 
 def public(rec: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from hermes_watchdog import incidents, private, statefile
+from hermes_watchdog.observe import statefile
+from hermes_watchdog.record import incidents, private
 from tests.helpers import all_files, cli, read_json, wait_for
 
 FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")
@@ -172,7 +173,7 @@ def test_fifos_in_the_home_do_not_hang_run(sim, tmp_path: Path) -> None:
 
 def test_log_tail_of_a_fifo_is_unreadable_not_a_hang(tmp_path: Path) -> None:
     _plant_fifos(tmp_path, ("logs/gateway.log",))
-    code = ("import sys; from pathlib import Path; from hermes_watchdog import logs; "
+    code = ("import sys; from pathlib import Path; from hermes_watchdog.observe import logs; "
             "sys.stdout.write(logs.gateway_tail(Path(sys.argv[1])))")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=GUARD,
                        check=False)

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hermes_watchdog import diagnosis, report
+from hermes_watchdog import diagnosis
 from hermes_watchdog.config import Config
-from hermes_watchdog.redact import MASK, redact, redact_argv, redact_obj, redact_url
+from hermes_watchdog.record import report
+from hermes_watchdog.record.redact import MASK, redact, redact_argv, redact_obj, redact_url
 from tests.helpers import all_files, cli, wait_for
 
 DISCORD = "MTA4NzY1NDMyMTA5ODc2NTQzMg.GhIjKl.abcDEFghiJKLmnoPQRstuVWXyz0123456789"

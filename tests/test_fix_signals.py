@@ -21,12 +21,12 @@ from typing import Any
 import psutil
 import pytest
 
-from hermes_watchdog.cpu import CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.gateway import home_claimed, prove
-from hermes_watchdog.processes import Identity, identity, looks_like_gateway, program_of
-from hermes_watchdog.services.base import guarded_signal
-from hermes_watchdog.signatures import BUSY_LOOP, CPU_PEGGED, StateSeen, Thresholds, judge
-from hermes_watchdog.statefile import parse_state
+from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.judge.signatures import BUSY_LOOP, CPU_PEGGED, StateSeen, Thresholds, judge
+from hermes_watchdog.observe.discovery import home_claimed, prove
+from hermes_watchdog.observe.processes import Identity, identity, looks_like_gateway, program_of
+from hermes_watchdog.observe.signals import guarded_signal
+from hermes_watchdog.observe.statefile import parse_state
 from tests.helpers import assert_one_line_error, cli, read_json, sim_env, start_sim, wait_for
 
 FAST = ("--interval", "0.3", "--window", "1.5", "--grace", "1", "--cooldown", "0", "--start-timeout", "10")

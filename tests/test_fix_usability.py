@@ -17,12 +17,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hermes_watchdog import config, pyspy
-from hermes_watchdog.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog import config
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.installers import Spec, select
-from hermes_watchdog.signatures import CPU_PEGGED, StateSeen, Thresholds, judge
-from hermes_watchdog.statefile import parse_state
+from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.judge.signatures import CPU_PEGGED, StateSeen, Thresholds, judge
+from hermes_watchdog.observe import pyspy
+from hermes_watchdog.observe.statefile import parse_state
 from tests.helpers import assert_one_line_error, cli, standin_calls, standin_env, wait_for
 
 FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")

@@ -127,7 +127,6 @@ def test_profiles_only_the_spinning_one_restarts_and_one_message_each(
     assert gws["beta"]["restart_history"][-1]["pid"] == first
     assert gws["alpha"]["restart_history"] == [] and gws["alpha"]["pid"] == calm.pid
     assert calm.proc.poll() is None  # the healthy profile's gateway was never signalled
-    assert [e for e in events(alpha) if e["event"] == "running"] == [e for e in events(alpha)]
 
     # Exactly one incident and one recovery message, both about beta, both redacted.
     # A whole window of the new gateway, healthy, in which a duplicate message would have gone out.

@@ -23,7 +23,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hermes_watchdog import pyspy
+from hermes_watchdog.observe import pyspy
 from tests.helpers import cli, wait_for
 
 HERE = Path(__file__).resolve().parent / "realhermes"

@@ -14,15 +14,16 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hermes_watchdog import heartbeat, statefile
-from hermes_watchdog.redact import MASK, redact, redact_obj
+from hermes_watchdog.observe import heartbeat, statefile
+from hermes_watchdog.record.redact import MASK, redact, redact_obj
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
 from tests.helpers import assert_one_line_error, cli, read_json, wait_for
-from tests.test_redact import CASES
+from tests.unit.test_redact import CASES
 
 settings.register_profile("fuzz", max_examples=1000, deadline=None, derandomize=os.environ.get("CI") == "true",
                           suppress_health_check=[HealthCheck.too_slow])
@@ -111,7 +112,10 @@ def test_planted_secrets_in_secret_places_never_survive(secret: str, shape: str,
 def test_redact_any_text_is_safe_and_idempotent(text: str) -> None:
     once = redact(text)
     assert redact(once) == once
-    assert isinstance(redact_obj({"x": [text, {"API_KEY": text}]}, "/home/u"), dict)
+    out = redact_obj({"x": [text, {"API_KEY": text}]}, "/home/u")
+    # The structure is kept, strings are redacted like text, and a secret key's value is masked whole.
+    assert out["x"][0] == redact(text, "/home/u") and set(out) == {"x"}
+    assert out["x"][1]["API_KEY"] == (MASK if text else "")
 
 
 @FUZZ
@@ -143,10 +147,20 @@ def test_every_bad_pid_form_is_one_line(pid: str, message: str) -> None:
     assert message in r.err
 
 
+def _a_kernel_thread() -> int | None:
+    """A kernel thread of this machine (no executable, no command line); PID 2 is only usually kthreadd."""
+    for p in psutil.process_iter(["pid", "cmdline", "exe"]):
+        if p.info["pid"] > 1 and not p.info["cmdline"] and not p.info["exe"] and p.status() != psutil.STATUS_ZOMBIE:
+            return p.info["pid"]
+    return None
+
+
 def test_kernel_thread_and_zombie_are_one_line() -> None:
-    r = cli("diagnose", "2", "--seconds", "0.5")  # kthreadd on Linux
-    assert_one_line_error(r)
-    assert "not a Python process" in r.err
+    kthread = _a_kernel_thread()
+    if kthread is not None:
+        r = cli("diagnose", str(kthread), "--seconds", "0.5")
+        assert_one_line_error(r)
+        assert "not a Python process" in r.err
     z = subprocess.Popen(["true"])
     try:
         wait_for(lambda: Path(f"/proc/{z.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psutil
 
-from hermes_watchdog.processes import identity
+from hermes_watchdog.observe.processes import identity
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
 from tests.helpers import (
     all_files,
@@ -132,15 +132,22 @@ def test_dry_run_records_the_incident_and_sends_nothing(tmp_path, supervised, da
     wait_for(lambda: d.incidents() and d.incident().get("result") == "dry-run", what="a dry-run incident")
     assert d.incident()["action"]["kind"] == "dry-run"
     wait_for(lambda: "DRY-RUN" in d.events())
+    # The gateway ignores SIGTERM, so its being alive proves nothing by itself: what counts is that nothing
+    # was sent (no restart record, no RESTART/KILL line) for three more windows, well past the 1 s grace
+    # after which a real restart would have SIGKILLed it.
+    wait_for(lambda: d.verdict_held("busy-loop", 3 * 3), what="three more windows of the dry run")
+    inc = d.incident()
+    assert inc["restart"] is None and inc["result"] == "dry-run" and len(d.incidents()) == 1
+    assert " RESTART " not in d.events() and " KILL " not in d.events()
     assert psutil.pid_exists(pid) and sup.launches == 1 and sup.child == pid
     assert psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
 
 
 def test_recycled_pid_gets_no_signal(tmp_path) -> None:
     """The identity taken at discovery no longer matches: nothing is sent, whatever the manager."""
-    from hermes_watchdog.processes import Identity
-    from hermes_watchdog.services import Target, select
-    from hermes_watchdog.services.base import guarded_signal
+    from hermes_watchdog.act.managers import Target, select
+    from hermes_watchdog.observe.processes import Identity
+    from hermes_watchdog.observe.signals import guarded_signal
 
     victim = subprocess.Popen(["sleep", "60"])  # dies on SIGTERM: any signal would show
     try:
@@ -335,6 +342,17 @@ def test_once_watches_one_window_and_exits(tmp_path, sim) -> None:
     assert verdict["signature"] == "healthy" and verdict["span_seconds"] >= 3 - 0.25 * 0.5
 
 
+def test_once_exits_1_after_an_incident(tmp_path, supervised) -> None:
+    home = tmp_path / "hermes"
+    sup = supervised(home, *spin_args())
+    pid = sup.wait_running()
+    wait_for(lambda: psutil.Process(pid).cpu_percent(0.2) > 50, what="the gateway to spin")
+    r = cli("run", "--once", "--dry-run", "--state-dir", str(tmp_path / "state"), "--hermes-home", str(home), *FAST)
+    assert r.code == 1, r.out + r.err
+    assert " ALERT " in r.err and "DRY-RUN" in r.err
+    assert sup.child == pid and sup.launches == 1  # a dry run: nothing was sent
+
+
 def test_bad_config_stops_the_start_with_one_line(tmp_path) -> None:
     cfg = tmp_path / "w.toml"
     cases = [
@@ -364,8 +382,15 @@ def test_demo_runs_the_whole_story_and_leaves_no_process(tmp_path) -> None:
     assert r.code == 0, r.out + r.err
     assert "demo passed" in r.out and "busy-loop" in r.out and "_listen_loop" in r.out
     assert "Incident folder" in r.out and "0 of 10 planted secrets left" in r.out
-    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.info["pid"] not in before
-                 and "hermes_watchdog.sim" in " ".join(p.info["cmdline"] or [])]
-    assert leftovers == []
     demo_dir = Path(r.out.split(" in ", 1)[1].split()[0])
+
+    def the_demos(p: psutil.Process) -> bool:  # other tests may run simulated gateways of their own
+        try:
+            return str(demo_dir) in (p.environ().get("HERMES_HOME") or "")
+        except psutil.Error:
+            return False
+
+    leftovers = [p for p in psutil.process_iter(["pid", "cmdline"]) if p.info["pid"] not in before
+                 and "hermes_watchdog.sim" in " ".join(p.info["cmdline"] or []) and the_demos(p)]
+    assert leftovers == []
     shutil.rmtree(demo_dir, ignore_errors=True)

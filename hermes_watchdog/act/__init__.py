@@ -1,0 +1,1 @@
+"""Acting on a verdict: the service managers and the restart state machine."""

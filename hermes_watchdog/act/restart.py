@@ -1,6 +1,6 @@
 """A restart as an explicit state machine, spread over ticks so a slow gateway never blocks the loop.
 
-    (watching) --begin--> STOPPING --grace over, still alive--> KILLED
+    (watching) --request (manager; SIGTERM if it failed), start--> STOPPING --grace over, still alive--> KILLED
     STOPPING or KILLED --old process gone--> VERIFYING --new gateway running, calm--> RESTARTED
     STOPPING or KILLED --stop timeout over, still alive--> FAILED
     VERIFYING --start timeout over--> FAILED
@@ -16,12 +16,14 @@ tested with plain objects and no processes.
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
 
-from hermes_watchdog.processes import Identity
+from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
+from hermes_watchdog.observe.processes import Identity
 
 
 class Phase(Enum):
@@ -96,22 +98,35 @@ class Restart:
                 "killed": self.killed, "signals": list(self.signals)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], wall_to_mono: Callable[[float], float]) -> Restart:
-        """Raises KeyError/TypeError/ValueError on a record that is not one of ours."""
+    def from_dict(cls, data: dict[str, Any], wall_to_mono: Callable[[float], float], *, grace: float,
+                  start_timeout: float) -> Restart:
+        """Raises KeyError/TypeError/ValueError on a record that is not one of ours. ``grace`` and
+        ``start_timeout`` (the config's) serve a record written before they were kept in it."""
         phase = Phase(str(data["phase"]))
         if phase.done:
             raise ValueError("a finished restart is not resumed")
         started_wall = float(data["started_wall"])
+        grace = float(data.get("grace") or grace)
+        start_timeout = float(data.get("start_timeout") or start_timeout)
+        kill_at = wall_to_mono(float(data["kill_at_wall"]))
+        stop_until = data.get("stop_until_wall")
         r = cls(old=Identity.from_dict(data["old"]), manager=str(data["manager"]),
-                started=wall_to_mono(started_wall), started_wall=started_wall, grace=float(data["grace"]),
-                start_timeout=float(data["start_timeout"]),
-                kill_signal=signal.Signals[str(data.get("kill_signal") or "SIGKILL")], phase=phase,
-                kill_at=wall_to_mono(float(data["kill_at_wall"])),
-                stop_until=wall_to_mono(float(data["stop_until_wall"])),
+                started=wall_to_mono(started_wall), started_wall=started_wall, grace=grace,
+                start_timeout=start_timeout, kill_signal=signal.Signals[str(data.get("kill_signal") or "SIGKILL")],
+                phase=phase, kill_at=kill_at,
+                stop_until=wall_to_mono(float(stop_until)) if stop_until is not None else kill_at + start_timeout,
                 killed=bool(data.get("killed")), signals=[str(s) for s in data.get("signals") or []])
         if data.get("verify_until_wall") is not None:
             r.verify_until = wall_to_mono(float(data["verify_until_wall"]))
         return r
+
+
+@dataclass(frozen=True)
+class Requested:
+    """What asking for the restart did: the manager's answer, and the fallback SIGTERM's, if one was tried."""
+
+    result: RestartResult
+    fallback: str | None
 
 
 class RestartMachine:
@@ -123,17 +138,27 @@ class RestartMachine:
         self.journal = journal
 
     @classmethod
-    def begin(cls, old: Identity, manager: str, signals: list[str], ports: Ports, journal: Journal, *,
-              wall: float, grace: float, start_timeout: float, why: str,
-              kill_signal: signal.Signals = signal.SIGKILL) -> RestartMachine:
-        """The event edge (watching) -> STOPPING: the manager has been asked (by the caller)."""
+    def request(cls, manager: ServiceManager, target: Target, stop: threading.Event, ports: Ports,
+                journal: Journal, *, wall: float, grace: float, start_timeout: float,
+                kill_signal: signal.Signals = signal.SIGKILL) -> tuple[RestartMachine, Requested]:
+        """Ask the manager for a restart. When it could not (no unit, a failing command), fall back to
+        SIGTERM through the guarded sender and leave the relaunch to KeepAlive / Restart=: the gateway was
+        judged wedged. The caller records what happened, then ``start`` enters STOPPING."""
+        result = manager.restart(target, stop)
+        signals, fallback = list(result.signals), None
+        if not result.ok and manager.name != "signal":
+            ok, fallback = ports.kill(target.ident, signal.SIGTERM)
+            if ok:
+                signals.append("SIGTERM")
         now = ports.now()
-        r = Restart(old=old, manager=manager, started=now, started_wall=wall, grace=grace,
+        r = Restart(old=target.ident, manager=result.manager, started=now, started_wall=wall, grace=grace,
                     start_timeout=start_timeout, kill_signal=kill_signal, kill_at=now + grace,
-                    stop_until=now + grace + start_timeout, signals=list(signals))
-        m = cls(r, ports, journal)
-        journal.transition(r, None, Phase.STOPPING, why)
-        return m
+                    stop_until=now + grace + start_timeout, signals=signals)
+        return cls(r, ports, journal), Requested(result, fallback)
+
+    def start(self, why: str) -> None:
+        """The event edge (watching) -> STOPPING, through the journal like every other edge."""
+        self.journal.transition(self.r, None, Phase.STOPPING, why)
 
     def resume(self) -> None:
         """A daemon restarted mid-restart: deadlines that passed while it was down start afresh from now

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from hermes_watchdog import config
-from hermes_watchdog.daemon import Daemon
-from hermes_watchdog.events import EventLog
+from hermes_watchdog import config, exitcodes
+from hermes_watchdog.daemon.loop import Daemon
+from hermes_watchdog.record.events import EventLog
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
 from hermes_watchdog.sim.poll import poll
 
@@ -55,7 +55,7 @@ def main() -> int:
     try:
         if not poll(lambda: (home / "gateway_state.json").exists(), 15):
             err.print("demo: the simulated gateway did not start")
-            return 1
+            return exitcodes.PROBLEM
         cfg = config.build(None, {"hermes_home": [str(home)], "interval": 1.0, "window": 8.0, "grace": 2.0,
                                   "restart_with": "signal", "cooldown": 0.0, "start_timeout": 30.0,
                                   "state_dir": str(root / "watchdog")})
@@ -75,7 +75,7 @@ def _summary(console: Console, daemon: Daemon, root: Path) -> int:
     history = [h for w in daemon.watches.values() for h in w.history]
     if not history:
         console.print("\n[red]No restart happened within the time limit.[/red]")
-        return 1
+        return exitcodes.PROBLEM
     h = history[-1]
     folder = root / "watchdog" / "incidents" / str(h.get("incident"))
     console.print()
@@ -84,7 +84,7 @@ def _summary(console: Console, daemon: Daemon, root: Path) -> int:
         stack = (folder / "stack.txt").read_text()
     except (OSError, ValueError):
         console.print(f"[red]The incident folder {folder} is incomplete.[/red]")
-        return 1
+        return exitcodes.PROBLEM
     frames = (incident.get("stack") or {}).get("hot_thread", {}).get("frames", [])
     console.print(f"[bold]Detected[/bold]: {incident['signature']} (confidence {incident['confidence']}) on PID "
                   f"{incident['pid']}")
@@ -104,7 +104,7 @@ def _summary(console: Console, daemon: Daemon, root: Path) -> int:
     console.print(f"Read the report: cat {folder / 'report.md'}")
     ok = h.get("result") == "restarted" and "_listen_loop" in stack and leaked == 0
     console.print("[bold green]demo passed[/bold green]" if ok else "[bold red]demo failed[/bold red]")
-    return 0 if ok else 1
+    return exitcodes.OK if ok else 1
 
 
 def _stop_supervisor(sup: subprocess.Popen[bytes]) -> None:

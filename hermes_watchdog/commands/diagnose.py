@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hermes_watchdog import diagnosis, evidence, render
+from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.safetext import one_line
-from hermes_watchdog.stacks import render_text
+from hermes_watchdog.observe.stacks import render_text
+from hermes_watchdog.record import evidence, render
+from hermes_watchdog.record.safetext import one_line
 
 MAX_SECONDS = 600.0  # a diagnosis is a look now; a longer watch is `run`
 MAX_HEARTBEAT_STALE = 86400.0
@@ -66,7 +67,7 @@ def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool,
         if folder is not None:
             sys.stdout.write(f"evidence written to {one_line(folder)} (report.md is safe to paste into a bug "
                              "report)\n")
-    return 1 if d.verdict.is_problem else 0
+    return exitcodes.PROBLEM if d.verdict.is_problem else exitcodes.OK
 
 
 def _write_evidence(out: Path, pid: int, rec: dict[str, Any], d: diagnosis.Diagnosis) -> Path:

@@ -8,13 +8,15 @@ import io
 import os
 import pwd
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from hermes_watchdog import exitcodes
+from hermes_watchdog.act.managers.naming import suffixes
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.gateway import default_home
 from hermes_watchdog.installers import Installer, Spec, select
-from hermes_watchdog.services.naming import suffixes
-from hermes_watchdog.statefile import hermes_home_default
+from hermes_watchdog.observe.discovery import default_home
+from hermes_watchdog.observe.statefile import hermes_home_default
 
 
 def _home_and_suffix(hermes_home: Path | None, profile: str | None) -> tuple[Path, str]:
@@ -36,15 +38,15 @@ def _owner(path: Path) -> str | None:
         return None
 
 
-def _check_run_flags(home: Path, extra: list[str]) -> None:
-    """Validate the flags the service will run with now, not in a crash loop later."""
-    from hermes_watchdog.cli import app
+RunCheck = Callable[[list[str]], object]  # runs `run ARGS --check` and raises on bad flags (given by cli.py)
 
+
+def _check_run_flags(home: Path, extra: list[str], run_check: RunCheck) -> None:
+    """Validate the flags the service will run with now, not in a crash loop later."""
     try:
         # run --check says what it would do; here only its verdict on the flags matters.
         with contextlib.redirect_stdout(io.StringIO()):
-            app(args=["run", "--hermes-home", str(home), *extra, "--check"], prog_name="hermes-watchdog",
-                standalone_mode=False)
+            run_check(["run", "--hermes-home", str(home), *extra, "--check"])
     except UserError as exc:
         raise UserError(f"the run flags would not start: {exc}") from None
     except Exception as exc:
@@ -64,12 +66,12 @@ def _installer(manager: str, hermes_home: Path | None, profile: str | None, extr
 
 
 def install(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str], dry_run: bool,
-            system: bool) -> int:
+            system: bool, run_check: RunCheck) -> int:
     inst = _installer(manager, hermes_home, profile, extra, system, dry_run)
     home = inst.spec.hermes_home
     if not home.is_dir():
         raise UserError(f"Hermes home {home} does not exist (is Hermes installed for this user?)")
-    _check_run_flags(home, extra)
+    _check_run_flags(home, extra, run_check)
     text = inst.render()
     steps = inst.install_steps()
     if dry_run:
@@ -78,7 +80,7 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
         if os.geteuid() == 0 and not system:
             sys.stdout.write("# note: as root, the real install is refused: run it as the gateway's user, "
                              "or pass --system for a system-wide service\n")
-        return 0
+        return exitcodes.OK
     try:
         inst.path.parent.mkdir(parents=True, exist_ok=True)
         (home / "logs").mkdir(parents=True, exist_ok=True)
@@ -93,14 +95,14 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
         raise UserError(f"wrote {inst.path}, but {failures[0]}")
     sys.stdout.write(f"installed {inst.manager} service {inst.name}: {inst.path}\n")
     sys.stdout.writelines(f"{line}\n" for line in inst.after_install())
-    return 0
+    return exitcodes.OK
 
 
 def uninstall(manager: str, hermes_home: Path | None, profile: str | None, system: bool) -> int:
     inst = _installer(manager, hermes_home, profile, [], system)
     if not inst.path.exists():
         sys.stdout.write(f"not installed: {inst.path} does not exist; nothing to do\n")
-        return 0
+        return exitcodes.OK
     inst.run_steps(inst.uninstall_steps())
     try:
         inst.path.unlink()
@@ -110,5 +112,5 @@ def uninstall(manager: str, hermes_home: Path | None, profile: str | None, syste
     if after is not None:
         inst.run_steps(after())
     sys.stdout.write(f"uninstalled {inst.manager} service {inst.name}: removed {inst.path}\n")
-    return 0
+    return exitcodes.OK
 

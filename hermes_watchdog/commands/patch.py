@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from hermes_watchdog import gateway, processes
+from hermes_watchdog import exitcodes
+from hermes_watchdog.act.managers import Target, select
 from hermes_watchdog.errors import UserError
+from hermes_watchdog.observe import discovery, processes
+from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.patches import installer
-from hermes_watchdog.services import Target, select
-from hermes_watchdog.services.base import guarded_signal
 
 ACTIONS = ("status", "install", "uninstall")
 
@@ -30,7 +32,7 @@ def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> No
     _say(f"fix: {need.get(p.adapter, 'unknown (' + p.adapter + ')')}")
     _say(f"patch: {'installed' if inst['installed'] else 'not installed'} in {p.purelib}"
          + ("" if not inst["installed"] or inst.get("current") else " (an older copy: run patch install)"))
-    found = gateway.find_gateway(home, scan=False)
+    found = discovery.find_gateway(home, scan=False)
     if found.ident is None:
         _say("running gateway: none found")
     else:
@@ -40,25 +42,25 @@ def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> No
 
 
 def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:
-    found = gateway.find_gateway(home)
+    found = discovery.find_gateway(home)
     if found.ident is None:
         _say("no running gateway to restart; the patch loads when it next starts")
         return
-    target = Target(home, gateway.profile_of(home), found.ident)
+    target = Target(home, discovery.profile_of(home), found.ident)
     manager = select("auto", target)
     stop = threading.Event()
     result = manager.restart(target, stop)
     _say(f"restart via {manager.describe()}: {'ok' if result.ok else 'failed'} ({result.detail})")
     if not result.ok and result.manager != "signal":
-        _say(guarded_signal(found.ident, __import__("signal").SIGTERM, home)[1])
+        _say(guarded_signal(found.ident, signal.SIGTERM, home)[1])
     end = time.monotonic() + grace
     while processes.same_process(found.ident)[0] and time.monotonic() < end:
         time.sleep(0.2)
     if processes.same_process(found.ident)[0]:
-        _say(guarded_signal(found.ident, __import__("signal").SIGKILL, home)[1] + " (SIGTERM was ignored)")
+        _say(guarded_signal(found.ident, signal.SIGKILL, home)[1] + " (SIGTERM was ignored)")
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        new = gateway.find_gateway(home)
+        new = discovery.find_gateway(home)
         if new.ident is not None and new.ident.pid != found.ident.pid:
             _say(f"new gateway PID {new.ident.pid}")
             return
@@ -69,12 +71,12 @@ def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:
 def main(action: str, python: Path | None, hermes_home: Path | None, restart: bool) -> int:
     if action not in ACTIONS:
         raise UserError(f"patch takes one of {', '.join(ACTIONS)}, not {action!r}")
-    home = (hermes_home or gateway.default_home()).expanduser()
+    home = (hermes_home or discovery.default_home()).expanduser()
     interp = installer.find_interpreter(python, hermes_home)
     p = installer.probe(interp)
     if action == "status":
         _status(interp, p, home)
-        return 0
+        return exitcodes.OK
     if action == "install":
         if not installer.has_hermes(interp):
             raise UserError(f"Hermes is not installed in {interp.python} (it cannot import hermes_cli and "
@@ -87,11 +89,11 @@ def main(action: str, python: Path | None, hermes_home: Path | None, restart: bo
         removed = installer.uninstall(p.purelib)
         if not removed:
             _say("not installed; nothing to remove")
-            return 0  # nothing changed: no restart to ask for
+            return exitcodes.OK  # nothing changed: no restart to ask for
         _say("removed: " + ", ".join(str(r) for r in removed))
     if restart:
         _restart(home)
     else:
         _say("the gateway must restart to " + ("load" if action == "install" else "drop") + " it "
              "(add --restart, or restart it yourself)")
-    return 0
+    return exitcodes.OK

@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hermes_watchdog import config
-from hermes_watchdog.daemon import Daemon
+from hermes_watchdog import config, exitcodes
+from hermes_watchdog.daemon.loop import Daemon
 from hermes_watchdog.diagnosis import public_text
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.events import EventLog
+from hermes_watchdog.record.events import EventLog
 
 _HOW = {
     "auto": "with the gateway's service manager (launchd or systemd) when it supervises the gateway, "
@@ -49,7 +49,7 @@ def main(config_file: Path | None, flags: dict[str, Any], check: bool = False) -
     cfg = config.build(config_file, flags)
     if check:
         sys.stdout.write("configuration OK\n" + "".join(f"{line}\n" for line in describe(cfg)))
-        return 0
+        return exitcodes.OK
     missing = [h for h in cfg.homes if not h.expanduser().is_dir()]
     if cfg.once and missing:
         # A cron run cannot wait for the home to appear; saying so beats a silent "all fine".

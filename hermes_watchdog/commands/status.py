@@ -11,11 +11,12 @@ import psutil
 from rich.console import Console
 from rich.text import Text
 
-from hermes_watchdog.daemon import read_status
+from hermes_watchdog import exitcodes
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.render import table
-from hermes_watchdog.safetext import one_line
-from hermes_watchdog.statefile import hermes_home_default
+from hermes_watchdog.observe.statefile import hermes_home_default
+from hermes_watchdog.record.render import table
+from hermes_watchdog.record.safetext import one_line
+from hermes_watchdog.record.status_file import read_status
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -47,7 +48,7 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
     running = daemon_running(data)
     if as_json:
         sys.stdout.write(json.dumps({**data, "daemon_running": running}, indent=2) + "\n")
-        return 0
+        return exitcodes.OK
     console = Console(highlight=False, soft_wrap=True)
 
     def say(text: str) -> None:
@@ -75,4 +76,4 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
     say("Latest incidents:" if incidents else "No incidents.")
     for path in incidents[:10]:
         say(f"  {path}")
-    return 0
+    return exitcodes.OK

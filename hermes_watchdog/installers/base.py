@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from hermes_watchdog.services.base import run_argv
+from hermes_watchdog.act.managers.base import run_argv
 
 
 @dataclass(frozen=True)

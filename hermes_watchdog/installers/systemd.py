@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 from string import Template
 
+from hermes_watchdog.act.managers.base import run_argv
+from hermes_watchdog.act.managers.systemd import user_unit_dir
 from hermes_watchdog.installers.base import Installer, Step, template
-from hermes_watchdog.services.base import run_argv
-from hermes_watchdog.services.systemd import user_unit_dir
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_@%+=:,./-]+$")
 

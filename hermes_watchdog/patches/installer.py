@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermes_watchdog import gateway, processes
+from hermes_watchdog.act.managers import launchd, systemd
+from hermes_watchdog.act.managers.base import Target
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.services import launchd, systemd
-from hermes_watchdog.services.base import Target
-from hermes_watchdog.statefile import read_bytes, read_json_object
+from hermes_watchdog.observe import discovery, processes
+from hermes_watchdog.observe.statefile import read_bytes, read_json_object
 
 MODULE_NAME = "hermes_watchdog_qqbot_fix"
 PTH_NAME = "hermes_watchdog_qqbot_fix.pth"
@@ -85,13 +85,13 @@ def find_interpreter(python: Path | None, hermes_home: Path | None) -> Interpret
         if not (python.is_file() and os.access(python, os.X_OK)):
             raise UserError(f"--python {python} is not an executable file")
         return Interpreter(python, "--python")
-    home = (hermes_home or gateway.default_home()).expanduser()
-    found = gateway.find_gateway(home)
+    home = (hermes_home or discovery.default_home()).expanduser()
+    found = discovery.find_gateway(home)
     if found.ident is not None:
         py = _python_of(found.ident.cmdline, found.ident.exe)
         if py is not None:
             return Interpreter(py, f"the running gateway (PID {found.ident.pid})")
-    fake = Target(home, gateway.profile_of(home), processes.Identity(0, 0.0, (), None))
+    fake = Target(home, discovery.profile_of(home), processes.Identity(0, 0.0, (), None))
     for label in launchd.labels_for(fake):
         plist = launchd.plist_path(label)
         try:
@@ -109,7 +109,7 @@ def find_interpreter(python: Path | None, hermes_home: Path | None) -> Interpret
                                        f"systemd unit {path}")
         except (OSError, ValueError, IndexError):
             continue
-    default = gateway.default_home() / "hermes-agent" / "venv" / "bin" / "python"
+    default = discovery.default_home() / "hermes-agent" / "venv" / "bin" / "python"
     if default.is_file():
         return Interpreter(default, "the default install (~/.hermes/hermes-agent/venv)")
     raise UserError("cannot find the gateway's Python: no running gateway, launchd plist or systemd unit "

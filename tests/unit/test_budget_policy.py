@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hermes_watchdog import budget, policy
-from hermes_watchdog.signatures import (
+from hermes_watchdog.judge import budget, policy
+from hermes_watchdog.judge.signatures import (
     BUSY_LOOP,
     CPU_PEGGED,
     GATEWAY_GONE,

@@ -4,12 +4,15 @@ dict, a signal sender that records (as supervisor's tests record kills on a dumm
 from __future__ import annotations
 
 import signal
+import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
 from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
-from hermes_watchdog.processes import Identity
+from hermes_watchdog.observe.processes import Identity
 
 OLD = Identity(100, 1000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 5)
 NEW = Identity(200, 2000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 9)
@@ -64,17 +67,59 @@ class Recorder:
         return [after for _, after, _ in self.transitions]
 
 
+class DummyManager(ServiceManager):
+    """Records the request; answers as told (a unit that is missing, a command that fails...)."""
+
+    def __init__(self, name: str = "signal", ok: bool = True, signals: tuple[str, ...] = ("SIGTERM",)) -> None:
+        self.name, self.ok, self.signals = name, ok, list(signals)
+        self.asked: list[Target] = []
+
+    def restart(self, target: Target, stop: threading.Event) -> RestartResult:
+        self.asked.append(target)
+        return RestartResult(self.name, self.ok, "ok" if self.ok else "no such unit", signals=self.signals)
+
+
 def begin(world: World, rec: Recorder, grace: float = 20.0, start_timeout: float = 90.0,
-          kill_signal: signal.Signals = signal.SIGKILL) -> RestartMachine:
-    return RestartMachine.begin(OLD, "signal", ["SIGTERM"], world, rec, wall=1e9, grace=grace,
-                                start_timeout=start_timeout, why="busy-loop held", kill_signal=kill_signal)
+          kill_signal: signal.Signals = signal.SIGKILL, manager: ServiceManager | None = None) -> RestartMachine:
+    m, _ = RestartMachine.request(manager or DummyManager(), Target(Path("/h"), None, OLD), threading.Event(), world,
+                                  rec, wall=1e9, grace=grace, start_timeout=start_timeout, kill_signal=kill_signal)
+    m.start("busy-loop held")
+    return m
 
 
-def test_begin_enters_stopping_through_the_one_transition_point() -> None:
+def test_start_enters_stopping_through_the_one_transition_point() -> None:
     world, rec = World(), Recorder()
     m = begin(world, rec)
     assert m.r.phase == Phase.STOPPING and rec.transitions == [(None, Phase.STOPPING, "busy-loop held")]
     assert m.r.kill_at == 20.0 and m.r.signals == ["SIGTERM"]
+
+
+def test_a_manager_that_fails_gets_the_fallback_sigterm_through_the_guarded_sender() -> None:
+    world, rec = World(obeys={signal.SIGTERM, signal.SIGKILL}), Recorder()
+    manager = DummyManager("systemd", ok=False, signals=())
+    m, asked = RestartMachine.request(manager, Target(Path("/h"), None, OLD), threading.Event(), world, rec,
+                                      wall=1e9, grace=20, start_timeout=90)
+    assert manager.asked and not asked.result.ok
+    assert world.kills == [(OLD.pid, "SIGTERM")] and asked.fallback == f"sent SIGTERM to PID {OLD.pid}"
+    assert m.r.signals == ["SIGTERM"] and m.r.manager == "systemd" and rec.transitions == []  # not started yet
+    m.start("busy-loop held")
+    assert m.step() == Phase.VERIFYING  # it obeyed the fallback
+
+
+def test_a_manager_that_succeeds_gets_no_fallback_and_a_failing_signal_manager_no_second_sigterm() -> None:
+    for manager in (DummyManager("launchd", ok=True, signals=()), DummyManager("signal", ok=False, signals=())):
+        world = World()
+        _, asked = RestartMachine.request(manager, Target(Path("/h"), None, OLD), threading.Event(), world,
+                                          Recorder(), wall=1e9, grace=20, start_timeout=90)
+        assert world.kills == [] and asked.fallback is None
+
+
+def test_the_fallback_is_refused_when_the_identity_changed() -> None:
+    world = World()
+    world.identities[OLD.pid] = Identity(OLD.pid, 1.0, ("sleep", "60"), 1)  # recycled before the fallback
+    m, asked = RestartMachine.request(DummyManager("command", ok=False, signals=()), Target(Path("/h"), None, OLD),
+                                      threading.Event(), world, Recorder(), wall=1e9, grace=20, start_timeout=90)
+    assert world.kills == [] and asked.fallback is not None and "not sent" in asked.fallback and m.r.signals == []
 
 
 def test_old_process_obeys_sigterm_then_new_gateway_is_verified() -> None:
@@ -187,7 +232,7 @@ def test_resume_from_pending_in_each_phase(phase: Phase) -> None:
     saved = m.r.to_dict(lambda mono: 1e9 + mono)  # first daemon: wall = 1e9 + monotonic
     # Second daemon: its monotonic clock is 500 s behind the first one's, and 50 s went by.
     world2, rec2 = World(t=50.0 - 500.0, obeys=set()), Recorder()
-    r = Restart.from_dict(saved, lambda wall: wall - 1e9 - 500.0)
+    r = Restart.from_dict(saved, lambda wall: wall - 1e9 - 500.0, grace=1, start_timeout=1)
     assert r.phase == phase and r.old == OLD and r.signals == ["SIGTERM"]
     assert r.kill_at == 20.0 - 500.0  # same moment, on the new clock
     m2 = RestartMachine(r, world2, rec2)
@@ -213,4 +258,11 @@ def test_resume_from_pending_in_each_phase(phase: Phase) -> None:
 ])
 def test_a_corrupt_pending_record_is_refused(bad: dict) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):
-        Restart.from_dict(bad, lambda wall: wall)
+        Restart.from_dict(bad, lambda wall: wall, grace=20, start_timeout=90)
+
+
+def test_a_pending_record_of_the_previous_version_is_carried_on_with_the_configured_times() -> None:
+    old_format = {"old": OLD.to_dict(), "manager": "signal", "started_wall": 100.0, "kill_at_wall": 120.0,
+                  "killed": False, "phase": "stopping", "verify_until_wall": None}
+    r = Restart.from_dict(old_format, lambda wall: wall, grace=20, start_timeout=90)
+    assert (r.phase, r.grace, r.start_timeout, r.kill_at, r.stop_until) == (Phase.STOPPING, 20, 90, 120.0, 210.0)

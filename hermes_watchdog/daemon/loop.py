@@ -1,0 +1,229 @@
+"""The tick loop: observe -> judge -> act -> record, for each watched gateway, until SIGTERM/SIGINT.
+
+Each gateway has a ``Watch`` (daemon/watch.py). A tick finds the homes to watch, and for each one either
+drives its restart in flight (the state machine of act/restart.py) or samples and judges it
+(daemon/observer.py) and acts on the decision (daemon/responder.py); then it records state.json and the
+metrics (daemon/status.py). Nothing in a tick waits on a slow gateway, manager or notification channel.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hermes_watchdog import exitcodes
+from hermes_watchdog.config import Config
+from hermes_watchdog.daemon import resume
+from hermes_watchdog.daemon.lockset import LockSet
+from hermes_watchdog.daemon.observer import Observer
+from hermes_watchdog.daemon.responder import Responder, StopRequested
+from hermes_watchdog.daemon.sd_notify import Notifier
+from hermes_watchdog.daemon.status import Status
+from hermes_watchdog.daemon.watch import Watch
+from hermes_watchdog.judge import budget, policy
+from hermes_watchdog.judge.signatures import Thresholds
+from hermes_watchdog.observe import discovery
+from hermes_watchdog.observe.statefile import PID_FILE
+from hermes_watchdog.observe.statefile import STATE_FILE as GATEWAY_STATE_FILE
+from hermes_watchdog.record.delivery import Dispatcher
+from hermes_watchdog.record.events import EventLog
+from hermes_watchdog.record.exporter import Exporter
+
+BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
+
+
+class Daemon:
+    def __init__(self, cfg: Config, log: EventLog | None = None, stop: threading.Event | None = None,
+                 until: Callable[[Daemon], bool] | None = None) -> None:
+        self.cfg = cfg
+        self.until = until  # ends the loop when true (the demo stops after one verified restart)
+        self.log = log or EventLog()
+        self.stop = stop or threading.Event()
+        self.state_dir = cfg.resolved_state_dir
+        self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after)
+        self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
+                                  cfg.stuck_action, cfg.frozen_action)
+        self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
+        self.watches: dict[Path, Watch] = {}
+        self.started = time.time()
+        self.write_problem: str | None = None  # the last write problem, said once until it changes
+        self.incident_count = 0
+        self.notifier = Notifier()
+        self.exporter = Exporter(cfg.metrics_port, cfg.metrics_host, cfg.metrics_textfile)
+        self.dispatch: Dispatcher | None = None  # started in run(): its threads live as long as the loop
+        self.locks = LockSet(self.state_dir, lambda text: self.log.emit("WARN", text), self.say_write_problem)
+        self.observer = Observer(self)
+        self.responder = Responder(self)
+        self.status = Status(self)
+        self._ticked = False
+        self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
+
+    # ---------------------------------------------------------------- lifecycle
+    def acquire_lock(self) -> Path:
+        """One daemon per state dir, and one per Hermes home (homes that appear later are locked when
+        first seen)."""
+        path = self.locks.take_state_dir()
+        for home in self.cfg.homes:
+            self.locks.hold_home(home, at_start=True)
+        return path
+
+    def install_signal_handlers(self) -> None:
+        def _stop(signum: int, frame: object) -> None:
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+
+    def run(self) -> int:
+        if not self._wait_for_home():
+            return exitcodes.OK
+        self.acquire_lock()
+        self.exporter.start()
+        cfg = self.cfg
+        self.dispatch = Dispatcher.from_config(cfg.notify_command, cfg.notify_webhook, cfg.notify_desktop,
+                                               cfg.notify_timeout, cfg.notify_retries,
+                                               lambda text: self.log.emit("WARN", text))
+        homes = self.homes()  # once: with --all-profiles it is a scan of the profiles folder
+        resume.load(self, homes)
+        self.log.emit("START", f"watching {', '.join(str(h) for h, _ in homes) or 'no Hermes home yet'}: window "
+                               f"{cfg.window:g} s, interval {cfg.interval:g} s, CPU >= {cfg.cpu_threshold:g} core, "
+                               f"restart with {cfg.restart_with}, budget {cfg.max_restarts} per "
+                               f"{cfg.restart_window:g} s" + (" (dry run)" if cfg.dry_run else ""))
+        if self.exporter.url:
+            self.log.emit("INFO", f"metrics on {self.exporter.url}")
+        if self.dispatch.channels:
+            self.log.emit("INFO", "notifications by " + ", ".join(c.name for c in self.dispatch.channels))
+        started = time.monotonic()
+        self.notifier.ready(f"watching {len(homes)} Hermes home(s)")
+        try:
+            while not self.stop.is_set():
+                self.tick()
+                # Pinged from the loop itself: a watchdog stuck in a tick stops pinging and is restarted.
+                self.notifier.ping_if_due()
+                if cfg.once and self._once_done(started):
+                    break
+                if self.until is not None and self.until(self):
+                    break
+                self.stop.wait(self._sleep())
+        except StopRequested:
+            pass
+        finally:
+            self.notifier.stopping()
+            self.status.write(force=True)
+            self.dispatch.close(cfg.notify_timeout)
+            self.exporter.stop()
+            self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
+            self.locks.release()
+        return exitcodes.PROBLEM if cfg.once and self.incident_count else exitcodes.OK
+
+    def _sleep(self) -> float:
+        busy = any(w.machine is not None for w in self.watches.values())
+        wake = min((w.next_sample for w in self.watches.values()), default=time.monotonic())
+        delay = BUSY_TICK if busy else max(0.05, min(self.cfg.interval, wake - time.monotonic()))
+        ping_in = self.notifier.seconds_to_ping()
+        return delay if ping_in is None else max(0.05, min(delay, ping_in))
+
+    def _once_done(self, started: float) -> bool:
+        if any(w.machine is not None for w in self.watches.values()):
+            return False
+        return time.monotonic() - started >= self.cfg.window + self.cfg.interval * 0.5
+
+    # ---------------------------------------------------------------- homes
+    def homes(self) -> list[tuple[Path, str | None]]:
+        if self.cfg.all_profiles:
+            root = self.cfg.homes[0]
+            found = [(root, None)] + [(p, name) for name, p in discovery.profile_homes(root)]
+            # A profile counts once it has a gateway file; the default home is always watched.
+            found = [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
+                     or (h / GATEWAY_STATE_FILE).exists()]
+        else:
+            found = [(h, discovery.profile_of(h)) for h in self.cfg.homes]
+        # A home that does not exist is said once and waited for: never created, never "watched".
+        return [(h, n) for h, n in found if self._home_exists(h)]
+
+    def _home_exists(self, home: Path) -> bool:
+        key = home.expanduser()
+        if key.is_dir():
+            self._missing_homes.discard(key)
+            return True
+        if key not in self._missing_homes:
+            self._missing_homes.add(key)
+            self.log.emit("WARN", f"no Hermes home at {home}: waiting for it")
+        return False
+
+    def _wait_for_home(self) -> bool:
+        """The default state dir (lock, state.json) lives in the first home: until that home exists,
+        neither is created, so a mistyped --hermes-home never becomes an empty home. False: asked to stop."""
+        home = self.cfg.homes[0]
+        if self.cfg.state_dir is not None or self._home_exists(home):
+            return True
+        self.notifier.ready(f"waiting for {home}")
+        while not home.expanduser().is_dir():
+            self.notifier.ping_if_due()
+            ping_in = self.notifier.seconds_to_ping()
+            if self.stop.wait(self.cfg.interval if ping_in is None else max(0.05, min(self.cfg.interval, ping_in))):
+                self.log.emit("STOP", "stopped")
+                return False
+        return True
+
+    def watch_for(self, home: Path, profile: str | None) -> Watch:
+        key = home.expanduser()
+        if key not in self.watches:
+            first = self.cfg.homes[0].expanduser()
+            label = profile or ("default" if key == first else str(key).replace(str(Path.home()), "~", 1))
+            self.watches[key] = Watch(key, profile, label)
+        return self.watches[key]
+
+    # ---------------------------------------------------------------- the tick
+    def tick(self) -> None:
+        live = self.homes()
+        for home, profile in live:
+            if home.expanduser() not in self.watches:
+                if self._ticked:  # one that appeared while running (the start line named the first ones)
+                    self.log.emit("INFO", f"now watching {home}", profile or str(home))
+                self.watch_for(home, profile)
+        self._ticked = True
+        keep = {h.expanduser() for h, _ in live}
+        for key, w in list(self.watches.items()):
+            # A profile removed while running is dropped, unless it is in the middle of something.
+            if key not in keep and w.machine is None and w.incident is None:
+                self.log.emit("INFO", f"{w.home} has no gateway files any more; no longer watched", w.name)
+                del self.watches[key]
+        for w in list(self.watches.values()):
+            if self.stop.is_set():
+                raise StopRequested
+            try:
+                self._tick_watch(w)
+            except StopRequested:
+                raise
+            except Exception as exc:  # one broken gateway must not stop the others being watched
+                self.log.emit("WARN", f"error while watching: {type(exc).__name__}: {exc}", w.name)
+        self.status.write()
+        self.status.publish_metrics()
+
+    def _tick_watch(self, w: Watch) -> None:
+        if not self.locks.hold_home(w.home):
+            return  # another watchdog acts on this home (or it is gone): nothing is done here
+        if w.machine is not None:
+            w.machine.step()  # a restart in flight: its edges, until it is done
+            return
+        if time.monotonic() < w.next_sample:
+            return
+        w.next_sample = time.monotonic() + self.cfg.interval
+        verdict = self.observer.observe(w)
+        if verdict is None:
+            return
+        held = w.window.snaps[-1].at - w.verdict_since
+        self.responder.handle(w, verdict, policy.decide(verdict, held, self.rules), held)
+
+    # ---------------------------------------------------------------- shared by the rooms
+    def say_write_problem(self, text: str) -> None:
+        if text != self.write_problem:
+            self.write_problem = text
+            self.log.emit("WARN", f"{text}; still watching")
+
+    def write_status(self, force: bool = False) -> None:
+        self.status.write(force)

@@ -1,0 +1,170 @@
+"""The restart state machine (act/restart.py) wired to the real world and to the daemon's records.
+
+``LivePorts`` gives the machine the clock, the process probe, the one guarded signal sender and the
+check of a new gateway; ``WatchJournal`` is the machine's one transition point seen from the daemon: the
+event line, the incident's note and record, and pending.json, all in one place.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from typing import TYPE_CHECKING
+
+import psutil
+
+from hermes_watchdog.act.managers import Target, select
+from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.daemon.watch import Watch
+from hermes_watchdog.judge import policy
+from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+from hermes_watchdog.observe import discovery, processes, sampler
+from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.observe.signals import guarded_signal
+from hermes_watchdog.observe.statefile import read_state
+from hermes_watchdog.record import notifications, status_file
+from hermes_watchdog.record.timefmt import iso
+
+if TYPE_CHECKING:
+    from hermes_watchdog.daemon.loop import Daemon
+
+
+class LivePorts:
+    def __init__(self, d: Daemon, w: Watch) -> None:
+        self.d, self.w = d, w
+        self.new_snaps: list[CpuSnapshot] = []
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def alive(self, ident: Identity) -> bool:
+        return processes.same_process(ident)[0]
+
+    def kill(self, ident: Identity, sig: signal.Signals) -> tuple[bool, str]:
+        return guarded_signal(ident, sig, self.w.home)  # identity re-proven inside
+
+    def find_new(self, old: Identity) -> tuple[Identity | None, str]:
+        found = discovery.find_gateway(self.w.home)
+        if found.ident is None or (found.ident.pid, found.ident.create_time) == (old.pid, old.create_time):
+            return None, found.how
+        self.new_snaps = []
+        return found.ident, found.how
+
+    def check_new(self, new: Identity) -> NewCheck:
+        """Ready once its state file says running (and names it) and its CPU is calm over a second."""
+        try:
+            self.new_snaps.append(sampler.snapshot(psutil.Process(new.pid)))
+        except psutil.Error:
+            return NewCheck(gone=True)
+        state = read_state(self.w.home)
+        running = state.ok and processes.matches_record(new, state.pid, state.start_time)[0] \
+            and state.gateway_state == "running"
+        snaps, cfg = self.new_snaps, self.d.cfg
+        if not running or len(snaps) < 2 or snaps[-1].at - snaps[0].at < min(1.0, cfg.interval):
+            return NewCheck()
+        cpu = usage(snaps[-5:])
+        if cpu is None or cpu.cores >= cfg.cpu_threshold:
+            return NewCheck()
+        return NewCheck(ready=True, detail=f"new gateway PID {new.pid} is running, CPU {cpu.cores:.2f} cores")
+
+
+class WatchJournal:
+    def __init__(self, d: Daemon, w: Watch) -> None:
+        self.d, self.w = d, w
+
+    def event(self, r: Restart, kind: str, text: str) -> None:
+        self.d.responder.note(self.w, text)
+        self.d.log.emit(kind, text, self.w.name)
+
+    def transition(self, r: Restart, before: Phase | None, after: Phase, why: str) -> None:
+        d, w = self.d, self.w
+        rec = w.incident.record.get("restart") if w.incident is not None else None
+        if after == Phase.KILLED:
+            if rec:
+                rec["signals"] = list(r.signals)
+                rec["sigkill_needed"] = True
+            d.log.emit("KILL", f"PID {r.old.pid} {why}", w.name)
+        elif after == Phase.VERIFYING:
+            w.ident = None
+            w.reset_window()
+        if after.done:
+            self._finish(r, after == Phase.RESTARTED, why)
+        elif before is not None:
+            d.responder.note(w, why)
+        save_pending(d)
+
+    def _finish(self, r: Restart, ok: bool, why: str) -> None:
+        d, w = self.d, self.w
+        took = time.monotonic() - r.started
+        result = "restarted" if ok else "restart-failed"
+        w.counts.restarts[(w.incident.signature if w.incident else "unknown", result)] += 1
+        new_pid = r.new.pid if r.new else None
+        if w.incident is not None:
+            w.incident.record["result"] = result
+            w.incident.record["new_pid"] = new_pid
+            w.incident.record["verify"] = {"ok": ok, "detail": why, "seconds": round(took, 2),
+                                           "sigkill_needed": r.killed}
+        if w.history:
+            w.history[-1].update({"result": result, "new_pid": new_pid, "seconds": round(took, 2),
+                                  "sigkill": r.killed})
+        d.log.emit("VERIFY" if ok else "WARN", f"restart {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
+                   w.name)
+        w.machine = None
+        w.ident = r.new if ok else None
+        w.reset_window()
+        w.next_sample = 0.0
+        if ok and w.ident is not None:
+            w.found_how = "new gateway after restart"
+        d.responder.close(w, result, why)
+
+
+def machine_for(d: Daemon, w: Watch, r: Restart) -> RestartMachine:
+    return RestartMachine(r, LivePorts(d, w), WatchJournal(d, w))
+
+
+def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
+    """Ask for the restart (the machine asks the manager, with its SIGTERM fallback), record it, start."""
+    assert w.ident is not None and w.incident is not None
+    inc, cfg = w.incident, d.cfg
+    target = Target(w.home, w.profile, w.ident)
+    manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout)
+    d.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
+    w.machine, asked = RestartMachine.request(manager, target, d.stop, LivePorts(d, w), WatchJournal(d, w),
+                                              wall=time.time(), grace=cfg.grace, start_timeout=cfg.start_timeout)
+    result, r = asked.result, w.machine.r
+    w.restarts.append(r.started_wall)
+    # Months of running: keep what the budget can still see, and a short history.
+    w.restarts = [t for t in w.restarts if r.started_wall - t < cfg.restart_window * 4]
+    del w.history[:-49]
+    detail = {"manager": result.manager, "ok": result.ok, "detail": result.detail, "argv": result.argv,
+              "signals": list(r.signals), "at": iso(r.started_wall)}
+    inc.note(f"restart via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})")
+    if asked.fallback is not None:
+        detail["fallback"] = asked.fallback
+        inc.note(f"fallback: {asked.fallback}")
+        d.log.emit("WARN", f"{result.manager} restart failed ({result.detail}); {asked.fallback}", w.name)
+    inc.record["restart"] = detail
+    inc.record["result"] = "restarting"
+    w.history.append({"at": iso(r.started_wall), "pid": w.ident.pid, "signature": inc.signature,
+                      "manager": result.manager, "result": "restarting", "incident": inc.folder.name})
+    w.machine.start(action.why)  # pending.json first (with the restart record), then the incident
+    d.responder.save(w)
+    if w.notified:  # a restart after a cooldown wait; at the opening it is in the incident message
+        d.responder.notify(w, notifications.RESTART)
+
+
+def save_pending(d: Daemon) -> None:
+    now_wall, now_mono = time.time(), time.monotonic()
+    entries = {}
+    for w in d.watches.values():
+        if w.machine is None or w.machine.r.phase.done:
+            continue
+        inc = w.incident
+        entries[str(w.home)] = status_file.pending_entry(
+            d.locks.family, w.machine.r.to_dict(lambda mono: now_wall + (mono - now_mono)),
+            str(inc.folder) if inc else "", inc.signature if inc else "",
+            inc.record.get("restart") if inc else None)
+    try:
+        status_file.write_pending(d.state_dir, entries)
+    except OSError as exc:
+        d.say_write_problem(f"cannot write {d.state_dir / status_file.PENDING_FILE}: {exc.strerror or exc}")

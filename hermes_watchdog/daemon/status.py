@@ -1,0 +1,134 @@
+"""What the daemon tells the outside about itself: state.json (for ``status``, schema in
+record/status_file.py) and the Prometheus metrics, both built from the watches."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from hermes_watchdog import diagnosis
+from hermes_watchdog.daemon.watch import WATCHING
+from hermes_watchdog.judge import budget
+from hermes_watchdog.record import incidents, metrics, status_file
+from hermes_watchdog.record.timefmt import iso
+
+if TYPE_CHECKING:
+    from hermes_watchdog.daemon.loop import Daemon
+
+STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
+
+
+class Status:
+    def __init__(self, d: Daemon) -> None:
+        self.d = d
+        self._key: str | None = None
+        self._written = 0.0  # monotonic
+        self._history_key: str | None = None
+        self._metrics_problem: str | None = None
+        self._config_public = diagnosis.public(d.cfg.summary())  # redacted once: it never changes
+
+    def as_dict(self) -> dict[str, Any]:
+        d, cfg = self.d, self.d.cfg
+        gws = []
+        for w in d.watches.values():
+            cpu = w.cpu_now()
+            last_state = w.window.states[-1][1].state if w.window.states else None
+            decision = budget.decide(w.restarts, time.time(), d.budget)
+            gws.append({
+                "home": str(w.home), "profile": w.profile, "name": w.name, "pid": w.ident.pid if w.ident else None,
+                "found": w.found_how, "phase": w.phase,
+                "cpu_now": round(cpu.cores, 3) if cpu else None,
+                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3)} if cpu and cpu.hot else None),
+                "gateway_state": last_state.gateway_state if last_state else None,
+                "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
+                "verdict": w.verdict.to_dict() if w.verdict else None,
+                "verdict_since": iso(time.time() - (time.monotonic() - w.verdict_since))
+                if w.verdict and w.verdict_since else None,
+                "incident": str(w.incident.folder) if w.incident else None,
+                **({"heartbeat": w.window.heartbeat.to_dict()} if w.window.heartbeat else {}),
+                "restarts": [round(t, 3) for t in w.restarts if time.time() - t < cfg.restart_window * 4],
+                "restart_history": w.history[-20:],
+                **({"gave_up": w.gave_up} if w.gave_up else {}),
+                "budget": {"used": decision.used, "max": cfg.max_restarts, "remaining": decision.remaining,
+                           "window_seconds": cfg.restart_window, "exhausted": decision.exhausted},
+            })
+        return {
+            "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": iso(d.started),
+                       "dry_run": cfg.dry_run, "config": self._config_public, "metrics_url": d.exporter.url,
+                       "notify": [c.name for c in d.dispatch.channels] if d.dispatch else []},
+            "updated_at": iso(time.time()),
+            "gateways": gws,
+            "incidents": [str(p) for p in incidents.latest(d.state_dir, 10)],
+            "problems": [d.write_problem] if d.write_problem else [],
+        }
+
+    def _keys(self) -> tuple[str, str]:
+        """What state.json says that matters, cheaply: (everything but the CPU figures, the restart history).
+        The tick costs little when nothing changed; the history is what the budget needs after a crash."""
+        gws, hist = [], []
+        for w in self.d.watches.values():
+            last = w.window.states[-1][1].state if w.window.states else None
+            gws.append((str(w.home), w.ident.pid if w.ident else None, w.phase,
+                        w.verdict.signature if w.verdict else None, str(w.incident.folder) if w.incident else None,
+                        last.gateway_state if last else None,
+                        [(p.name, p.state) for p in last.platforms] if last else None,
+                        w.window.heartbeat.stale if w.window.heartbeat else None))
+            hist.append((str(w.home), w.restarts, w.history[-20:], w.gave_up))
+        history = json.dumps(hist, default=str)
+        return json.dumps([gws, self.d.write_problem, self.d.exporter.url], default=str) + history, history
+
+    def write(self, force: bool = False) -> None:
+        d = self.d
+        key, history = self._keys()
+        now = time.monotonic()
+        if not force and key == self._key and now - self._written < STATUS_REFRESH:
+            return
+        durable = force or history != self._history_key
+        try:
+            status_file.write_status(d.state_dir, diagnosis.public(self.as_dict()), durable)
+            self._key, self._written, self._history_key = key, now, history
+        except OSError as exc:
+            d.say_write_problem(f"cannot write {d.state_dir / status_file.STATE_FILE}: {exc.strerror or exc}")
+            return
+        if d.write_problem and d.write_problem.startswith("cannot write"):
+            d.log.emit("WARN", f"state dir {d.state_dir} is writable again")
+            d.write_problem = None
+
+    def metrics_snapshot(self) -> metrics.Snapshot:
+        d = self.d
+        gws = []
+        now = time.time()
+        for w in d.watches.values():
+            cpu = w.cpu_now()
+            seen = w.window.states[-1][1] if w.window.states else None
+            platforms = {p.name: p.connected for p in seen.state.platforms} if seen and seen.matches else {}
+            gws.append(metrics.GatewayMetrics(
+                profile=w.name, up=w.ident is not None and w.phase == WATCHING,
+                cpu_cores=cpu.cores if cpu else None, hot_thread_cores=cpu.hot.cores if cpu and cpu.hot else None,
+                platforms=platforms, verdict=w.verdict.signature if w.verdict else None,
+                heartbeat_age=w.window.heartbeat.age if w.window.heartbeat else None,
+                budget_remaining=budget.decide(w.restarts, now, d.budget).remaining,
+                restarts=dict(w.counts.restarts), incidents=dict(w.counts.incidents),
+                stack_captures=dict(w.counts.stacks)))
+        return metrics.Snapshot(tuple(gws), now, d.started)
+
+    def publish_metrics(self) -> None:
+        d = self.d
+        if not d.exporter.enabled:
+            return
+        problem = d.exporter.update(self.metrics_snapshot())
+        if problem != self._metrics_problem:
+            if problem:
+                d.log.emit("WARN", f"{problem}; still watching")
+            self._metrics_problem = problem
+
+
+def _own_create_time() -> float | None:
+    try:
+        return psutil.Process().create_time()
+    except psutil.Error:
+        return None

@@ -1,0 +1,105 @@
+"""What the daemon keeps about one watched gateway between ticks, grouped by what it is for."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hermes_watchdog.act.restart import RestartMachine
+from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.judge.signatures import StateSeen, Verdict
+from hermes_watchdog.observe.heartbeat import HeartbeatSeen
+from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.record.incidents import Incident
+
+WATCHING = "watching"
+
+
+@dataclass
+class Window:
+    """The sliding window of observations the verdict is judged on."""
+
+    snaps: deque[CpuSnapshot] = field(default_factory=deque)
+    states: deque[tuple[float, StateSeen]] = field(default_factory=deque)
+    heartbeat: HeartbeatSeen | None = None  # Hermes >= 0.19 only
+
+    def trim(self, now: float, window: float) -> None:
+        # Keep the newest sample at or before (now - window) as the window's base.
+        while len(self.snaps) >= 2 and self.snaps[1].at <= now - window:
+            self.snaps.popleft()
+        base = self.snaps[0].at
+        while self.states and self.states[0][0] < base:
+            self.states.popleft()
+
+    def clear(self) -> None:
+        self.snaps.clear()
+        self.states.clear()
+
+
+@dataclass
+class Said:
+    """Remarks said once until they change, so months of running do not repeat a line every tick."""
+
+    state_problem: str | None = None
+    heartbeat_note: str | None = None
+    gone: bool = False
+    gave_up: bool = False
+    cooldown: bool = False
+
+
+@dataclass
+class Counts:
+    """Counters for the Prometheus metrics (they restart from 0 with the daemon, as counters do)."""
+
+    restarts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (signature, result)
+    incidents: Counter[str] = field(default_factory=Counter)
+    stacks: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class Watch:
+    home: Path
+    profile: str | None
+    label: str = ""  # profile name, "default" for the first home, else the home's path: unique per daemon
+    # who
+    ident: Identity | None = None
+    found_how: str = ""
+    next_sample: float = 0.0  # monotonic
+    # what was seen, and what it means
+    window: Window = field(default_factory=Window)
+    verdict: Verdict | None = None
+    verdict_since: float = 0.0  # monotonic
+    # what is being done about it
+    incident: Incident | None = None
+    acted: bool = False  # the open incident has had its action (restart, dry-run or alert)
+    notified: bool = False  # the open incident's "incident" message has gone out
+    machine: RestartMachine | None = None  # a restart in flight
+    # persisted in state.json: the budget and the history survive a daemon restart
+    restarts: list[float] = field(default_factory=list)  # epoch seconds
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # The give-up in force, so a restarted daemon carries on with that incident instead of opening (and
+    # announcing) a new one: {pid, create_time, signature, incident (folder name)}.
+    gave_up: dict[str, Any] | None = None
+    said: Said = field(default_factory=Said)
+    counts: Counts = field(default_factory=Counts)
+
+    @property
+    def name(self) -> str:
+        return self.label or self.profile or "default"
+
+    @property
+    def phase(self) -> str:
+        """watching, or the phase of the restart in flight (stopping, killed, verifying)."""
+        return self.machine.r.phase.value if self.machine is not None else WATCHING
+
+    def cpu_now(self) -> CpuUsage | None:
+        """CPU over the last sample interval (what status and the metrics show)."""
+        snaps = self.window.snaps
+        return usage(list(snaps)[-2:]) if len(snaps) >= 2 else None
+
+    def reset_window(self) -> None:
+        self.window.clear()
+        self.verdict = None
+        self.verdict_since = 0.0

@@ -1,0 +1,6 @@
+"""Exit codes, named once (as pipx does): every command returns one of these."""
+
+OK = 0  # healthy / done
+PROBLEM = 1  # a failure signature was found (diagnose, check), an incident in `run --once`, a failed demo
+USAGE = 2  # bad input or an error the user can fix: one line on stderr, never a traceback
+INTERRUPTED = 130  # Ctrl-C

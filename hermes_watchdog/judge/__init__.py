@@ -1,0 +1,1 @@
+"""Pure rules: samples and time in, verdicts, actions and budget decisions out."""

@@ -1,0 +1,1 @@
+"""Reads the world and decides nothing: processes, CPU, Hermes' files, stacks, logs."""

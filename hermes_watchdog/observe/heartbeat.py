@@ -1,0 +1,87 @@
+"""The event-loop heartbeat of Hermes 0.19.0 and later: ``HERMES_HOME/state/gateway.heartbeat``.
+
+A task on the gateway's event loop rewrites it every 30 s (JSON ``pid``, ``updated_at`` ISO UTC,
+``monotonic``, ``start_time``). A frozen or starved loop stops refreshing it, so a stale heartbeat while
+the gateway's PID lives is a signal independent of CPU and of the state file. Older versions have no
+such file: then there is nothing to say (``read`` returns None and nobody mentions it).
+
+``parse`` and ``assess`` are pure; ``read`` adds the file I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hermes_watchdog.observe.statefile import MAX_PID, parse_json_object, read_bytes
+from hermes_watchdog.record.timefmt import parse_iso
+
+HEARTBEAT_FILE = Path("state") / "gateway.heartbeat"
+PERIOD = 30.0  # seconds between rewrites in Hermes 0.19.0
+DEFAULT_STALE_AFTER = 2 * PERIOD  # two missed beats
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    path: str
+    pid: int | None = None
+    updated_at: float | None = None  # epoch seconds
+    problem: str | None = None  # the file exists but cannot be used
+
+
+@dataclass(frozen=True)
+class HeartbeatSeen:
+    """The heartbeat judged against the gateway being watched."""
+
+    age: float  # seconds since the last beat
+    stale_after: float
+
+    @property
+    def stale(self) -> bool:
+        return self.age > self.stale_after
+
+    def describe(self) -> str:
+        if self.stale:
+            return (f"the event-loop heartbeat is {self.age:.0f} s old (a beat is due every {PERIOD:.0f} s; stale "
+                    f"after {self.stale_after:.0f} s): the gateway's event loop is not running")
+        return f"the event-loop heartbeat is fresh ({self.age:.0f} s old): the event loop is running"
+
+    def to_dict(self) -> dict[str, object]:
+        return {"age_seconds": round(self.age, 1), "stale_after_seconds": self.stale_after, "stale": self.stale}
+
+
+def parse(path: str, raw: bytes | None) -> Heartbeat | None:
+    """None when the file does not exist (a Hermes without heartbeats)."""
+    read = parse_json_object(path, raw)
+    if read.status == "missing":
+        return None
+    if not read.ok or read.data is None:
+        return Heartbeat(path, problem=f"{read.status}: {read.problem}")
+    pid = read.data.get("pid")
+    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
+    updated = parse_iso(read.data.get("updated_at"))
+    if updated is None:
+        return Heartbeat(path, pid, problem="no usable updated_at")
+    return Heartbeat(path, pid, updated)
+
+
+def read(home: Path) -> Heartbeat | None:
+    path = home / HEARTBEAT_FILE
+    raw, error = read_bytes(path)
+    if error:
+        return Heartbeat(str(path), problem=f"cannot read: {error}")
+    return parse(str(path), raw)
+
+
+def assess(beat: Heartbeat | None, gateway_pid: int, now: float,
+           stale_after: float = DEFAULT_STALE_AFTER) -> tuple[HeartbeatSeen | None, str | None]:
+    """(judged heartbeat, note). Only a heartbeat written by this very PID counts: one left by an
+    earlier gateway says nothing about this one (the new gateway writes its own within a period)."""
+    if beat is None:
+        return None, None
+    if beat.problem:
+        return None, f"heartbeat file {beat.path} not usable ({beat.problem})"
+    if beat.pid != gateway_pid:
+        return None, f"heartbeat file was written by PID {beat.pid}, not by the gateway PID {gateway_pid}; ignored"
+    assert beat.updated_at is not None
+    return HeartbeatSeen(max(0.0, now - beat.updated_at), stale_after), None

@@ -1,0 +1,111 @@
+"""Run the real py-spy binary against a process and turn its answers (or failures) into StackAnalysis.
+
+Never with ``--locals``: local variables carry tokens and secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from hermes_watchdog.observe.stacks import Dump, StackAnalysis, analyse, parse_dump
+
+ENV_OVERRIDE = "HERMES_WATCHDOG_PY_SPY"  # path of the py-spy binary to use; mainly for tests
+
+
+def find_py_spy() -> str | None:
+    override = os.environ.get(ENV_OVERRIDE)
+    if override is not None:
+        return override if os.access(override, os.X_OK) and os.path.isfile(override) else None
+    # py-spy's wheel installs the binary in the same bin/ as the interpreter, which may not be on PATH.
+    beside = Path(sys.executable).parent / ("py-spy.exe" if os.name == "nt" else "py-spy")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
+
+
+def permission_hint() -> str:
+    if sys.platform == "darwin":
+        return "on macOS py-spy needs root: run the same command with sudo to get the stack"
+    if os.geteuid() == 0:
+        # Root already: what blocks ptrace is a missing capability or a policy, not the user.
+        return ("already root, so ptrace is blocked by something else: a missing CAP_SYS_PTRACE (in a "
+                "container: --cap-add SYS_PTRACE), `kernel.yama.ptrace_scope` = 3, or a seccomp/AppArmor/SELinux "
+                "policy")
+    return ("run as root, or allow ptrace: `sudo sysctl kernel.yama.ptrace_scope=0`, "
+            "or give py-spy CAP_SYS_PTRACE (in a container: --cap-add SYS_PTRACE)")
+
+
+def _classify_failure(stderr: str) -> tuple[str, str | None]:
+    first = next((ln.strip() for ln in stderr.splitlines() if ln.strip()), "py-spy failed")
+    low = stderr.lower()
+    if "permission denied" in low or "operation not permitted" in low or "elevated permissions" in low:
+        return "permission denied (ptrace)", permission_hint()
+    if "failed to find python version" in low or "python interpreter" in low or "not a python" in low:
+        return "not a Python process (py-spy found no Python interpreter in it)", None
+    if "no such process" in low or "failed to get process executable" in low:
+        return "the process exited during the capture", None
+    return first.removeprefix("Error: ")[:200], None
+
+
+def dump_once(binary: str, pid: int, timeout: float) -> tuple[Dump | None, str | None, str | None]:
+    """One ``py-spy dump --json``; returns (dump, failure reason, hint)."""
+    env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
+    try:
+        proc = subprocess.run(
+            [binary, "dump", "--pid", str(pid), "--json"],
+            capture_output=True, text=True, timeout=max(0.5, timeout), env=env, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, f"py-spy did not answer within {timeout:.1f} s", None
+    except OSError as exc:
+        return None, f"py-spy could not run: {exc.strerror or exc}", None
+    if proc.returncode != 0:
+        reason, hint = _classify_failure(proc.stderr)
+        return None, reason, hint
+    try:
+        return parse_dump(json.loads(proc.stdout)), None, None
+    except json.JSONDecodeError:
+        return None, "py-spy printed something that is not JSON", None
+
+
+def capture(pid: int, hot_tid: int | None, *, dumps: int = 5, spread: float = 1.0,
+            time_limit: float = 10.0, stop: threading.Event | None = None) -> StackAnalysis:
+    """Take ``dumps`` dumps spread over about ``spread`` seconds, all within ``time_limit``."""
+    binary = find_py_spy()
+    if binary is None:
+        where = os.environ.get(ENV_OVERRIDE) or "beside the Python interpreter or on PATH"
+        return StackAnalysis(captured=False, reason=f"py-spy not found ({where})",
+                             hint="pip install py-spy (it is a dependency of hermes-watchdog)")
+    deadline = time.monotonic() + time_limit
+    got: list[Dump] = []
+    last_reason, last_hint = None, None
+    gap = spread / max(1, dumps - 1)
+    for i in range(dumps):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.2 or (stop is not None and stop.is_set()):
+            break
+        dump, reason, hint = dump_once(binary, pid, remaining)
+        if dump is not None:
+            got.append(dump)
+        else:
+            last_reason, last_hint = reason, hint
+            # Permission, not-Python and a gone process will not change on retry.
+            if not got:
+                break
+        if i < dumps - 1:
+            pause = min(gap, max(0.0, deadline - time.monotonic()))
+            if stop is not None:
+                stop.wait(pause)
+            else:
+                time.sleep(pause)
+    if not got:
+        return StackAnalysis(captured=False, reason=last_reason or "no dump within the time limit",
+                             hint=last_hint)
+    return analyse(got, hot_tid)

@@ -1,0 +1,1 @@
+"""What the watchdog leaves for people: incidents, reports, status, events, metrics."""

@@ -1,0 +1,99 @@
+"""What the daemon knows, as Prometheus metric families. Pure: a plain snapshot in, metric families out.
+
+The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the textfile writer
+(``exporter.py``) render the latest one. Series (labels ``profile``, ``platform``, ``signature``,
+``result``; the first home is profile "default", another home outside ~/.hermes/profiles is its path):
+
+  hermes_watchdog_gateway_up                   1 while a verified gateway process is watched
+  hermes_watchdog_gateway_cpu_cores            the gateway's CPU over the last interval, in cores
+  hermes_watchdog_gateway_hot_thread_cores     its hottest thread, in cores
+  hermes_watchdog_platform_connected           1 connected, 0 anything else (per platform)
+  hermes_watchdog_verdict                      1 for the current signature, 0 for the others
+  hermes_watchdog_heartbeat_age_seconds        Hermes >= 0.19 only: age of the event-loop heartbeat
+  hermes_watchdog_restarts_total               restarts by signature and result
+  hermes_watchdog_incidents_total              incidents opened, by signature
+  hermes_watchdog_stack_captures_total         py-spy captures by result (captured, failed)
+  hermes_watchdog_restart_budget_remaining     restarts left in the budget window
+  hermes_watchdog_last_tick_timestamp_seconds  when the daemon last completed a tick (staleness = hung)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from hermes_watchdog.judge.signatures import ALL as SIGNATURES
+
+P = "hermes_watchdog_"
+
+
+@dataclass(frozen=True)
+class GatewayMetrics:
+    profile: str
+    up: bool
+    cpu_cores: float | None = None
+    hot_thread_cores: float | None = None
+    platforms: dict[str, bool] = field(default_factory=dict)  # name -> connected
+    verdict: str | None = None
+    heartbeat_age: float | None = None
+    budget_remaining: int = 0
+    restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (signature, result) -> count
+    incidents: dict[str, int] = field(default_factory=dict)  # signature -> count
+    stack_captures: dict[str, int] = field(default_factory=dict)  # result -> count
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    gateways: tuple[GatewayMetrics, ...]
+    last_tick: float  # epoch seconds
+    started: float
+
+
+def families(snap: Snapshot) -> Iterator[Metric]:
+    up = GaugeMetricFamily(P + "gateway_up", "1 while a verified gateway process is watched", labels=["profile"])
+    cpu = GaugeMetricFamily(P + "gateway_cpu_cores", "Gateway CPU over the last sample interval, in cores",
+                            labels=["profile"])
+    hot = GaugeMetricFamily(P + "gateway_hot_thread_cores", "Gateway's hottest thread CPU, in cores",
+                            labels=["profile"])
+    plat = GaugeMetricFamily(P + "platform_connected", "1 if the platform is connected per gateway_state.json",
+                             labels=["profile", "platform"])
+    verdict = GaugeMetricFamily(P + "verdict", "1 for the current verdict signature, 0 for the others",
+                                labels=["profile", "signature"])
+    beat = GaugeMetricFamily(P + "heartbeat_age_seconds", "Age of the gateway's event-loop heartbeat (Hermes >= 0.19)",
+                             labels=["profile"])
+    budget = GaugeMetricFamily(P + "restart_budget_remaining", "Restarts left in the current budget window",
+                               labels=["profile"])
+    restarts = CounterMetricFamily(P + "restarts", "Gateway restarts by signature and result",
+                                   labels=["profile", "signature", "result"])
+    incidents = CounterMetricFamily(P + "incidents", "Incidents opened, by signature", labels=["profile", "signature"])
+    stacks = CounterMetricFamily(P + "stack_captures", "py-spy stack captures, by result", labels=["profile", "result"])
+    for g in snap.gateways:
+        up.add_metric([g.profile], 1.0 if g.up else 0.0)
+        if g.cpu_cores is not None:
+            cpu.add_metric([g.profile], g.cpu_cores)
+        if g.hot_thread_cores is not None:
+            hot.add_metric([g.profile], g.hot_thread_cores)
+        for name, connected in sorted(g.platforms.items()):
+            plat.add_metric([g.profile, name], 1.0 if connected else 0.0)
+        for sig in SIGNATURES:
+            verdict.add_metric([g.profile, sig], 1.0 if g.verdict == sig else 0.0)
+        if g.heartbeat_age is not None:
+            beat.add_metric([g.profile], g.heartbeat_age)
+        budget.add_metric([g.profile], float(g.budget_remaining))
+        # Zeros for the restarts that matter, so a rate() or increase() has a series from the start.
+        for (sig, result), n in sorted({("busy-loop", "restarted"): 0, ("busy-loop", "restart-failed"): 0,
+                                        **g.restarts}.items()):
+            restarts.add_metric([g.profile, sig, result], float(n))
+        for sig, n in sorted(g.incidents.items()):
+            incidents.add_metric([g.profile, sig], float(n))
+        for result in ("captured", "failed"):
+            stacks.add_metric([g.profile, result], float(g.stack_captures.get(result, 0)))
+    tick = GaugeMetricFamily(P + "last_tick_timestamp_seconds", "When the watchdog last completed a tick")
+    tick.add_metric([], snap.last_tick)
+    start = GaugeMetricFamily(P + "start_time_seconds", "When the watchdog started")
+    start.add_metric([], snap.started)
+    # A family with no series is left out whole: no heartbeat file (Hermes < 0.19) means no word of it.
+    yield from (f for f in (up, cpu, hot, plat, verdict, beat, budget, restarts, incidents, stacks, tick, start)
+                if f.samples)

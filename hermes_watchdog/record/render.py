@@ -1,0 +1,84 @@
+"""Show a diagnosis record on the terminal: rich panels on a TTY, plain text otherwise."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from hermes_watchdog.record.safetext import one_line
+
+_COLOURS = {"healthy": "green", "busy-loop": "red", "cpu-pegged": "yellow", "stuck-disconnected": "yellow",
+            "loop-frozen": "red"}
+
+
+def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    proc, cpu, state, stack, v = (rec.get(k) or {} for k in ("process", "cpu", "state", "stack", "verdict"))
+    hot = cpu.get("hot_thread") or {}
+    home = rec.get("hermes_home") or {}
+    vers = rec.get("versions") or {}
+    process = [
+        f"PID {rec.get('pid')}: {' '.join(proc.get('cmdline') or []) or '(command hidden)'}",
+        f"started {proc.get('started_at')}; looks like a Hermes gateway: {proc.get('looks_like_gateway')}",
+        f"Hermes home: {home.get('path')} ({home.get('source')})",
+        f"Hermes {vers.get('hermes') or 'not found'}, Python {vers.get('target_python') or 'unknown'}",
+    ]
+    if vers.get("qqbot_fix"):
+        process.append(f"QQBot busy-loop fix: {vers['qqbot_fix']}")
+    cpu_lines = [
+        f"process: {cpu.get('ratio')} cores over {cpu.get('seconds')} s",
+        f"hottest thread: {hot.get('tid')} ({hot.get('name') or 'unnamed'}) at {hot.get('ratio')} cores",
+        "per second: " + ", ".join(f"{s['cores']:.2f}" for s in cpu.get("samples", [])),
+    ]
+    state_lines = [f"{state.get('path') or '(no state file)'}: {state.get('status')}"
+                   + (f" - {state.get('problem')}" if state.get("problem") else "")]
+    if state.get("status") == "ok":
+        state_lines.append(f"gateway_state: {state.get('gateway_state')} (updated {state.get('updated_at')})")
+        state_lines += [f"  {name}: {st}" for name, st in (state.get("platforms") or {}).items()]
+        state_lines.append(f"describes this process: {state.get('matches_process')} ({state.get('match_note')})")
+    hb = rec.get("heartbeat")
+    if hb:  # Hermes >= 0.19 only: otherwise nothing is said of it
+        state_lines.append(f"event-loop heartbeat: {hb.get('age_seconds')} s old, stale: {hb.get('stale')}"
+                           if hb.get("age_seconds") is not None else f"event-loop heartbeat: {hb.get('note')}")
+    if stack.get("captured"):
+        frames = (stack.get("hot_thread") or {}).get("frames") or []
+        stack_lines = [f"classification: {stack.get('classification')} "
+                       f"(loop in {stack.get('loop_seen_in_dumps')} of {stack.get('dumps')} dumps)"]
+        stack_lines += [f"  {f['function']} ({f['file']}:{f['line']})" for f in frames[:25]]
+    else:
+        stack_lines = [f"not captured: {stack.get('reason')}"]
+        if stack.get("hint"):
+            stack_lines.append(f"hint: {stack['hint']}")
+    verdict = [f"{v.get('signature')} (confidence {v.get('confidence')})"] + [f"- {r}" for r in v.get("reasons", [])]
+    return [("Process", process), ("CPU", cpu_lines), ("State file", state_lines),
+            ("Hot thread stack", stack_lines), ("Verdict", verdict)]
+
+
+def show(rec: dict[str, Any], out: TextIO | None = None, rich: bool | None = None) -> None:
+    out = out or sys.stdout
+    rich = out.isatty() if rich is None else rich
+    # Command lines, paths and states come from the process and its files: one line each, escapes shown.
+    sections = [(title, [one_line(ln) for ln in lines]) for title, lines in _sections(rec)]
+    if not rich:
+        for title, lines in sections:
+            out.write(f"== {title} ==\n" + "".join(f"{ln}\n" for ln in lines) + "\n")
+        return
+    console = Console(file=out)
+    colour = _COLOURS.get(str((rec.get("verdict") or {}).get("signature")), "white")
+    for title, lines in sections:
+        style = colour if title == "Verdict" else "cyan"
+        console.print(Panel(Text("\n".join(lines)), title=title, border_style=style, expand=True))
+
+
+def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
+    t = Table(title=title)
+    for c in columns:
+        t.add_column(c)
+    for r in rows:
+        # Text, not markup: a "[bold]" in a profile name is shown as written; control characters escaped.
+        t.add_row(*(Text(one_line(cell)) for cell in r))
+    return t

@@ -1,0 +1,86 @@
+"""The event-loop heartbeat (Hermes >= 0.19) as plain data: parsing, judging against the gateway's PID,
+and how it moves the verdict and the action."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hermes_watchdog.judge import policy
+from hermes_watchdog.judge.signatures import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN, judge
+from hermes_watchdog.observe import heartbeat
+from hermes_watchdog.observe.heartbeat import HeartbeatSeen
+from tests.unit.test_signatures import NOW, TH, cpu, state
+
+STAMP = "2027-01-15T08:00:00+00:00"
+T = 1_800_000_000.0  # epoch of STAMP is computed below; tests use relative ages
+
+
+def beat(**fields: object) -> bytes:
+    return json.dumps({"pid": 42, "updated_at": STAMP, "monotonic": 1.0, "start_time": 1.0, **fields}).encode()
+
+
+def test_parse_and_assess() -> None:
+    hb = heartbeat.parse("h", beat())
+    assert hb is not None and hb.pid == 42 and hb.problem is None
+    seen, note = heartbeat.assess(hb, 42, hb.updated_at + 10, stale_after=60)
+    assert note is None and seen is not None and not seen.stale and round(seen.age) == 10
+    seen, _ = heartbeat.assess(hb, 42, hb.updated_at + 61, stale_after=60)
+    assert seen is not None and seen.stale
+    # 'Z' and naive stamps are UTC, as Hermes writes them.
+    assert heartbeat.parse("h", beat(updated_at="2027-01-15T08:00:00Z")).updated_at == hb.updated_at
+    assert heartbeat.parse("h", beat(updated_at="2027-01-15T08:00:00")).updated_at == hb.updated_at
+
+
+def test_no_file_means_nothing_to_say() -> None:
+    assert heartbeat.parse("h", None) is None
+    assert heartbeat.assess(None, 42, NOW) == (None, None)
+
+
+@pytest.mark.parametrize("raw", [b"", b"{", b"[]", b"\xff\xfe", beat(updated_at="yesterday"), beat(updated_at=5)])
+def test_bad_files_are_a_note_not_a_signal(raw: bytes) -> None:
+    hb = heartbeat.parse("h", raw)
+    assert hb is not None and hb.problem
+    seen, note = heartbeat.assess(hb, 42, NOW)
+    assert seen is None and note and "not usable" in note
+
+
+def test_another_pids_heartbeat_is_ignored() -> None:
+    """A file left by the gateway before a restart says nothing about the new one."""
+    hb = heartbeat.parse("h", beat(pid=41))
+    seen, note = heartbeat.assess(hb, 42, NOW)
+    assert seen is None and "PID 41" in (note or "")
+
+
+STALE, FRESH = HeartbeatSeen(130, 60), HeartbeatSeen(5, 60)
+
+
+def test_stale_heartbeat_confirms_a_busy_loop_and_fresh_one_weakens_it() -> None:
+    spin = [state(qqbot="disconnected")]
+    plain = judge(cpu(1.0), spin, None, TH, NOW)
+    stale = judge(cpu(1.0), spin, None, TH, NOW, heartbeat=STALE)
+    fresh = judge(cpu(1.0), spin, None, TH, NOW, heartbeat=FRESH)
+    assert plain.signature == stale.signature == fresh.signature == BUSY_LOOP
+    assert fresh.confidence < plain.confidence < stale.confidence
+    assert "not running" in stale.reasons[-1] and "fresh" in fresh.reasons[-1]
+
+
+def test_stale_heartbeat_alone_is_loop_frozen() -> None:
+    idle = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE)
+    assert idle.signature == LOOP_FROZEN and idle.confidence >= 0.8
+    pegged = judge(cpu(1.0), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE)
+    assert pegged.signature == LOOP_FROZEN  # CPU work on the loop thread starving it
+    assert judge(cpu(1.0), [state(qqbot="connected")], None, TH, NOW, heartbeat=FRESH).signature == CPU_PEGGED
+    assert judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, heartbeat=FRESH).signature == HEALTHY
+    # Not enough samples yet: no verdict at all, heartbeat or not.
+    assert judge(None, [], None, TH, NOW, heartbeat=STALE).signature == "unknown"
+
+
+def test_loop_frozen_action_waits_for_the_window_then_follows_config() -> None:
+    v = judge(cpu(0.01, seconds=60), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE)
+    rules = policy.Rules(60, 5, 0.5, 600, 900, "alert")
+    assert policy.decide(v, held_for=10, rules=rules).kind == policy.WAIT
+    assert policy.decide(v, held_for=60, rules=rules).kind == policy.ALERT
+    restart = policy.Rules(60, 5, 0.5, 600, 900, "alert", frozen_action="restart")
+    assert policy.decide(v, held_for=60, rules=restart).kind == policy.RESTART
