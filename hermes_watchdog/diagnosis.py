@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
 from hermes_watchdog.judge.signatures import StateSeen, Thresholds, Verdict, judge
 from hermes_watchdog.observe import discovery, heartbeat, logs, processes, pyspy, sampler, versions
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
@@ -129,17 +129,32 @@ def heartbeat_dict(beat: heartbeat.Heartbeat | None, seen: heartbeat.HeartbeatSe
 
 
 def cpu_dict(cpu: CpuUsage | None, hot_name: str | None, snaps: tuple[CpuSnapshot, ...]) -> dict[str, Any]:
+    """Both measures: ``ratio``/``cores`` is CPU time (what the process got), ``demand`` is on CPU plus
+    waiting on a run queue (what it wanted; None without schedstat); ``measure`` says which judged."""
     if cpu is None:
-        return {"ratio": None, "seconds": 0, "hot_thread": None, "threads": [], "samples": []}
+        return {"ratio": None, "seconds": 0, "hot_thread": None, "threads": [], "samples": [],
+                "measure": None, "demand": None}
     hot = cpu.hot
+    demand_at = dict(cpu.demand_intervals)
     return {
         "ratio": round(cpu.cores, 3),
         "seconds": round(cpu.span, 2),
+        "measure": cpu.measure,
+        "demand": _r(cpu.demand),
+        "pegged_value": round(cpu.pegged_value, 3),
         "num_threads": len(snaps[-1].threads) if snaps else 0,
-        "hot_thread": {"tid": hot.tid, "name": hot_name, "ratio": round(hot.cores, 3)} if hot else None,
-        "threads": [{"tid": t.tid, "ratio": round(t.cores, 3)} for t in cpu.threads[:10]],
-        "samples": [{"t": t, "cores": round(c, 3)} for t, c in cpu.intervals],
+        "hot_thread": {"tid": hot.tid, "name": hot_name, **_thread(hot)} if hot else None,
+        "threads": [{"tid": t.tid, **_thread(t)} for t in cpu.threads[:10]],
+        "samples": [{"t": t, "cores": round(c, 3), "demand": _r(demand_at.get(t))} for t, c in cpu.intervals],
     }
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 3)
+
+
+def _thread(t: ThreadUsage) -> dict[str, Any]:
+    return {"ratio": round(t.cores, 3), "demand": _r(t.demand), "on_cpu": _r(t.on_cpu), "waiting": _r(t.waiting)}
 
 
 def files_dict(files: FilesSeen) -> tuple[dict[str, Any], dict[str, Any]]:

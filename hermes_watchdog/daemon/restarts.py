@@ -63,9 +63,12 @@ class LivePorts:
         if not running or len(snaps) < 2 or snaps[-1].at - snaps[0].at < min(1.0, cfg.interval):
             return NewCheck()
         cpu = usage(snaps[-5:])
-        if cpu is None or cpu.cores >= cfg.cpu_threshold:
+        # Calm by the same measure as "pegged": a new gateway spinning again on a busy host gets little CPU
+        # time but still wants a whole core.
+        if cpu is None or cpu.pegged_value >= cfg.cpu_threshold:
             return NewCheck()
-        return NewCheck(ready=True, detail=f"new gateway PID {new.pid} is running, CPU {cpu.cores:.2f} cores")
+        return NewCheck(ready=True, detail=f"new gateway PID {new.pid} is running, CPU {cpu.cores:.2f} cores"
+                                           + (f" (demand {cpu.hot_demand:.2f})" if cpu.hot_demand is not None else ""))
 
 
 class WatchJournal:

@@ -42,7 +42,11 @@ class Status:
                 "home": str(w.home), "profile": w.profile, "name": w.name, "pid": w.ident.pid if w.ident else None,
                 "found": w.found_how, "phase": w.phase,
                 "cpu_now": round(cpu.cores, 3) if cpu else None,
-                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3)} if cpu and cpu.hot else None),
+                # Run-queue demand (Linux): what the gateway wants, whether or not a busy host gives it a core.
+                "cpu_demand": _r(cpu.demand) if cpu else None, "measure": cpu.measure if cpu else None,
+                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3), "demand": _r(cpu.hot.demand),
+                                "on_cpu": _r(cpu.hot.on_cpu), "waiting": _r(cpu.hot.waiting)}
+                               if cpu and cpu.hot else None),
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
                 "verdict": w.verdict.to_dict() if w.verdict else None,
@@ -109,6 +113,7 @@ class Status:
             gws.append(metrics.GatewayMetrics(
                 profile=w.name, up=w.ident is not None and w.phase == WATCHING,
                 cpu_cores=cpu.cores if cpu else None, hot_thread_cores=cpu.hot.cores if cpu and cpu.hot else None,
+                cpu_demand=cpu.demand if cpu else None, hot_thread_demand=cpu.hot_demand if cpu else None,
                 platforms=platforms, verdict=w.verdict.signature if w.verdict else None,
                 heartbeat_age=w.window.heartbeat.age if w.window.heartbeat else None,
                 budget_remaining=budget.decide(w.restarts, now, d.budget).remaining,
@@ -132,3 +137,7 @@ def _own_create_time() -> float | None:
         return psutil.Process().create_time()
     except psutil.Error:
         return None
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

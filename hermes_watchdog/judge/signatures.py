@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hermes_watchdog.judge.cpu import CpuUsage
+from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, CpuUsage
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
 from hermes_watchdog.observe.statefile import GatewayState
@@ -29,7 +29,9 @@ RUNNING = "running"
 
 @dataclass(frozen=True)
 class Thresholds:
-    cpu: float = 0.9  # cores: the process or its hottest thread at or above this is "pegged"
+    # cores: the process's CPU time, or its hottest thread's demand (Linux; its CPU time elsewhere), at or
+    # above this is "pegged"
+    cpu: float = 0.9
     stuck_after: float = 900.0  # seconds a platform must be down, CPU idle, before that is sure
 
 
@@ -52,6 +54,9 @@ class Verdict:
     span: float = 0.0
     platforms_down: tuple[str, ...] = field(default_factory=tuple)
     down_for: float | None = None  # seconds the longest-down platform has been down, when known
+    demand: float | None = None  # process CPU demand (on CPU + waiting for one), in cores; None off Linux
+    hot_demand: float | None = None  # the hottest thread's demand
+    measure: str = CPU_TIME  # what judged "pegged": "demand" or "cpu-time"
 
     @property
     def is_problem(self) -> bool:
@@ -67,6 +72,9 @@ class Verdict:
             "span_seconds": round(self.span, 2),
             "platforms_down": list(self.platforms_down),
             "down_for_seconds": None if self.down_for is None else round(self.down_for),
+            "demand": None if self.demand is None else round(self.demand, 3),
+            "hot_demand": None if self.hot_demand is None else round(self.hot_demand, 3),
+            "measure": self.measure,
         }
 
 
@@ -110,6 +118,17 @@ def _stack_effect(stack: StackAnalysis | None) -> tuple[float, str | None]:
                    + (f" (innermost frame: {top})" if top else ""))
 
 
+def _cpu_text(usage: CpuUsage, th: Thresholds) -> str:
+    """What the CPU figures say, naming the measure that judged."""
+    hot = usage.hot
+    if hot is not None and usage.measure == DEMAND:
+        return (f"hottest thread {hot.tid} wants {hot.demand:.2f} core (demand: on CPU {hot.on_cpu:.2f} + "
+                f"waiting {hot.waiting:.2f}), gets {hot.cores:.2f}; process CPU {usage.cores:.2f} cores over "
+                f"{usage.span:.1f} s (threshold {th.cpu:.2f}, judged by demand)")
+    return (f"CPU {usage.cores:.2f} cores over {usage.span:.1f} s (CPU time; no run-queue data on this system; "
+            f"threshold {th.cpu:.2f})" + (f"; hottest thread {hot.tid} at {hot.cores:.2f} cores" if hot else ""))
+
+
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
           th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None) -> Verdict:
     """``now`` is epoch seconds, used only to say how long a platform has been down. ``heartbeat`` is
@@ -137,9 +156,8 @@ def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnal
     cores = usage.cores
     hot = usage.hot
     hot_cores = hot.cores if hot else None
-    pegged = cores >= th.cpu or (hot_cores is not None and hot_cores >= th.cpu)
-    reasons = [f"CPU {cores:.2f} cores over {usage.span:.1f} s (threshold {th.cpu:.2f})"
-               + (f"; hottest thread {hot.tid} at {hot.cores:.2f} cores" if hot else "")]
+    pegged = usage.pegged_value >= th.cpu
+    reasons = [_cpu_text(usage, th)]
 
     own = [s.state for s in states if s.state.ok and s.matches]
     latest_read = states[-1] if states else None
@@ -154,7 +172,8 @@ def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnal
     down_names = tuple(p.name for p in down)
     down_text, down_for = _down_text(latest, now) if latest else ("", None)
     common = {"cores": cores, "hot_cores": hot_cores, "span": usage.span, "platforms_down": down_names,
-              "down_for": down_for}
+              "down_for": down_for, "demand": usage.demand, "hot_demand": usage.hot_demand,
+              "measure": usage.measure}
 
     if pegged:
         # Two independent signals: the CPU, and a not-connected platform in every read of the window;

@@ -1,7 +1,10 @@
-"""CPU samples of a live process and its threads, through psutil."""
+"""CPU samples of a live process and its threads: psutil for CPU time, and on Linux the kernel's
+schedstat (time on a CPU + time waiting on a run queue) for CPU demand. I/O only; cpu.py does the sums."""
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -10,16 +13,62 @@ import psutil
 
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
 
+LINUX = sys.platform.startswith("linux")
+_SCHEDSTAT_MAX = 128  # "<ns on cpu> <ns waiting> <timeslices>\n": three counters fit with room to spare
+_GONE = (errno.ENOENT, errno.ESRCH)
+
+
+class _Vanished(Exception):
+    """The thread exited between listing it and reading its schedstat."""
+
+
+def read_schedstat(path: str) -> tuple[int, int] | None:
+    """(ns on a CPU, ns waiting on a run queue) from one schedstat file; None when it cannot be read or
+    parsed. Raises _Vanished when the task is gone. One open and one bounded read."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        if e.errno in _GONE:
+            raise _Vanished from None
+        return None
+    try:
+        raw = os.read(fd, _SCHEDSTAT_MAX)
+    except OSError as e:
+        if e.errno in _GONE:
+            raise _Vanished from None
+        return None
+    finally:
+        os.close(fd)
+    parts = raw.split()
+    if len(parts) < 2:
+        return None
+    try:
+        return int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+
 
 def snapshot(proc: psutil.Process) -> CpuSnapshot:
     """Raises psutil.NoSuchProcess when the process is gone, AccessDenied when it may not be read."""
     with proc.oneshot():
         times = proc.cpu_times()
         try:
-            threads = tuple(ThreadTimes(t.id, t.user_time + t.system_time) for t in proc.threads())
+            listed = proc.threads()
         except psutil.AccessDenied:
-            threads = ()  # macOS hides other users' threads; the process total still tells
-    return CpuSnapshot(time.monotonic(), times.user + times.system, threads, time.time())
+            listed = []  # macOS hides other users' threads; the process total still tells
+    threads = []
+    for t in listed:
+        run = wait = None
+        if LINUX:
+            try:
+                pair = read_schedstat(f"/proc/{proc.pid}/task/{t.id}/schedstat")
+            except _Vanished:
+                continue  # gone since psutil listed it: nothing left to measure
+            if pair is not None:
+                run, wait = pair
+        threads.append(ThreadTimes(t.id, t.user_time + t.system_time, run, wait))
+    # No read of /proc/<pid>/schedstat: it is the main thread's (also read above), not the process's.
+    return CpuSnapshot(time.monotonic(), times.user + times.system, tuple(threads), time.time())
 
 
 def thread_name(pid: int, tid: int) -> str | None:

@@ -7,6 +7,8 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
   hermes_watchdog_gateway_up                   1 while a verified gateway process is watched
   hermes_watchdog_gateway_cpu_cores            the gateway's CPU over the last interval, in cores
   hermes_watchdog_gateway_hot_thread_cores     its hottest thread, in cores
+  hermes_watchdog_gateway_cpu_demand_cores     Linux only: on CPU + waiting on a run queue, summed over threads
+  hermes_watchdog_gateway_hot_thread_demand_cores  Linux only: the hottest thread's demand (what "pegged" judges)
   hermes_watchdog_platform_connected           1 connected, 0 anything else (per platform)
   hermes_watchdog_verdict                      1 for the current signature, 0 for the others
   hermes_watchdog_heartbeat_age_seconds        Hermes >= 0.19 only: age of the event-loop heartbeat
@@ -42,6 +44,9 @@ class GatewayMetrics:
     restarts: dict[tuple[str, str], int] = field(default_factory=dict)  # (signature, result) -> count
     incidents: dict[str, int] = field(default_factory=dict)  # signature -> count
     stack_captures: dict[str, int] = field(default_factory=dict)  # result -> count
+    # Last: callers pass the fields above positionally. None off Linux (the series is then left out).
+    cpu_demand: float | None = None  # CpuUsage.demand
+    hot_thread_demand: float | None = None  # CpuUsage.hot_demand
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,12 @@ def families(snap: Snapshot) -> Iterator[Metric]:
                             labels=["profile"])
     hot = GaugeMetricFamily(P + "gateway_hot_thread_cores", "Gateway's hottest thread CPU, in cores",
                             labels=["profile"])
+    demand = GaugeMetricFamily(P + "gateway_cpu_demand_cores",
+                               "Gateway CPU demand (on CPU + waiting for a CPU) over the last interval, in cores",
+                               labels=["profile"])
+    hot_demand = GaugeMetricFamily(P + "gateway_hot_thread_demand_cores",
+                                   "Gateway's hottest thread CPU demand (on CPU + waiting for a CPU), in cores",
+                                   labels=["profile"])
     plat = GaugeMetricFamily(P + "platform_connected", "1 if the platform is connected per gateway_state.json",
                              labels=["profile", "platform"])
     verdict = GaugeMetricFamily(P + "verdict", "1 for the current verdict signature, 0 for the others",
@@ -75,6 +86,10 @@ def families(snap: Snapshot) -> Iterator[Metric]:
             cpu.add_metric([g.profile], g.cpu_cores)
         if g.hot_thread_cores is not None:
             hot.add_metric([g.profile], g.hot_thread_cores)
+        if g.cpu_demand is not None:
+            demand.add_metric([g.profile], g.cpu_demand)
+        if g.hot_thread_demand is not None:
+            hot_demand.add_metric([g.profile], g.hot_thread_demand)
         for name, connected in sorted(g.platforms.items()):
             plat.add_metric([g.profile, name], 1.0 if connected else 0.0)
         for sig in SIGNATURES:
@@ -95,5 +110,5 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     start = GaugeMetricFamily(P + "start_time_seconds", "When the watchdog started")
     start.add_metric([], snap.started)
     # A family with no series is left out whole: no heartbeat file (Hermes < 0.19) means no word of it.
-    yield from (f for f in (up, cpu, hot, plat, verdict, beat, budget, restarts, incidents, stacks, tick, start)
-                if f.samples)
+    yield from (f for f in (up, cpu, hot, demand, hot_demand, plat, verdict, beat, budget, restarts, incidents,
+                            stacks, tick, start) if f.samples)

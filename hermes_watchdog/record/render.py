@@ -18,7 +18,6 @@ _COLOURS = {"healthy": "green", "busy-loop": "red", "cpu-pegged": "yellow", "stu
 
 def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     proc, cpu, state, stack, v = (rec.get(k) or {} for k in ("process", "cpu", "state", "stack", "verdict"))
-    hot = cpu.get("hot_thread") or {}
     home = rec.get("hermes_home") or {}
     vers = rec.get("versions") or {}
     process = [
@@ -29,11 +28,7 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     ]
     if vers.get("qqbot_fix"):
         process.append(f"QQBot busy-loop fix: {vers['qqbot_fix']}")
-    cpu_lines = [
-        f"process: {cpu.get('ratio')} cores over {cpu.get('seconds')} s",
-        f"hottest thread: {hot.get('tid')} ({hot.get('name') or 'unnamed'}) at {hot.get('ratio')} cores",
-        "per second: " + ", ".join(f"{s['cores']:.2f}" for s in cpu.get("samples", [])),
-    ]
+    cpu_lines = cpu_text(cpu)
     state_lines = [f"{state.get('path') or '(no state file)'}: {state.get('status')}"
                    + (f" - {state.get('problem')}" if state.get("problem") else "")]
     if state.get("status") == "ok":
@@ -56,6 +51,25 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     verdict = [f"{v.get('signature')} (confidence {v.get('confidence')})"] + [f"- {r}" for r in v.get("reasons", [])]
     return [("Process", process), ("CPU", cpu_lines), ("State file", state_lines),
             ("Hot thread stack", stack_lines), ("Verdict", verdict)]
+
+
+def cpu_text(cpu: dict[str, Any]) -> list[str]:
+    """Both measures, CPU time (what it got) and demand (what it wanted), and which one judged."""
+    hot = cpu.get("hot_thread") or {}
+    has_demand = cpu.get("measure") == "demand"
+    judged = ("judged by demand (on CPU + waiting for a CPU, from schedstat)" if has_demand
+              else "judged by CPU time (no run-queue data on this system)")
+    lines = [f"process: {cpu.get('ratio')} cores of CPU time over {cpu.get('seconds')} s"
+             + (f", demand {cpu.get('demand')} cores" if cpu.get("demand") is not None else "")]
+    thread = f"hottest thread: {hot.get('tid')} ({hot.get('name') or 'unnamed'}) gets {hot.get('ratio')} cores"
+    if hot.get("demand") is not None:
+        thread += f", wants {hot.get('demand')} (on CPU {hot.get('on_cpu')} + waiting {hot.get('waiting')})"
+    lines += [thread, judged]
+    samples = cpu.get("samples", [])
+    lines.append("per second, CPU time: " + ", ".join(f"{s['cores']:.2f}" for s in samples))
+    if has_demand:
+        lines.append("per second, demand: " + ", ".join(f"{s.get('demand') or 0:.2f}" for s in samples))
+    return lines
 
 
 def show(rec: dict[str, Any], out: TextIO | None = None, rich: bool | None = None) -> None:

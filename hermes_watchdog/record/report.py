@@ -51,12 +51,27 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     out.append(_row("Hermes home", f"{rec.get('hermes_home', {}).get('path')} "
                                    f"({rec.get('hermes_home', {}).get('source')})"))
     out += ["", "## CPU", ""]
-    out.append(f"Process: **{cpu.get('ratio')} cores** over {cpu.get('seconds')} s; hottest thread "
-               f"{hot.get('tid')} ({hot.get('name') or 'unnamed'}) at {hot.get('ratio')} cores.")
-    out += ["", _row("seconds from start", "process cores"), _row("---:", "---:")]
-    out += [_row(s["t"], s["cores"]) for s in cpu.get("samples", [])]
-    out += ["", _row("thread", "cores"), _row("---:", "---:")]
-    out += [_row(t["tid"], t["ratio"]) for t in cpu.get("threads", [])]
+    has_demand = cpu.get("measure") == "demand"
+    line = (f"Process: **{cpu.get('ratio')} cores** of CPU time over {cpu.get('seconds')} s"
+            + (f", demand {cpu.get('demand')} cores" if cpu.get("demand") is not None else "")
+            + f"; hottest thread {hot.get('tid')} ({hot.get('name') or 'unnamed'}) gets {hot.get('ratio')} cores")
+    if hot.get("demand") is not None:
+        line += f", wants {hot.get('demand')} (on CPU {hot.get('on_cpu')} + waiting {hot.get('waiting')})"
+    out.append(line + ".")
+    out += ["", "Judged by **demand** (time on a CPU + time waiting for one, from Linux schedstat): a thread that "
+                "is runnable all the time wants a whole core even when other processes leave it little CPU time."
+            if has_demand else "Judged by **CPU time** (no run-queue data on this system)."]
+    if has_demand:
+        out += ["", _row("seconds from start", "process cores", "process demand"), _row("---:", "---:", "---:")]
+        out += [_row(s["t"], s["cores"], s.get("demand")) for s in cpu.get("samples", [])]
+        out += ["", _row("thread", "cores", "demand", "on CPU", "waiting"), _row(*["---:"] * 5)]
+        out += [_row(t["tid"], t["ratio"], t.get("demand"), t.get("on_cpu"), t.get("waiting"))
+                for t in cpu.get("threads", [])]
+    else:
+        out += ["", _row("seconds from start", "process cores"), _row("---:", "---:")]
+        out += [_row(s["t"], s["cores"]) for s in cpu.get("samples", [])]
+        out += ["", _row("thread", "cores"), _row("---:", "---:")]
+        out += [_row(t["tid"], t["ratio"]) for t in cpu.get("threads", [])]
     out += ["", "## Stack of the hot thread", ""]
     if stack.get("captured"):
         out.append(f"Classification: `{stack.get('classification')}` "
