@@ -48,12 +48,13 @@ def open_process(pid: int) -> tuple[psutil.Process, Identity]:
         hint = "; diagnose reads Python processes such as the Hermes gateway" if "Python" in what else ""
         raise UserError(f"PID {pid} {what}{hint}")
     try:
-        proc = psutil.Process(pid)
         ident = processes.identity(pid)
-        proc.cpu_times()
-    except psutil.NoSuchProcess:
+        with processes.inspecting(pid):
+            proc = psutil.Process(pid)
+            proc.cpu_times()
+    except processes.ProcessGone:
         raise UserError(f"no process with PID {pid}") from None
-    except psutil.AccessDenied:
+    except processes.ProcessHidden:
         raise UserError(f"cannot inspect PID {pid}: permission denied (run as the process's user, "
                         "or with sudo)") from None
     return proc, ident
@@ -63,13 +64,16 @@ def sample(proc: psutil.Process, seconds: float, every: float = 1.0) -> tuple[Cp
     """Snapshots from now for ``seconds``, one every ``every`` seconds (at least start and end)."""
     step = min(every, seconds)
     start = time.monotonic()
-    snaps = [sampler.snapshot(proc)]
+    try:
+        snaps = [sampler.snapshot(proc)]
+    except processes.ProcessGone:
+        raise UserError(f"PID {proc.pid} exited before the sample") from None
     while True:
         target = start + min(seconds, (len(snaps)) * step)
         time.sleep(max(0.0, target - time.monotonic()))
         try:
             snaps.append(sampler.snapshot(proc))
-        except psutil.NoSuchProcess:
+        except processes.ProcessGone:
             raise UserError(f"PID {proc.pid} exited during the sample") from None
         if snaps[-1].at - start >= seconds - 1e-3:
             return tuple(snaps)

@@ -154,10 +154,7 @@ class Supervised:
         return wait_for(ready, what=f"launch {launches} of the supervised gateway to be running")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(15)
+        # Teardown: the whole group at once (a SIGTERM-deaf spinning child would hold a polite stop up).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         if self.proc.poll() is None:

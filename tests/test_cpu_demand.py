@@ -162,7 +162,7 @@ def test_diagnosis_render_and_report_show_both_measures() -> None:
 
 
 def test_metrics_carry_demand_only_when_known() -> None:
-    from tests.test_metrics import render as scrape
+    from tests.unit.test_metrics import render as scrape
 
     g = metrics.GatewayMetrics("qq", True, 0.2, 0.2, cpu_demand=1.02, hot_thread_demand=1.0)
     m = scrape(metrics.Snapshot((g,), 1.0, 1.0))

@@ -23,7 +23,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from hermes_watchdog.observe import pyspy
+from hermes_watchdog.judge.cpu import usage
+from hermes_watchdog.observe import pyspy, sampler
 from tests.helpers import cli, wait_for
 
 HERE = Path(__file__).resolve().parent / "realhermes"
@@ -104,10 +105,14 @@ class Scenario:
             return ""
 
     def cores(self, seconds: float = 2.0) -> float:
+        """How much CPU the adapter wants, as the watchdog judges it: run-queue demand where the kernel
+        gives it (a spin on a loaded machine gets little CPU time but is runnable all the time)."""
         p = psutil.Process(self.adapter.pid)
-        before, t0 = sum(p.cpu_times()[:2]), time.monotonic()
+        first = sampler.snapshot(p)
         time.sleep(seconds)  # a measurement interval, not a wait for a condition
-        return (sum(p.cpu_times()[:2]) - before) / (time.monotonic() - t0)
+        got = usage([first, sampler.snapshot(p)])
+        assert got is not None
+        return got.pegged_value
 
 
 @pytest.fixture

@@ -6,8 +6,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import psutil
-
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY, StateSeen, Verdict, judge
@@ -28,12 +26,9 @@ class Observer:
             return None
         assert w.ident is not None
         try:
-            snap = sampler.snapshot(psutil.Process(w.ident.pid))
-        except psutil.NoSuchProcess:
-            self.lost(w, f"PID {w.ident.pid} exited")
-            return None
-        except psutil.AccessDenied:
-            self.lost(w, f"PID {w.ident.pid} cannot be inspected (permission denied)")
+            snap = sampler.snapshot(w.ident.pid)
+        except (processes.ProcessGone, processes.ProcessHidden) as exc:
+            self.lost(w, str(exc))
             return None
         state = read_state(w.home)
         ok, note = processes.matches_record(w.ident, state.pid, state.start_time) if state.ok else (False, "")

@@ -11,8 +11,6 @@ import signal
 import time
 from typing import TYPE_CHECKING
 
-import psutil
-
 from hermes_watchdog.act.managers import Target, select
 from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
 from hermes_watchdog.daemon.watch import Watch
@@ -53,8 +51,8 @@ class LivePorts:
     def check_new(self, new: Identity) -> NewCheck:
         """Ready once its state file says running (and names it) and its CPU is calm over a second."""
         try:
-            self.new_snaps.append(sampler.snapshot(psutil.Process(new.pid)))
-        except psutil.Error:
+            self.new_snaps.append(sampler.snapshot(new.pid))
+        except (processes.ProcessGone, processes.ProcessHidden):
             return NewCheck(gone=True)
         state = read_state(self.w.home)
         running = state.ok and processes.matches_record(new, state.pid, state.start_time)[0] \

@@ -188,10 +188,8 @@ def prove(pid: int, home: Path) -> tuple[Identity | None, str]:
         return None, f"cannot read {home}: {exc.strerror or exc}"
     try:
         ident = processes.identity(pid)
-    except psutil.NoSuchProcess:
-        return None, f"PID {pid} is not running"
-    except psutil.AccessDenied:
-        return None, f"PID {pid} cannot be inspected (permission denied)"
+    except (processes.ProcessGone, processes.ProcessHidden) as exc:
+        return None, str(exc)
     if not processes.alive(pid):
         return None, f"PID {pid} has exited"
     if not ident.cmdline:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,8 +164,32 @@ def start_ticks(pid: int, create_time: float) -> int | None:
     return round(create_time * 100)
 
 
+class ProcessGone(Exception):
+    """The PID is not (or no longer) a running process."""
+
+
+class ProcessHidden(Exception):
+    """The process exists but may not be inspected (another user, macOS hardening)."""
+
+
+@contextlib.contextmanager
+def inspecting(pid: int) -> Iterator[None]:
+    """psutil's errors become ours once, here at the boundary, with the sentence callers show."""
+    try:
+        yield
+    except psutil.NoSuchProcess:  # ZombieProcess included: it has exited
+        raise ProcessGone(f"PID {pid} is not running") from None
+    except psutil.AccessDenied:
+        raise ProcessHidden(f"PID {pid} cannot be inspected (permission denied)") from None
+
+
 def identity(pid: int) -> Identity:
-    """Raises psutil.NoSuchProcess / psutil.AccessDenied; callers decide what that means."""
+    """Raises ProcessGone / ProcessHidden; callers decide what that means."""
+    with inspecting(pid):
+        return _identity(pid)
+
+
+def _identity(pid: int) -> Identity:
     proc = psutil.Process(pid)
     with proc.oneshot():
         create_time = proc.create_time()

@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.observe.processes import inspecting
 
 LINUX = sys.platform.startswith("linux")
 _SCHEDSTAT_MAX = 128  # "<ns on cpu> <ns waiting> <timeslices>\n": three counters fit with room to spare
@@ -48,8 +49,14 @@ def read_schedstat(path: str) -> tuple[int, int] | None:
         return None
 
 
-def snapshot(proc: psutil.Process) -> CpuSnapshot:
-    """Raises psutil.NoSuchProcess when the process is gone, AccessDenied when it may not be read."""
+def snapshot(proc: psutil.Process | int) -> CpuSnapshot:
+    """Raises processes.ProcessGone when the process is gone, ProcessHidden when it may not be read."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    with inspecting(pid):
+        return _snapshot(psutil.Process(proc) if isinstance(proc, int) else proc)
+
+
+def _snapshot(proc: psutil.Process) -> CpuSnapshot:
     with proc.oneshot():
         times = proc.cpu_times()
         try:
