@@ -211,17 +211,19 @@ def demo() -> None:
 
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+# Shared by install and uninstall.
+_Manager = Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto", metavar="MANAGER")]
+_ServiceHome = Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
+                                           default="$HERMES_HOME, else ~/.hermes", metavar="PATH")]
+_Profile = Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.", metavar="NAME")]
 
 
 @app.command(context_settings=_EXTRA_ARGS)
 def install(
     ctx: typer.Context,
-    manager: Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto",
-                                 metavar="MANAGER")] = "auto",
-    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
-                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
-    profile: Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.",
-                                        metavar="NAME")] = None,
+    manager: _Manager = "auto",
+    hermes_home: _ServiceHome = None,
+    profile: _Profile = None,
     dry_run: Annotated[bool, _opt("--dry-run", help="Print the file and the commands; change nothing.")] = False,
     system: Annotated[bool, _opt("--system", help="A system-wide service (as root).")] = False,
 ) -> None:
@@ -235,12 +237,9 @@ def install(
 
 @app.command()
 def uninstall(
-    manager: Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto",
-                                 metavar="MANAGER")] = "auto",
-    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
-                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
-    profile: Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.",
-                                        metavar="NAME")] = None,
+    manager: _Manager = "auto",
+    hermes_home: _ServiceHome = None,
+    profile: _Profile = None,
     system: Annotated[bool, _opt("--system", help="The system-wide service (as root).")] = False,
 ) -> None:
     """Stop, disable and remove the watchdog's service. A second run does nothing."""
