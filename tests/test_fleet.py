@@ -185,9 +185,14 @@ def test_metrics_scrape_and_textfile_match_the_gateways(tmp_path, isolated_home,
         assert _value(m, "hermes_watchdog_verdict", profile="qq", signature="busy-loop") == 1
         assert _value(m, "hermes_watchdog_verdict", profile="qq", signature="healthy") == 0
         assert _value(m, "hermes_watchdog_verdict", profile="default", signature="healthy") == 1
-        assert _value(m, "hermes_watchdog_gateway_cpu_cores", profile="qq") > 0.5  # one spinning core
-        assert _value(m, "hermes_watchdog_gateway_hot_thread_cores", profile="qq") > 0.5
+        # One spinning core. On a loaded machine it gets less CPU time than it wants; its run-queue demand
+        # (Linux) says what it wants either way, and CPU time is there beside it.
+        assert _value(m, "hermes_watchdog_gateway_cpu_cores", profile="qq") > 0.05
+        assert _value(m, "hermes_watchdog_gateway_hot_thread_cores", profile="qq") > 0.05
+        assert _value(m, "hermes_watchdog_gateway_hot_thread_demand_cores", profile="qq") > 0.5
+        assert _value(m, "hermes_watchdog_gateway_cpu_demand_cores", profile="qq") > 0.5
         assert _value(m, "hermes_watchdog_gateway_cpu_cores", profile="default") < 0.3
+        assert _value(m, "hermes_watchdog_gateway_hot_thread_demand_cores", profile="default") < 0.3
         assert _value(m, "hermes_watchdog_incidents_total", profile="qq", signature="busy-loop") == 1
         assert _value(m, "hermes_watchdog_stack_captures_total", profile="qq", result="captured") == 1
         assert _value(m, "hermes_watchdog_restarts_total", profile="qq", signature="busy-loop",
