@@ -224,6 +224,3 @@ class Daemon:
         if text != self.write_problem:
             self.write_problem = text
             self.log.emit("WARN", f"{text}; still watching")
-
-    def write_status(self, force: bool = False) -> None:
-        self.status.write(force)

@@ -3,7 +3,6 @@ already-redacted parts, and ``render`` redacts the finished text once more as a 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from hermes_watchdog.record.redact import redact
@@ -99,7 +98,3 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
             "_Secrets, tokens and the home directory were redacted by hermes-watchdog. "
             "Check before posting all the same._", ""]
     return redact("\n".join(out), home)
-
-
-def state_json_text(rec: dict[str, Any]) -> str:
-    return json.dumps(rec.get("state"), indent=2) + "\n"
