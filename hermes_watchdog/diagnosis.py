@@ -144,21 +144,22 @@ def cpu_dict(cpu: CpuUsage | None, hot_name: str | None, snaps: tuple[CpuSnapsho
         "ratio": round(cpu.cores, 3),
         "seconds": round(cpu.span, 2),
         "measure": cpu.measure,
-        "demand": _r(cpu.demand),
+        "demand": rounded(cpu.demand),
         "pegged_value": round(cpu.pegged_value, 3),
         "num_threads": len(snaps[-1].threads) if snaps else 0,
         "hot_thread": {"tid": hot.tid, "name": hot_name, **_thread(hot)} if hot else None,
         "threads": [{"tid": t.tid, **_thread(t)} for t in cpu.threads[:10]],
-        "samples": [{"t": t, "cores": round(c, 3), "demand": _r(demand_at.get(t))} for t, c in cpu.intervals],
+        "samples": [{"t": t, "cores": round(c, 3), "demand": rounded(demand_at.get(t))} for t, c in cpu.intervals],
     }
 
 
-def _r(x: float | None) -> float | None:
+def rounded(x: float | None) -> float | None:
     return None if x is None else round(x, 3)
 
 
 def _thread(t: ThreadUsage) -> dict[str, Any]:
-    return {"ratio": round(t.cores, 3), "demand": _r(t.demand), "on_cpu": _r(t.on_cpu), "waiting": _r(t.waiting)}
+    return {"ratio": round(t.cores, 3), "demand": rounded(t.demand), "on_cpu": rounded(t.on_cpu),
+            "waiting": rounded(t.waiting)}
 
 
 def files_dict(files: FilesSeen) -> tuple[dict[str, Any], dict[str, Any]]:

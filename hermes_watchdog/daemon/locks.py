@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 import re
 import stat
@@ -18,8 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog.observe.statefile import MAX_BYTES, open_regular, parse_json_object, read_fd
+
 _FAMILY = re.compile(r"^[0-9a-f]{32}$")
-MAX_PRIVATE = 1024 * 1024
 
 
 class LockError(Exception):
@@ -98,38 +98,23 @@ def read_own_json(path: Path) -> tuple[dict[str, Any] | None, str]:
     """A JSON object from a file this daemon wrote itself: a regular file, not a symlink, not hard-linked,
     owned by us, mode 0600. Else (None, why not), without following or blocking on anything."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = open_regular(path)  # the readers' one safe open: no symlink, no FIFO, regular files only
     except FileNotFoundError:
         return None, "missing"
     except OSError as exc:
-        return None, "a symbolic link" if exc.errno == errno.ELOOP else (exc.strerror or str(exc))
+        return None, exc.strerror or str(exc)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            return None, "not a regular file"
         if st.st_uid != os.geteuid():
             return None, f"owned by uid {st.st_uid}, not by this watchdog (uid {os.geteuid()})"
         if stat.S_IMODE(st.st_mode) != 0o600:
             return None, f"mode {stat.S_IMODE(st.st_mode):04o}, not 0600"
         if st.st_nlink != 1:
             return None, "hard-linked elsewhere"
-        chunks, size = [], 0
-        while size <= MAX_PRIVATE:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
+        raw = read_fd(fd, MAX_BYTES + 1)
     except OSError as exc:
         return None, exc.strerror or str(exc)
     finally:
         os.close(fd)
-    if size > MAX_PRIVATE:
-        return None, "too large"
-    try:
-        data = json.loads(b"".join(chunks))
-    except (ValueError, UnicodeDecodeError):
-        return None, "not valid JSON"
-    if not isinstance(data, dict):
-        return None, "not a JSON object"
-    return data, ""
+    read = parse_json_object(str(path), raw)
+    return (read.data, "") if read.ok and read.data is not None else (None, read.problem or read.status)

@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY, StateSeen, Verdict, judge
-from hermes_watchdog.observe import discovery, heartbeat, processes, sampler
-from hermes_watchdog.observe.statefile import read_state
+from hermes_watchdog.observe import discovery, heartbeat, processes, sampler, statefile
 
 if TYPE_CHECKING:
     from hermes_watchdog.daemon.loop import Daemon
@@ -22,7 +21,9 @@ class Observer:
 
     def observe(self, w: Watch) -> Verdict | None:
         """Sample the gateway once and judge its window; None when there is no gateway to judge."""
-        if not self.ensure_gateway(w):
+        # The gateway's files, read once for this sample: who is named, and what the state says.
+        pid_record, state = statefile.read_pid(w.home), statefile.read_state(w.home)
+        if not self.ensure_gateway(w, pid_record, state):
             return None
         assert w.ident is not None
         try:
@@ -30,7 +31,6 @@ class Observer:
         except (processes.ProcessGone, processes.ProcessHidden) as exc:
             self.lost(w, str(exc))
             return None
-        state = read_state(w.home)
         ok, note = processes.matches_record(w.ident, state.pid, state.start_time) if state.ok else (False, "")
         self._say_state_problem(w, None if state.ok and ok else
                                 f"{state.read.path}: {state.read.status}"
@@ -44,14 +44,14 @@ class Observer:
         self._set_verdict(w, verdict)
         return verdict
 
-    def ensure_gateway(self, w: Watch) -> bool:
+    def ensure_gateway(self, w: Watch, pid_record: statefile.PidRecord, state: statefile.GatewayState) -> bool:
         d = self.d
         if w.ident is not None:
             same, why = processes.same_process(w.ident)
             if same:
                 # The files name another live gateway proven to be this home's: the one watched was
                 # adopted from the process table, or has been replaced; follow the files.
-                other, how = discovery.named_live_gateway(w.home, w.ident)
+                other, how = discovery.named_live_gateway(w.home, w.ident, pid_record, state)
                 if other is None:
                     return True
                 why = f"the gateway files name another live gateway of this home ({how})"

@@ -54,7 +54,7 @@ def _resume_pending(d: Daemon, wanted: dict[Path, str | None]) -> None:
         except (KeyError, TypeError, ValueError, OverflowError):
             d.log.emit("WARN", f"ignoring an unreadable entry in {path}; no signal sent", str(home))
             continue
-        problem = _problem(d, home, p, r)
+        problem, record = _problem(d, home, p, r)
         if problem:
             d.log.emit("WARN", f"not resuming the restart of PID {r.old.pid} recorded in {path}: {problem}; "
                                "dropped, no signal sent", wanted[home] or str(home))
@@ -66,7 +66,7 @@ def _resume_pending(d: Daemon, wanted: dict[Path, str | None]) -> None:
         w.machine = restarts.machine_for(d, w, r)
         w.machine.resume()
         folder = Path(str(p.get("incident", "")))
-        w.incident = incidents.load(folder, str(p.get("signature", "")))
+        w.incident = incidents.load(folder, str(p.get("signature", "")), record)  # as checked, not read again
         if w.incident is not None:
             w.incident.note("the watchdog restarted; carrying on with this restart")
             if not w.incident.record.get("restart") and isinstance(p.get("restart_record"), dict):
@@ -80,28 +80,28 @@ def _resume_pending(d: Daemon, wanted: dict[Path, str | None]) -> None:
                              f"carrying it on ({r.phase.value})", w.name)
 
 
-def _problem(d: Daemon, home: Path, p: dict[str, Any], r: Restart) -> str | None:
-    """Why a pending.json entry must not be resumed, or None: written by this state dir's daemons (the
-    family token of the lock), about an incident of this state dir on that same process, and the process,
-    if still alive, still proven to be this home's gateway."""
+def _problem(d: Daemon, home: Path, p: dict[str, Any], r: Restart) -> tuple[str | None, dict[str, Any] | None]:
+    """(why a pending.json entry must not be resumed, or None; its incident record as checked): written by
+    this state dir's daemons (the family token of the lock), about an incident of this state dir on that
+    same process, and the process, if still alive, still proven to be this home's gateway."""
     old = r.old
     if not d.locks.family or p.get("family") != d.locks.family:
-        return "it was not written by a hermes-watchdog of this state dir"
+        return "it was not written by a hermes-watchdog of this state dir", None
     if not old.cmdline or old.uid is None or not processes.looks_like_gateway(old.cmdline):
-        return "the process it names was not recorded as a Hermes gateway"
+        return "the process it names was not recorded as a Hermes gateway", None
     folder = Path(str(p.get("incident") or ""))
     if not p.get("incident") or folder.parent != incidents.incidents_dir(d.state_dir):
-        return "it names no incident of this state dir"
+        return "it names no incident of this state dir", None
     rec, why = locks.read_own_json(folder / "incident.json")
     if rec is None:
-        return f"its incident {folder.name} cannot be used ({why})"
+        return f"its incident {folder.name} cannot be used ({why})", None
     ident = rec.get("identity") if isinstance(rec.get("identity"), dict) else {}
     created = ident.get("create_time")
     if rec.get("pid") != old.pid or not isinstance(created, int | float) or \
             abs(created - old.create_time) > 0.05 or rec.get("signature") != p.get("signature"):
-        return f"its incident {folder.name} is about another process"
+        return f"its incident {folder.name} is about another process", None
     if processes.same_process(old)[0]:  # still alive: it must still prove to be this home's gateway
         ok, why = discovery.reprove(old, home)
         if not ok:
-            return why
-    return None
+            return why, None
+    return None, rec

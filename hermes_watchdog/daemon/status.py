@@ -12,6 +12,7 @@ import psutil
 
 from hermes_watchdog import diagnosis
 from hermes_watchdog.daemon.watch import WATCHING
+from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget
 from hermes_watchdog.record import incidents, metrics, status_file
 from hermes_watchdog.record.timefmt import iso
@@ -30,6 +31,7 @@ class Status:
         self._history_key: str | None = None
         self._metrics_problem: str | None = None
         self._config_public = diagnosis.public(d.cfg.summary())  # redacted once: it never changes
+        self._own_create_time = _own_create_time()  # nor does this
 
     def as_dict(self) -> dict[str, Any]:
         d, cfg = self.d, self.d.cfg
@@ -43,9 +45,9 @@ class Status:
                 "found": w.found_how, "phase": w.phase,
                 "cpu_now": round(cpu.cores, 3) if cpu else None,
                 # Run-queue demand (Linux): what the gateway wants, whether or not a busy host gives it a core.
-                "cpu_demand": _r(cpu.demand) if cpu else None, "measure": cpu.measure if cpu else None,
-                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3), "demand": _r(cpu.hot.demand),
-                                "on_cpu": _r(cpu.hot.on_cpu), "waiting": _r(cpu.hot.waiting)}
+                "cpu_demand": rounded(cpu.demand) if cpu else None, "measure": cpu.measure if cpu else None,
+                "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3), "demand": rounded(cpu.hot.demand),
+                                "on_cpu": rounded(cpu.hot.on_cpu), "waiting": rounded(cpu.hot.waiting)}
                                if cpu and cpu.hot else None),
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
@@ -61,7 +63,7 @@ class Status:
                            "window_seconds": cfg.restart_window, "exhausted": decision.exhausted},
             })
         return {
-            "daemon": {"pid": os.getpid(), "create_time": _own_create_time(), "started_at": iso(d.started),
+            "daemon": {"pid": os.getpid(), "create_time": self._own_create_time, "started_at": iso(d.started),
                        "dry_run": cfg.dry_run, "config": self._config_public, "metrics_url": d.exporter.url,
                        "notify": [c.name for c in d.dispatch.channels] if d.dispatch else []},
             "updated_at": iso(time.time()),
@@ -137,7 +139,3 @@ def _own_create_time() -> float | None:
         return psutil.Process().create_time()
     except psutil.Error:
         return None
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)

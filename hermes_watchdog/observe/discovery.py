@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -262,16 +262,24 @@ def _scan(home: Path) -> Identity | None:
     return None
 
 
-def named_live_gateway(home: Path, current: Identity) -> tuple[Identity | None, str]:
-    """When the files name a PID other than ``current`` that is a live, proven gateway of this home:
-    that gateway (the watched one was adopted wrongly or has been replaced). Cheap when they agree."""
-    pid_record = statefile.read_pid(home)
-    state = statefile.read_state(home)
+def _named(home: Path, pid_record: statefile.PidRecord, state: statefile.GatewayState,
+           skip: int | None = None) -> Iterator[tuple[str, int, Identity | None, str]]:
+    """Each PID the files name (gateway.pid first), with its proof: (file, pid, identity or None, why not)."""
     for label, pid, start in (("gateway.pid", pid_record.pid, pid_record.start_time),
                               ("gateway_state.json", state.pid, state.start_time)):
-        if pid is None or pid == current.pid:
-            continue
-        ident, _ = _verify(pid, start, home)
+        if pid is not None and pid != skip:
+            ident, note = _verify(pid, start, home)
+            yield label, pid, ident, note
+
+
+def named_live_gateway(home: Path, current: Identity, pid_record: statefile.PidRecord | None = None,
+                       state: statefile.GatewayState | None = None) -> tuple[Identity | None, str]:
+    """When the files name a PID other than ``current`` that is a live, proven gateway of this home:
+    that gateway (the watched one was adopted wrongly or has been replaced). Cheap when they agree.
+    The files may be passed in when the caller has just read them."""
+    pid_record = pid_record if pid_record is not None else statefile.read_pid(home)
+    state = state if state is not None else statefile.read_state(home)
+    for label, pid, ident, _ in _named(home, pid_record, state, skip=current.pid):
         if ident is not None:
             return ident, f"{label} names PID {pid}"
     return None, ""
@@ -283,11 +291,7 @@ def find_gateway(home: Path, scan: bool = True) -> Found:
     pid_record = statefile.read_pid(home)
     state = statefile.read_state(home)
     notes, stale = [], None
-    for label, pid, start in (("gateway.pid", pid_record.pid, pid_record.start_time),
-                              ("gateway_state.json", state.pid, state.start_time)):
-        if pid is None:
-            continue
-        ident, note = _verify(pid, start, home)
+    for label, pid, ident, note in _named(home, pid_record, state):
         if ident is not None:
             return Found(ident, f"{label} names PID {pid}")
         notes.append(f"{label}: {note}")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_watchdog.observe.statefile import MAX_PID, parse_json_object, read_bytes
+from hermes_watchdog.observe.statefile import as_pid, parse_json_object, read_bytes
 from hermes_watchdog.record.timefmt import parse_iso
 
 HEARTBEAT_FILE = Path("state") / "gateway.heartbeat"
@@ -58,7 +58,7 @@ def parse(path: str, raw: bytes | None) -> Heartbeat | None:
     if not read.ok or read.data is None:
         return Heartbeat(path, problem=f"{read.status}: {read.problem}")
     pid = read.data.get("pid")
-    pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= MAX_PID else None
+    pid = as_pid(pid) if isinstance(pid, int) else None  # a number, as Hermes writes it; not digits in a string
     updated = parse_iso(read.data.get("updated_at"))
     if updated is None:
         return Heartbeat(path, pid, problem="no usable updated_at")

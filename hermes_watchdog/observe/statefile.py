@@ -80,7 +80,7 @@ class PidRecord:
 MAX_PID = 2**31 - 1  # PIDs fit in 32 bits everywhere (Linux caps them at 2**22)
 
 
-def _as_int(value: Any) -> int | None:
+def as_pid(value: Any) -> int | None:
     """A PID: a positive whole number that fits, or ASCII digits of one; anything else is None."""
     if isinstance(value, bool):
         return None
@@ -95,7 +95,7 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _as_number(value: Any) -> float | None:
+def as_finite(value: Any) -> float | None:
     """A finite number (JSON lets through 1e999, Infinity and NaN); anything else is None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
@@ -169,8 +169,8 @@ def parse_state(path: str, raw: bytes | None) -> GatewayState:
     return GatewayState(
         read=read,
         gateway_state=_as_str(data.get("gateway_state")),
-        pid=_as_int(data.get("pid")),
-        start_time=_as_number(data.get("start_time")),
+        pid=as_pid(data.get("pid")),
+        start_time=as_finite(data.get("start_time")),
         updated_at=_as_str(data.get("updated_at")),
         platforms=tuple(sorted(platforms, key=lambda p: p.name)),
     )
@@ -184,8 +184,8 @@ def parse_pid(path: str, raw: bytes | None) -> PidRecord:
     argv = data.get("argv")
     return PidRecord(
         read=read,
-        pid=_as_int(data.get("pid")),
-        start_time=_as_number(data.get("start_time")),
+        pid=as_pid(data.get("pid")),
+        start_time=as_finite(data.get("start_time")),
         argv=tuple(str(a) for a in argv) if isinstance(argv, list) else (),
         kind=_as_str(data.get("kind")),
     )

@@ -108,18 +108,21 @@ def prune(state_dir: Path, keep: int) -> list[Path]:
     return removed
 
 
-def load(folder: Path, signature: str) -> Incident | None:
+def load(folder: Path, signature: str, record: dict[str, Any] | None = None) -> Incident | None:
     """An incident folder written earlier (by this or an earlier daemon), to carry on with; None if its
-    incident.json cannot be read. The texts are read bounded, never through a symlink or a FIFO."""
-    read = read_json_object(folder / "incident.json")
-    if not read.ok or read.data is None:
-        return None
+    incident.json cannot be read. ``record``: its incident.json, when the caller has already read and
+    checked it (then it is not read a second time). The texts are read bounded, never through a symlink or
+    a FIFO."""
+    if record is None:
+        read = read_json_object(folder / "incident.json")
+        if not read.ok or read.data is None:
+            return None
+        record = read.data
 
     def text(name: str) -> str:
         raw, _ = read_bytes(folder / name)
         return raw.decode("utf-8", errors="replace") if raw else ""
 
-    record = read.data
     inc = Incident(folder, signature or str(record.get("signature")), time.time(), record, text("stack.txt"),
                    text("logs-tail.txt"))
     timeline = record.get("timeline")

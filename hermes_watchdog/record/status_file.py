@@ -10,12 +10,11 @@ A file written by an older daemon has no ``version``: it is read as version 1.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermes_watchdog.observe.statefile import read_json_object
+from hermes_watchdog.observe.statefile import as_finite, as_pid, read_json_object
 from hermes_watchdog.record import private
 
 VERSION = 1
@@ -43,16 +42,6 @@ class SavedGateway:
     gave_up: dict[str, Any] | None
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def saved_gateways(data: dict[str, Any]) -> tuple[list[SavedGateway], set[str]]:
     """The ``gateways`` of a state.json, and the names of the fields dropped for their type. Pure."""
     bad: set[str] = set()
@@ -77,7 +66,7 @@ def saved_gateway(g: Any, bad: set[str]) -> SavedGateway | None:
         bad.add("home")
         return None
     raw = g.get("restarts", [])
-    restarts = [t for t in (_finite(x) for x in raw) if t is not None] if isinstance(raw, list) else []
+    restarts = [t for t in (as_finite(x) for x in raw) if t is not None] if isinstance(raw, list) else []
     if not isinstance(raw, list) or len(restarts) != len(raw):
         bad.add("restarts")
     raw = g.get("restart_history", [])
@@ -87,11 +76,11 @@ def saved_gateway(g: Any, bad: set[str]) -> SavedGateway | None:
     raw = g.get("gave_up")
     gave_up = None
     if raw is not None:
-        ok = (isinstance(raw, dict) and isinstance(raw.get("pid"), int) and not isinstance(raw.get("pid"), bool)
-              and _finite(raw.get("create_time")) is not None and isinstance(raw.get("signature"), str)
+        ok = (isinstance(raw, dict) and isinstance(raw.get("pid"), int) and as_pid(raw["pid"]) is not None
+              and as_finite(raw.get("create_time")) is not None and isinstance(raw.get("signature"), str)
               and isinstance(raw.get("incident"), str))
         if ok:
-            gave_up = {"pid": raw["pid"], "create_time": _finite(raw["create_time"]), "signature": raw["signature"],
+            gave_up = {"pid": raw["pid"], "create_time": as_finite(raw["create_time"]), "signature": raw["signature"],
                        "incident": raw["incident"]}
         else:
             bad.add("gave_up")
