@@ -95,9 +95,9 @@ def diagnose(
                                              default="found from the process", metavar="PATH")] = None,
     json_out: Annotated[bool, _opt("--json", help="Print one JSON object.")] = False,
     out: Annotated[Path | None, _opt("--out", help="Write a redacted evidence folder here.", metavar="DIR")] = None,
-    heartbeat_stale: Annotated[float, _opt(
-        "--heartbeat-stale", help="Seconds without an event-loop heartbeat (Hermes >= 0.19) that mean a frozen "
-        "loop.", default=60, metavar="SECONDS")] = 60.0,
+    frozen_after: Annotated[float, _opt(
+        "--frozen-after", "--heartbeat-stale", help="Seconds the event loop must not turn (stack, heartbeat, "
+        "loop-tick socket) to be called frozen.", default=60, metavar="SECONDS")] = 60.0,
 ) -> None:
     """Diagnose a process now: CPU per thread, state file, hot thread's stack, verdict.
 
@@ -105,7 +105,7 @@ def diagnose(
     """
     from hermes_watchdog.commands import diagnose as cmd
 
-    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, heartbeat_stale))
+    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, frozen_after))
 
 
 @app.command()
@@ -135,7 +135,8 @@ def run(
     cooldown: Annotated[float | None, _opt(
         "--cooldown", help="Seconds after a restart before another; doubles each time.", default=60,
         metavar="SECONDS")] = None,
-    start_timeout: Annotated[float | None, _opt("--start-timeout", help="Seconds for the new gateway to come up.",
+    start_timeout: Annotated[float | None, _opt("--start-timeout", help="Seconds for a gateway to come up (a "
+                                                "restart's, or any: longer is startup-hang).",
                                                 default=90, metavar="SECONDS")] = None,
     stuck_action: Annotated[str | None, _opt("--stuck-action", help="alert|restart for stuck-disconnected.",
                                              default="alert", metavar="ACTION")] = None,
@@ -144,11 +145,25 @@ def run(
     dry_run: Annotated[bool, _opt("--dry-run", help="Decide and record, never signal.")] = False,
     once: Annotated[bool, _opt("--once", help="Watch one full window, act if needed, exit (cron).")] = False,
     frozen_action: Annotated[str | None, _opt(
-        "--frozen-action", help="alert|restart when the event-loop heartbeat (Hermes >= 0.19) stays stale.",
+        "--frozen-action", help="alert|restart for loop-frozen (a restart also needs two witnesses that agree).",
         default="alert", metavar="ACTION")] = None,
-    heartbeat_stale: Annotated[float | None, _opt(
-        "--heartbeat-stale", help="Seconds without a heartbeat that mean a frozen loop (Hermes >= 0.19).",
+    frozen_after: Annotated[float | None, _opt(
+        "--frozen-after", "--heartbeat-stale", help="Seconds the event loop must not turn to be called frozen.",
         default=60, metavar="SECONDS")] = None,
+    loop_proof: Annotated[float | None, _opt(
+        "--loop-proof", help="Seconds of dense stack samples, the loop never in its selector, that prove a busy "
+        "loop.", default=8, metavar="SECONDS")] = None,
+    starved_grace: Annotated[float | None, _opt(
+        "--starved-grace", help="Seconds before SIGKILL when the stack proved the loop starved (it cannot run its "
+        "SIGTERM handler).", default=3, metavar="SECONDS")] = None,
+    stack_every: Annotated[float | None, _opt(
+        "--stack-every", help="Seconds between background loop-stack samples (0: only when suspect).", default=60,
+        metavar="SECONDS")] = None,
+    memory_limit: Annotated[str | None, _opt(
+        "--memory-limit", help="RSS above this for the whole window is memory-high (e.g. 2GiB, 400MiB).",
+        default="off", metavar="SIZE")] = None,
+    memory_action: Annotated[str | None, _opt("--memory-action", help="alert|restart for memory-high.",
+                                              default="restart", metavar="ACTION")] = None,
     metrics_port: Annotated[int | None, _opt(
         "--metrics-port", help="Serve Prometheus /metrics on this port (0: any free port).", metavar="PORT")] = None,
     metrics_host: Annotated[str | None, _opt("--metrics-host", help="Address for --metrics-port.",
@@ -180,7 +195,9 @@ def run(
         "grace": grace, "max_restarts": max_restarts, "restart_window": restart_window, "cooldown": cooldown,
         "start_timeout": start_timeout, "stuck_action": stuck_action,
         "state_dir": str(state_dir) if state_dir else None, "dry_run": dry_run or None, "once": once or None,
-        "frozen_action": frozen_action, "heartbeat_stale": heartbeat_stale, "metrics_port": metrics_port,
+        "frozen_action": frozen_action, "frozen_after": frozen_after, "loop_proof": loop_proof,
+        "starved_grace": starved_grace, "stack_every": stack_every, "memory_limit": memory_limit,
+        "memory_action": memory_action, "metrics_port": metrics_port,
         "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
         "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
         "notify_retries": notify_retries, "notify_desktop": notify_desktop or None,

@@ -42,8 +42,13 @@ class Config:
     dry_run: bool = False
     once: bool = False
     stack_dumps: int = 5
-    heartbeat_stale: float = 60.0  # Hermes >= 0.19: seconds without a heartbeat that mean a frozen loop
-    frozen_action: str = "alert"  # loop-frozen: alert | restart
+    frozen_after: float = 60.0  # seconds the event loop must not turn for loop-frozen (was heartbeat_stale)
+    frozen_action: str = "alert"  # loop-frozen: alert | restart (a restart also needs two witnesses)
+    loop_proof: float = 8.0  # seconds of dense stack samples, loop never in its selector, that prove starvation
+    starved_grace: float = 3.0  # seconds before SIGKILL when starvation is proven (its SIGTERM handler cannot run)
+    stack_every: float = 60.0  # seconds between background loop-stack bursts (0: only when suspect)
+    memory_limit: int | None = None  # bytes of RSS; None: no memory-high verdict
+    memory_action: str = "restart"  # memory-high: alert | restart
     metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)
     metrics_host: str = "127.0.0.1"
     metrics_textfile: Path | None = None
@@ -84,7 +89,22 @@ _HOUR, _DAY = 3600.0, 86400.0
 # overflow (1e308 s is as good as never) without limiting any real setup.
 _SECONDS_MAX = {"interval": _HOUR, "window": _DAY, "grace": _HOUR, "restart_window": 30 * _DAY,
                 "start_timeout": _DAY, "cooldown": _DAY, "command_timeout": _HOUR, "notify_timeout": _HOUR,
-                "pegged_after": 30 * _DAY, "stuck_after": 30 * _DAY, "heartbeat_stale": _DAY}
+                "pegged_after": 30 * _DAY, "stuck_after": 30 * _DAY, "frozen_after": _DAY,
+                "loop_proof": _HOUR, "starved_grace": _HOUR}
+_ALIASES = {"heartbeat_stale": "frozen_after"}  # old names still accepted in files and flags
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
+               "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}
+
+
+def parse_size(text: str) -> int | None:
+    """'2GiB', '400MiB', '1.5GB', '123456' (bytes) -> bytes; None when it is not a size."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m[2].lower() not in _SIZE_UNITS:
+        return None
+    value = float(m[1]) * _SIZE_UNITS[m[2].lower()]
+    return int(value) if math.isfinite(value) and 1 <= value < 2**63 else None
 
 
 _ARGV_EXAMPLES = {"restart_command": '["systemctl", "--user", "restart", "x"]',
@@ -157,7 +177,17 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if value not in STUCK_ACTIONS:
             raise bad("one of " + ", ".join(STUCK_ACTIONS))
         return value
-    if key == "stuck_action":
+    if key == "memory_limit":
+        size = parse_size(value) if isinstance(value, str) else value if isinstance(value, int) and \
+            not isinstance(value, bool) and 0 < value < 2**63 else None
+        if size is None:
+            raise bad("a size such as 2GiB, 400MiB or a number of bytes")
+        return size
+    if key == "stack_every":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _DAY:
+            raise bad(f"0 (only when suspect) or seconds up to {_span(_DAY)}")
+        return float(value)
+    if key in {"stuck_action", "memory_action"}:
         if value not in STUCK_ACTIONS:
             raise bad("one of " + ", ".join(STUCK_ACTIONS))
         return value
@@ -201,18 +231,19 @@ def build(config_file: Path | None, flags: dict[str, Any]) -> Config:
     path = config_file or default_config_path()
     if config_file is not None or path.is_file():
         data = load_toml(path)
-        unknown = sorted(set(data) - _KNOWN)
+        unknown = sorted(set(data) - _KNOWN - set(_ALIASES))
         if unknown:
             raise UserError(f"config file {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(_KNOWN))})")
         for key, value in data.items():
-            values[key] = _coerce(key, value, f"config file {path}")
+            values[_ALIASES.get(key, key)] = _coerce(_ALIASES.get(key, key), value, f"config file {path}")
     for key, value in flags.items():
         if value is None or (isinstance(value, list | tuple) and not value
                              and key not in {"restart_command", "notify_command"}):
             continue
-        if key not in _KNOWN:
+        name = _ALIASES.get(key, key)
+        if name not in _KNOWN:
             raise UserError(f"unknown option {key}")
-        values[key] = _coerce(key, value, f"--{key.replace('_', '-')}")
+        values[name] = _coerce(name, value, f"--{key.replace('_', '-')}")
     if values.get("restart_command"):
         # A restart command means "restart with it": ignoring it would leave a gateway that nothing
         # relaunches down after its SIGTERM.

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,8 +15,21 @@ import psutil
 
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
-from hermes_watchdog.judge.signatures import StateSeen, Thresholds, Verdict, judge
-from hermes_watchdog.observe import discovery, heartbeat, logs, processes, pyspy, sampler, versions
+from hermes_watchdog.judge.loop import Burst
+from hermes_watchdog.judge.loop import findings as loop_findings
+from hermes_watchdog.judge.signatures import Memory, Seen, StateSeen, Thresholds, Verdict, judge
+from hermes_watchdog.observe import (
+    discovery,
+    heartbeat,
+    logs,
+    looptick,
+    processes,
+    pyspy,
+    pyspy_record,
+    sampler,
+    upstream,
+    versions,
+)
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.stacks import StackAnalysis
@@ -100,21 +114,35 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
-    th = thresholds or Thresholds()
+             with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
+    # One sample of a few seconds is all there is: the loop's stack proves starvation or a block over
+    # most of it (the heartbeat keeps its own, longer, staleness).
+    th = thresholds or Thresholds(proof=min(Thresholds.proof, 0.8 * seconds),
+                                  frozen_after=min(frozen_after, 0.8 * seconds))
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
     home = discovery.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)
     before = discovery.read_files(home.home, ident)
+    # The loop's stack, sampled densely for the same seconds as the CPU (py-spy record runs beside).
+    bursts: list[Burst] = []
+    recorder = threading.Thread(target=lambda: bursts.append(pyspy_record.burst(pid, max(1, round(seconds)), pid)),
+                                daemon=True)
+    recorder.start()
     snaps = sample(proc, seconds)
+    recorder.join(seconds + 35)
     cpu = usage(snaps)
     stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
     after = discovery.read_files(home.home, ident)
-    seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
+    states = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()
     beat = heartbeat.read(home.home) if home.home else None
-    hb, hb_note = heartbeat.assess(beat, pid, now, heartbeat_stale)
-    verdict = judge(cpu, seen, stack, th, now=now, heartbeat=hb)
+    hb, hb_note = heartbeat.assess(beat, pid, now, frozen_after, ident.create_time)
+    tick = looptick.probe(home.home, pid, ident.uid) if home.home else None
+    seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
+                memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
+                age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
+                mono=time.monotonic())
+    verdict = judge(cpu, states, None, th, now=now, seen=seen)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,

@@ -43,20 +43,20 @@ def parse_pid(text: str) -> int:
 
 
 def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool, out: Path | None,
-         heartbeat_stale: float = 60.0) -> int:
+         frozen_after: float = 60.0) -> int:
     pid = parse_pid(pid_text)
     # Written as "not (in range)" so NaN, for which every comparison is false, fails too.
     if not 0 < seconds <= MAX_SECONDS:
         raise UserError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, not {seconds:g}")
-    if not 0 < heartbeat_stale <= MAX_HEARTBEAT_STALE:
-        raise UserError(f"--heartbeat-stale must be more than 0 and at most {MAX_HEARTBEAT_STALE:g}, "
-                        f"not {heartbeat_stale:g}")
+    if not 0 < frozen_after <= MAX_HEARTBEAT_STALE:
+        raise UserError(f"--frozen-after must be more than 0 and at most {MAX_HEARTBEAT_STALE:g}, "
+                        f"not {frozen_after:g}")
     if hermes_home is not None and not hermes_home.expanduser().is_dir():
         raise UserError(f"--hermes-home {hermes_home} is not a directory")
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     with _progress(f"sampling PID {pid} for {seconds:g} s, then reading its stack", show=not as_json):
-        d = diagnosis.diagnose(pid, seconds, hermes_home, heartbeat_stale=heartbeat_stale)
+        d = diagnosis.diagnose(pid, seconds, hermes_home, frozen_after=frozen_after)
     rec = diagnosis.record(d)
     pub = diagnosis.public(rec)
     folder = _write_evidence(out, pid, rec, d) if out is not None else None

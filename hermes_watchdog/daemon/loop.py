@@ -33,6 +33,7 @@ from hermes_watchdog.record.events import EventLog
 from hermes_watchdog.record.exporter import Exporter
 
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
+DENSE_TICK = 1.0  # seconds between CPU samples while something is suspect (the stack is being sampled)
 
 
 class Daemon:
@@ -43,9 +44,11 @@ class Daemon:
         self.log = log or EventLog()
         self.stop = stop or threading.Event()
         self.state_dir = cfg.resolved_state_dir
-        self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after)
+        self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after, proof=cfg.loop_proof,
+                             frozen_after=cfg.frozen_after, memory_limit=cfg.memory_limit,
+                             start_timeout=cfg.start_timeout)
         self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
-                                  cfg.stuck_action, cfg.frozen_action)
+                                  cfg.stuck_action, cfg.frozen_action, cfg.memory_action)
         self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
         self.watches: dict[Path, Watch] = {}
         self.started = time.time()
@@ -112,6 +115,8 @@ class Daemon:
             pass
         finally:
             self.notifier.stopping()
+            for w in self.watches.values():
+                w.close_sampler()
             self.status.write(force=True)
             self.dispatch.close(cfg.notify_timeout)
             self.exporter.stop()
@@ -212,7 +217,8 @@ class Daemon:
             return
         if time.monotonic() < w.next_sample:
             return
-        w.next_sample = time.monotonic() + self.cfg.interval
+        now = time.monotonic()
+        w.next_sample = now + (min(DENSE_TICK, self.cfg.interval) if w.plan.dense(now) else self.cfg.interval)
         verdict = self.observer.observe(w)
         if verdict is None:
             return

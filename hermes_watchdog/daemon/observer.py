@@ -8,8 +8,22 @@ from typing import TYPE_CHECKING
 
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY, StateSeen, Verdict, judge
-from hermes_watchdog.observe import discovery, heartbeat, processes, sampler, statefile
+from hermes_watchdog.judge.loop import findings as loop_findings
+from hermes_watchdog.judge.signatures import (
+    BUSY_LOOP,
+    GATEWAY_GONE,
+    HEALTHY,
+    LOOP_FROZEN,
+    Memory,
+    Seen,
+    StateSeen,
+    Verdict,
+    judge,
+)
+from hermes_watchdog.observe import discovery, heartbeat, looptick, processes, sampler, statefile, upstream
+from hermes_watchdog.observe.loop_sampler import LoopSampler
+
+DENSE_TICK = 1.0  # as the loop's: the next CPU sample once something turns suspect
 
 if TYPE_CHECKING:
     from hermes_watchdog.daemon.loop import Daemon
@@ -37,12 +51,61 @@ class Observer:
                                 + (f" ({state.read.problem})" if state.read.problem else f" ({note})"))
         w.window.snaps.append(snap)
         w.window.states.append((snap.at, StateSeen(state, ok, note)))
-        w.window.trim(snap.at, self.d.cfg.window)
+        cfg = self.d.cfg
+        w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
-        verdict = judge(usage(list(w.window.snaps)), [s for _, s in w.window.states], None, self.d.th,
-                        now=time.time(), heartbeat=w.window.heartbeat)
+        self._loop_samples(w)
+        snaps = list(w.window.snaps)
+        seen = Seen(loop=loop_findings(list(w.window.bursts), snaps), heartbeat=w.window.heartbeat,
+                    tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
+                    age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at)
+        verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
         self._set_verdict(w, verdict)
+        self._plan(w, verdict)
         return verdict
+
+    def _loop_samples(self, w: Watch) -> None:
+        """Start the loop sampler for this gateway if needed, and take in what it finished."""
+        assert w.ident is not None
+        cfg = self.d.cfg
+        if w.sampler is None or w.sampler.pid != w.ident.pid:
+            if w.sampler is not None:
+                w.close_sampler()
+            w.plan.background = cfg.stack_every
+            home, pid, uid = w.home, w.ident.pid, w.ident.uid
+            w.sampler = LoopSampler(pid, w.plan, probe=lambda: looptick.probe(home, pid, uid))
+        bursts, probes = w.sampler.drain()
+        for b in bursts:
+            w.window.bursts.append(b)
+            if b.error:
+                if b.error != w.said.stack_problem:
+                    self.d.log.emit("INFO", f"no loop stack: {b.error}" + (f" ({b.hint})" if b.hint else "")
+                                    + "; judging by CPU, state file and heartbeat", w.name)
+                w.said.stack_problem = b.error
+            elif b.usable:
+                w.said.stack_problem = None
+        if probes:
+            w.window.tick = probes[-1]
+
+    def _plan(self, w: Watch, verdict: Verdict) -> None:
+        """Dense loop sampling while something is suspect: the loop thread wants the CPU, a loop burst saw
+        it off its selector, the heartbeat is stale, or a verdict says busy or frozen."""
+        th = self.d.th
+        now_cpu = w.cpu_now()
+        last = w.window.bursts[-1] if w.window.bursts else None
+        suspect = (
+            (now_cpu is not None and now_cpu.pegged_value >= th.cpu / 2)
+            or (last is not None and last.usable and not last.turned)
+            or (w.window.heartbeat is not None and w.window.heartbeat.stale)
+            or verdict.signature in {BUSY_LOOP, LOOP_FROZEN}
+        )
+        now = time.monotonic()
+        was = w.plan.dense(now)
+        w.plan.note(now, suspect)
+        if suspect and not was and w.sampler is not None:
+            w.sampler.poke()
+            if w.next_sample > now + DENSE_TICK:
+                w.next_sample = now + DENSE_TICK
 
     def ensure_gateway(self, w: Watch, pid_record: statefile.PidRecord, state: statefile.GatewayState) -> bool:
         d = self.d
@@ -60,9 +123,11 @@ class Observer:
         if found.ident is None:
             if found.state_says_running and found.stale_pid and not w.said.gone:
                 w.said.gone = True
+                # Not called a crash: Hermes 0.19 leaves "running" behind on a clean SIGTERM on purpose.
                 w.verdict = Verdict(GATEWAY_GONE, 0.9, (f"the state file says running, but {found.how}",))
-                d.log.emit("GONE", f"gateway-gone: the state file says running, but {found.how}; "
-                                   "looking for the new gateway", w.name)
+                d.log.emit("GONE", f"gateway-gone: no live gateway; the state file still says running ({found.how}; "
+                                   "Hermes >= 0.19 leaves it so after a clean stop); looking for the new gateway",
+                           w.name)
             return False
         w.ident, w.found_how, w.said.gone = found.ident, found.how, False
         w.reset_window()
@@ -78,7 +143,8 @@ class Observer:
     def _read_heartbeat(self, w: Watch) -> None:
         assert w.ident is not None
         beat = heartbeat.read(w.home)
-        w.window.heartbeat, note = heartbeat.assess(beat, w.ident.pid, time.time(), self.d.cfg.heartbeat_stale)
+        w.window.heartbeat, note = heartbeat.assess(beat, w.ident.pid, time.time(), self.d.cfg.frozen_after,
+                                                    w.ident.create_time)
         if note != w.said.heartbeat_note and note is not None:
             self.d.log.emit("INFO", note, w.name)
         w.said.heartbeat_note = note

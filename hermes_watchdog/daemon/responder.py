@@ -15,7 +15,7 @@ from hermes_watchdog.daemon import restarts
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.signatures import UNKNOWN, Verdict, judge
+from hermes_watchdog.judge.signatures import UNKNOWN, Verdict
 from hermes_watchdog.observe import discovery, logs, processes, pyspy, statefile
 from hermes_watchdog.observe.stacks import StackAnalysis, render_text
 from hermes_watchdog.record import incidents, notifications
@@ -43,13 +43,26 @@ class Responder:
         opened = w.incident is None and not self._rejoin_gave_up(w, verdict)
         if opened:
             self._open(w, verdict, action)
-            # The stack may have weakened the verdict below --min-confidence: decide again.
-            action = policy.decide(w.verdict or verdict, held, self.d.rules)
+        elif self._escalates(w, verdict, action):
+            w.acted = False
         self._act(w, action)
         if opened and w.incident is not None:
             # One message per incident, sent once the first action is known (restart, alert, give-up).
             self.notify(w, notifications.INCIDENT)
             w.notified = True
+
+    def _escalates(self, w: Watch, verdict: Verdict, action: policy.Action) -> bool:
+        """An incident that was only an alert now calls for a restart (a second witness of a frozen loop
+        came in): act again, on the same incident."""
+        inc = w.incident
+        if inc is None or not w.acted or action.kind != policy.RESTART or verdict.signature != inc.signature:
+            return False
+        if (inc.record.get("action") or {}).get("kind") != "alert" or inc.record.get("restart"):
+            return False
+        inc.note(f"escalated: {action.why}")
+        self.d.log.emit("INFO", f"{verdict.signature} on PID {w.ident.pid if w.ident else '?'}: {action.why}; "
+                                "now restarting", w.name)
+        return True
 
     def _act(self, w: Watch, action: policy.Action) -> None:
         if w.acted or w.incident is None:
@@ -100,12 +113,8 @@ class Responder:
                               stop=d.stop)
         if d.stop.is_set():
             raise StopRequested
-        # The stack confirms or weakens the verdict; CPU and state already agreed.
+        # The hot thread's stack is evidence for the report; the verdict stands on the loop's own samples.
         w.counts.stacks["captured" if stack.captured else "failed"] += 1
-        judged = judge(cpu, [s for _, s in w.window.states], stack, d.th, now=time.time(),
-                       heartbeat=w.window.heartbeat)
-        if judged.signature == verdict.signature:
-            w.verdict = verdict = judged
         now = time.time()
         rec = self._record(w, verdict, stack, action, now)
         try:
@@ -114,7 +123,7 @@ class Responder:
             d.say_write_problem(f"cannot create an incident folder in {d.state_dir}: {exc.strerror or exc}")
             folder = None
         w.incident = incidents.Incident(folder or d.state_dir / "incidents" / "unwritable", verdict.signature,
-                                        now, rec, render_text(stack), logs.gateway_tail(w.home),
+                                        now, rec, _loop_lines(verdict) + render_text(stack), logs.gateway_tail(w.home),
                                         raw_state=statefile.read_state(w.home).read.data, writable=folder is not None)
         w.acted = False
         w.gave_up = None  # a give-up belongs to its incident; this is a new one
@@ -123,8 +132,8 @@ class Responder:
         self.save(w)
         reasons = "; ".join(verdict.reasons[1:3])
         d.log.emit("ALERT", f"{verdict.signature} on PID {w.ident.pid} (confidence {verdict.confidence:.2f}): "
-                            f"{reasons}; stack: {stack.classification if stack.captured else stack.reason}; "
-                            f"evidence in {folder}", w.name)
+                            f"{reasons}; " + (f"in {verdict.blocking}; " if verdict.blocking else "")
+                            + f"evidence in {folder}", w.name)
         with contextlib.suppress(OSError):
             incidents.prune(d.state_dir, d.cfg.keep_incidents)
 
@@ -236,3 +245,20 @@ class Responder:
         inc = w.incident
         dispatch.send(notifications.build(kind, w.name, str(w.home), inc.record, str(inc.folder), time.time(),
                                           str(Path.home())))
+
+
+def _loop_lines(verdict: Verdict) -> str:
+    """The event loop's own samples head the stack file: they decided; the hot thread's dumps follow."""
+    loop = verdict.loop
+    if not loop:
+        return ""
+    lines = [f"event loop ({loop.get('method') or 'stack samples'}): thread {loop.get('loop_thread')}, "
+             f"{loop.get('off_selector_samples')} samples over {loop.get('off_selector_seconds')} s without its "
+             "selector"]
+    for key, label in (("same_call", "blocked in"), ("top_frame", "innermost frame seen most"),
+                       ("entry_frame", "callback the loop ran")):
+        if loop.get(key):
+            lines.append(f"    {label}: {loop[key]}")
+    if loop.get("problem"):
+        lines.append(f"    no loop stack: {loop['problem']}")
+    return "\n".join(lines) + "\n\n"

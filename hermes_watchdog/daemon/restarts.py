@@ -130,8 +130,14 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
     target = Target(w.home, w.profile, w.ident)
     manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout)
     d.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
+    # A loop proven starved cannot run Hermes' SIGTERM handler (it runs on that loop): the full grace would
+    # be pure delay, so SIGKILL comes after the short one.
+    starved = w.verdict is not None and w.verdict.starvation_proven
+    grace = min(cfg.grace, cfg.starved_grace) if starved else cfg.grace
     w.machine, asked = RestartMachine.request(manager, target, d.stop, LivePorts(d, w), WatchJournal(d, w),
-                                              wall=time.time(), grace=cfg.grace, start_timeout=cfg.start_timeout)
+                                              wall=time.time(), grace=grace, start_timeout=cfg.start_timeout)
+    if starved:
+        inc.note(f"starvation proven by the stack: SIGKILL after {grace:g} s, not --grace {cfg.grace:g} s")
     result, r = asked.result, w.machine.r
     w.restarts.append(r.started_wall)
     # Months of running: keep what the budget can still see, and a short history.

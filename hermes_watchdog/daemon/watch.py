@@ -9,8 +9,11 @@ from typing import Any
 
 from hermes_watchdog.act.restart import RestartMachine
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.judge.loop import Burst, SamplingPlan
 from hermes_watchdog.judge.signatures import StateSeen, Verdict
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
+from hermes_watchdog.observe.loop_sampler import LoopSampler
+from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.record.incidents import Incident
 
@@ -24,18 +27,26 @@ class Window:
     snaps: deque[CpuSnapshot] = field(default_factory=deque)
     states: deque[tuple[float, StateSeen]] = field(default_factory=deque)
     heartbeat: HeartbeatSeen | None = None  # Hermes >= 0.19 only
+    bursts: deque[Burst] = field(default_factory=deque)  # loop-stack bursts, oldest first
+    tick: TickProbe | None = None  # the newest loop-tick socket probe (git releases 0.19.1+)
 
-    def trim(self, now: float, window: float) -> None:
+    def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
         while len(self.snaps) >= 2 and self.snaps[1].at <= now - window:
             self.snaps.popleft()
         base = self.snaps[0].at
         while self.states and self.states[0][0] < base:
             self.states.popleft()
+        # Bursts live longer than the window: loop-frozen looks back --frozen-after seconds.
+        while self.bursts and self.bursts[0].end < now - keep_bursts:
+            self.bursts.popleft()
 
     def clear(self) -> None:
         self.snaps.clear()
         self.states.clear()
+        self.bursts.clear()
+        self.heartbeat = None
+        self.tick = None
 
 
 @dataclass
@@ -44,6 +55,7 @@ class Said:
 
     state_problem: str | None = None
     heartbeat_note: str | None = None
+    stack_problem: str | None = None
     gone: bool = False
     gave_up: bool = False
     cooldown: bool = False
@@ -76,6 +88,8 @@ class Watch:
     acted: bool = False  # the open incident has had its action (restart, dry-run or alert)
     notified: bool = False  # the open incident's "incident" message has gone out
     machine: RestartMachine | None = None  # a restart in flight
+    plan: SamplingPlan = field(default_factory=SamplingPlan)  # when to take loop-stack bursts
+    sampler: LoopSampler | None = None  # the threads taking them, for the gateway watched now
     # persisted in state.json: the budget and the history survive a daemon restart
     restarts: list[float] = field(default_factory=list)  # epoch seconds
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -103,3 +117,11 @@ class Watch:
         self.window.clear()
         self.verdict = None
         self.verdict_since = 0.0
+        self.close_sampler()
+
+    def close_sampler(self) -> None:
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+        self.plan.suspect_until = 0.0
+        self.plan.last_start = None

@@ -31,6 +31,7 @@ class CpuSnapshot:
     cpu: float  # process user + system seconds
     threads: tuple[ThreadTimes, ...] = ()
     wall: float = 0.0  # epoch seconds, for reports only
+    rss: int | None = None  # resident memory, bytes (read with the CPU times: one more field of one file)
     # No process-wide run-queue figure here: the kernel keeps none (/proc/<pid>/schedstat is the main
     # thread's alone), so process demand is summed from the threads in usage().
 

@@ -5,7 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.judge.signatures import BUSY_LOOP, CPU_PEGGED, LOOP_FROZEN, STUCK_DISCONNECTED, Verdict
+from hermes_watchdog.judge.signatures import (
+    BUSY_LOOP,
+    BY_STACK,
+    CPU_PEGGED,
+    LOOP_FROZEN,
+    MEMORY_HIGH,
+    PENDING,
+    STARTUP_HANG,
+    STUCK_DISCONNECTED,
+    Verdict,
+)
 
 RESTART = "restart"
 ALERT = "alert"
@@ -22,6 +32,7 @@ class Rules:
     stuck_after: float
     stuck_action: str  # alert | restart
     frozen_action: str = "alert"  # alert | restart, for loop-frozen
+    memory_action: str = "restart"  # alert | restart, for memory-high (only with a memory limit)
 
 
 @dataclass(frozen=True)
@@ -37,17 +48,32 @@ def window_full(span: float, rules: Rules) -> bool:
 
 def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
     """``held_for``: seconds this signature has been the verdict without a break."""
+    action = _decide(verdict, held_for, rules)
+    if action.kind == RESTART and verdict.upstream:
+        # Hermes is already on it (its own watchdog, or its respawn-storm backoff): a second restart
+        # would fight it. Say so instead.
+        return Action(ALERT, f"{action.why}; not restarting: {verdict.upstream}")
+    return action
+
+
+def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
     sig = verdict.signature
     if sig == BUSY_LOOP:
-        if not window_full(verdict.span, rules):
+        if verdict.proof == PENDING:
+            return Action(WAIT, "busy-loop suspected: the loop has not reached its selector, not yet long enough")
+        if verdict.proof != BY_STACK and not window_full(verdict.span, rules):
             return Action(WAIT, f"busy-loop seen; window {verdict.span:.0f}/{rules.window:.0f} s")
         if verdict.confidence < rules.min_confidence:
-            return Action(ALERT, f"busy-loop held for the window, but confidence {verdict.confidence:.2f} "
+            return Action(ALERT, f"busy-loop, but confidence {verdict.confidence:.2f} "
                                  f"< {rules.min_confidence:.2f}: evidence only")
+        if verdict.proof == BY_STACK:
+            return Action(RESTART, "busy-loop: the event-loop thread wants the CPU all the time and never reached "
+                                   "its selector (stack samples)")
         return Action(RESTART, f"busy-loop held for the whole {rules.window:.0f} s window")
     if sig == CPU_PEGGED:
         if window_full(verdict.span, rules) and held_for >= rules.pegged_after:
-            return Action(ALERT, f"CPU pegged for {held_for:.0f} s with platforms connected: evidence, no restart")
+            return Action(ALERT, f"CPU pegged for {held_for:.0f} s while the loop turns or platforms are connected: "
+                                 "evidence, no restart")
         return Action(WAIT, "cpu-pegged, not yet long enough to report")
     if sig == STUCK_DISCONNECTED:
         down = max(held_for, verdict.down_for or 0.0)
@@ -56,9 +82,18 @@ def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
             return Action(kind, f"a platform has been down for {down:.0f} s with the CPU idle")
         return Action(WAIT, "platform down, not yet long enough to report")
     if sig == LOOP_FROZEN:
-        # Already two missed beats; held for a window on top so one slow disk write is not a verdict.
-        if window_full(verdict.span, rules) and window_full(held_for, rules):
-            kind = RESTART if rules.frozen_action == "restart" else ALERT
-            return Action(kind, f"the event-loop heartbeat stayed stale for the whole {rules.window:.0f} s window")
-        return Action(WAIT, f"loop-frozen seen; window {verdict.span:.0f}/{rules.window:.0f} s")
+        # The witnesses already cover --frozen-after each; no window on top.
+        named = " and ".join(verdict.witnesses)
+        if rules.frozen_action != "restart":
+            return Action(ALERT, f"loop-frozen ({named}): evidence; --frozen-action restart would restart it")
+        if len(verdict.witnesses) >= 2:
+            return Action(RESTART, f"loop-frozen, witnessed by {named}")
+        return Action(ALERT, f"loop-frozen on one witness ({named}): a restart needs two that agree")
+    if sig == MEMORY_HIGH:
+        if window_full(verdict.span, rules):
+            kind = RESTART if rules.memory_action == "restart" else ALERT
+            return Action(kind, f"RSS above the memory limit for the whole {rules.window:.0f} s window")
+        return Action(WAIT, f"memory-high seen; window {verdict.span:.0f}/{rules.window:.0f} s")
+    if sig == STARTUP_HANG:
+        return Action(ALERT, "the gateway never finished starting")
     return Action(NONE, "")

@@ -1,6 +1,9 @@
-"""Failure signatures: CPU usage + state file reads + stack -> Verdict. Pure: no I/O and no clock.
+"""Failure signatures: what was observed -> Verdict. Pure: no I/O and no clock.
 
-The same rules serve ``diagnose`` (one sample of a few seconds) and ``run`` (a sliding window).
+The same rules serve ``diagnose`` (one sample of a few seconds) and ``run`` (a sliding window). The event
+loop is judged directly (judge/loop.py: did its thread get back to its selector?); CPU demand, the state
+file, the heartbeat and the loop-tick socket are the other witnesses. The README's verdict table says
+which witness each verdict needs and what vetoes what.
 """
 
 from __future__ import annotations
@@ -10,21 +13,37 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, CpuUsage
+from hermes_watchdog.judge.loop import LoopFindings
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
+from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
 from hermes_watchdog.observe.statefile import GatewayState
+from hermes_watchdog.observe.upstream import Upstream
 from hermes_watchdog.record.timefmt import parse_iso
 
 BUSY_LOOP = "busy-loop"
+LOOP_FROZEN = "loop-frozen"
+MEMORY_HIGH = "memory-high"
+STARTUP_HANG = "startup-hang"
 CPU_PEGGED = "cpu-pegged"
 STUCK_DISCONNECTED = "stuck-disconnected"
 HEALTHY = "healthy"
 GATEWAY_GONE = "gateway-gone"
-LOOP_FROZEN = "loop-frozen"
 UNKNOWN = "unknown"
-ALL = (BUSY_LOOP, CPU_PEGGED, STUCK_DISCONNECTED, LOOP_FROZEN, GATEWAY_GONE, HEALTHY, UNKNOWN)
+ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISCONNECTED, GATEWAY_GONE, HEALTHY,
+       UNKNOWN)
 
 RUNNING = "running"
+STARTING = "starting"
+DEGRADED = "degraded"
+UPSTREAM_EXITS = {"loop_liveness_watchdog", "shutdown_watchdog"}
+
+# How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
+BY_STACK = "stack"
+BY_CPU_STATE = "cpu+state"
+PENDING = "pending"  # the stack says starved, not yet for the proof window
+
+W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
 
 
 @dataclass(frozen=True)
@@ -33,6 +52,10 @@ class Thresholds:
     # above this is "pegged"
     cpu: float = 0.9
     stuck_after: float = 900.0  # seconds a platform must be down, CPU idle, before that is sure
+    proof: float = 8.0  # seconds of dense samples with the loop never in its selector that prove starvation
+    frozen_after: float = 60.0  # seconds the loop must not turn for loop-frozen
+    memory_limit: int | None = None  # bytes of RSS; None: no memory verdict
+    start_timeout: float = 90.0  # seconds a gateway may stay "starting" (or write no state file)
 
 
 @dataclass(frozen=True)
@@ -42,6 +65,38 @@ class StateSeen:
     state: GatewayState
     matches: bool
     match_note: str = ""
+
+
+@dataclass(frozen=True)
+class Memory:
+    """RSS samples over the window: (monotonic seconds, bytes)."""
+
+    samples: tuple[tuple[float, int], ...] = ()
+
+    @property
+    def latest(self) -> int | None:
+        return self.samples[-1][1] if self.samples else None
+
+    @property
+    def growth(self) -> float | None:
+        """Bytes per second from the first to the last sample."""
+        if len(self.samples) < 2 or self.samples[-1][0] <= self.samples[0][0]:
+            return None
+        return (self.samples[-1][1] - self.samples[0][1]) / (self.samples[-1][0] - self.samples[0][0])
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Everything one judgement looks at besides CPU and the state reads; all optional."""
+
+    stack: StackAnalysis | None = None  # dumps of the hot thread (diagnose, incidents): text only
+    loop: LoopFindings | None = None
+    heartbeat: HeartbeatSeen | None = None
+    tick: TickProbe | None = None  # the newest loop-tick socket probe
+    memory: Memory = field(default_factory=Memory)
+    age: float | None = None  # seconds since the gateway process started
+    upstream: Upstream | None = None
+    mono: float | None = None  # monotonic now, to age the loop findings and probes
 
 
 @dataclass(frozen=True)
@@ -57,10 +112,24 @@ class Verdict:
     demand: float | None = None  # process CPU demand (on CPU + waiting for one), in cores; None off Linux
     hot_demand: float | None = None  # the hottest thread's demand
     measure: str = CPU_TIME  # what judged "pegged": "demand" or "cpu-time"
+    proof: str = ""  # busy-loop: "stack" (starvation proven), "cpu+state", "pending"
+    witnesses: tuple[str, ...] = ()  # loop-frozen: which independent witnesses agree
+    vetoes: tuple[str, ...] = ()  # what argued against loop-frozen or busy-loop
+    blocking: str | None = None  # the frame the loop sat in (loop-frozen) or spun in (busy-loop)
+    rss: int | None = None  # bytes, newest sample
+    upstream: str | None = None  # Hermes' own watchdog is handling it, or it is backing off a respawn storm
+    loop: dict[str, Any] | None = None
 
     @property
     def is_problem(self) -> bool:
         return self.signature not in {HEALTHY, UNKNOWN}
+
+    @property
+    def starvation_proven(self) -> bool:
+        """The loop thread was seen never reaching its selector (spinning, or blocked in one call): it
+        cannot run Hermes' SIGTERM handler, which runs on that loop."""
+        return (self.signature == BUSY_LOOP and self.proof == BY_STACK) or \
+            (self.signature == LOOP_FROZEN and W_STACK in self.witnesses)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,6 +144,13 @@ class Verdict:
             "demand": None if self.demand is None else round(self.demand, 3),
             "hot_demand": None if self.hot_demand is None else round(self.hot_demand, 3),
             "measure": self.measure,
+            "proof": self.proof or None,
+            "witnesses": list(self.witnesses),
+            "vetoes": list(self.vetoes),
+            "blocking_frame": self.blocking,
+            "rss_bytes": self.rss,
+            "upstream": self.upstream,
+            "loop": self.loop,
         }
 
 
@@ -102,22 +178,6 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _stack_effect(stack: StackAnalysis | None) -> tuple[float, str | None]:
-    """How the stack moves confidence in a busy loop: confirms, weakens, or (absent) says nothing."""
-    if stack is None:
-        return 0.0, None
-    if not stack.captured:
-        return 0.0, f"no stack: {stack.reason}; the verdict rests on CPU and state alone"
-    if stack.classification == ADAPTER_READ_LOOP:
-        loop = next((f for f in stack.frames if "loop" in f.function or "_read_events" in f.function), None)
-        where = f" ({loop})" if loop else ""
-        return 0.25, (f"the hot thread is in a platform adapter's listen/read loop{where} in "
-                      f"{stack.loop_seen} of {stack.dumps} stack dumps")
-    top = stack.frames[0] if stack.frames else None
-    return -0.15, ("the hot thread's stack shows no adapter listen/read loop"
-                   + (f" (innermost frame: {top})" if top else ""))
-
-
 def _cpu_text(usage: CpuUsage, th: Thresholds) -> str:
     """What the CPU figures say, naming the measure that judged."""
     hot = usage.hot
@@ -129,88 +189,289 @@ def _cpu_text(usage: CpuUsage, th: Thresholds) -> str:
             f"threshold {th.cpu:.2f})" + (f"; hottest thread {hot.tid} at {hot.cores:.2f} cores" if hot else ""))
 
 
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
-          th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None) -> Verdict:
-    """``now`` is epoch seconds, used only to say how long a platform has been down. ``heartbeat`` is
-    the event-loop heartbeat of Hermes >= 0.19 written by this gateway, or None (no file: no opinion)."""
-    verdict = _judge(usage, states, stack, th, now)
-    return verdict if heartbeat is None else _with_heartbeat(verdict, heartbeat)
+          th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None,
+          seen: Seen | None = None) -> Verdict:
+    """``now`` is epoch seconds, used to say how long a platform has been down and to count upstream's
+    starts. ``heartbeat`` (Hermes >= 0.19, written by this very process) and ``stack`` may also come
+    in ``seen`` with the rest of the witnesses."""
+    seen = seen or Seen()
+    if heartbeat is not None or stack is not None:
+        seen = replace(seen, heartbeat=heartbeat or seen.heartbeat, stack=stack or seen.stack)
+    return _Judgement(usage, states, th, now, seen).verdict()
 
 
-def _with_heartbeat(v: Verdict, hb: HeartbeatSeen) -> Verdict:
-    """A third, independent signal. Stale: the loop is frozen, which confirms a busy loop or is its own
-    verdict. Fresh: the loop is running, which argues against a busy loop (it spins on the loop thread)."""
-    reasons = (*v.reasons, hb.describe())
-    if v.signature == BUSY_LOOP:
-        delta = 0.1 if hb.stale else -0.15
-        return replace(v, confidence=max(0.0, min(0.97, v.confidence + delta)), reasons=reasons)
-    if hb.stale and v.signature != UNKNOWN:
-        return replace(v, signature=LOOP_FROZEN, confidence=0.85, reasons=reasons)
-    return replace(v, reasons=reasons)
+class _Judgement:
+    """One judgement's shared readings, then the rules in order of how specific they are."""
 
+    def __init__(self, usage: CpuUsage | None, states: Sequence[StateSeen], th: Thresholds, now: float | None,
+                 seen: Seen) -> None:
+        self.usage, self.states, self.th, self.now, self.seen = usage, states, th, now, seen
+        self.own = [s.state for s in states if s.state.ok and s.matches]
+        self.latest = self.own[-1] if self.own else None
+        self.latest_read = states[-1] if states else None
+        self.down = self.latest.not_connected if self.latest else ()
+        self.down_text, self.down_for = _down_text(self.latest, now) if self.latest else ("", None)
+        self.loop = seen.loop
+        self.stretch = self.loop.stretch if self.loop else None
+        self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead
 
-def _judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
-           th: Thresholds, now: float | None) -> Verdict:
-    if usage is None:
-        return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
-    cores = usage.cores
-    hot = usage.hot
-    hot_cores = hot.cores if hot else None
-    pegged = usage.pegged_value >= th.cpu
-    reasons = [_cpu_text(usage, th)]
+    # -- shared pieces
 
-    own = [s.state for s in states if s.state.ok and s.matches]
-    latest_read = states[-1] if states else None
-    if latest_read is None:
-        reasons.append("no state file read")
-    elif not latest_read.state.ok:
-        reasons.append(f"state file {latest_read.state.read.status}: {latest_read.state.read.problem}")
-    elif not latest_read.matches:
-        reasons.append(f"state file ignored: it {latest_read.match_note}")
-    latest = own[-1] if own else None
-    down = latest.not_connected if latest else ()
-    down_names = tuple(p.name for p in down)
-    down_text, down_for = _down_text(latest, now) if latest else ("", None)
-    common = {"cores": cores, "hot_cores": hot_cores, "span": usage.span, "platforms_down": down_names,
-              "down_for": down_for, "demand": usage.demand, "hot_demand": usage.hot_demand,
-              "measure": usage.measure}
+    def common(self) -> dict[str, Any]:
+        u, loop = self.usage, self.loop
+        assert u is not None
+        return {"cores": u.cores, "hot_cores": u.hot.cores if u.hot else None, "span": u.span,
+                "platforms_down": tuple(p.name for p in self.down), "down_for": self.down_for,
+                "demand": u.demand, "hot_demand": u.hot_demand, "measure": u.measure,
+                "rss": self.seen.memory.latest, "upstream": self.upstream_note(),
+                "loop": loop.to_dict() if loop and loop.bursts else None}
 
-    if pegged:
-        # Two independent signals: the CPU, and a not-connected platform in every read of the window;
-        # every read: one naming another process (or unreadable) breaks the proof, it is not skipped.
-        all_own = bool(states) and all(s.state.ok and s.matches for s in states)
-        spinning_state = all_own and all(s.state.gateway_state == RUNNING and s.state.not_connected for s in states)
-        delta, stack_reason = _stack_effect(stack)
-        if spinning_state:
-            reasons.append(f"gateway_state is 'running' while {down_text}")
-            if stack_reason:
-                reasons.append(stack_reason)
-            return Verdict(BUSY_LOOP, min(0.97, 0.7 + delta), tuple(reasons), **common)
+    def state_reasons(self) -> list[str]:
+        out = []
+        lr = self.latest_read
+        if lr is None:
+            out.append("no state file read")
+        elif not lr.state.ok:
+            out.append(f"state file {lr.state.read.status}: {lr.state.read.problem}")
+        elif not lr.matches:
+            out.append(f"state file ignored: it {lr.match_note}")
+        if self.latest is not None and self.latest.exit_reason:
+            out.append(f"the state file gives exit_reason '{self.latest.exit_reason}'"
+                       + (" and restart_requested" if self.latest.restart_requested else ""))
+        up = self.seen.upstream
+        if up is not None and up.lifecycle_phase:
+            out.append(f"state/gateway.lifecycle.json: phase '{up.lifecycle_phase}'"
+                       + (f", exit code {up.lifecycle_exit_code}" if up.lifecycle_exit_code is not None else "")
+                       + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))
+        return out
+
+    def upstream_note(self) -> str | None:
+        """Hermes is already handling this gateway: its own watchdog is making it exit for a restart, or
+        its respawn-storm breaker is backing off. Then the watchdog does not restart it a second time."""
+        st = self.latest
+        if st is not None and (st.exit_reason in UPSTREAM_EXITS or (st.gateway_state == DEGRADED
+                                                                    and st.restart_requested)):
+            return (f"Hermes' own watchdog is restarting the gateway (gateway_state '{st.gateway_state}', "
+                    f"exit_reason '{st.exit_reason}')")
+        up = self.seen.upstream
+        if up is not None and self.now is not None:
+            n = up.storm(self.now)
+            if n:
+                return (f"Hermes is backing off a respawn storm ({n} starts in the last 120 s, more than 5): "
+                        "restarting it now would fight its breaker")
+        return None
+
+    def loop_text(self) -> str | None:
+        loop, st = self.loop, self.stretch
+        if loop is None or not loop.bursts:
+            return None
+        if st is not None:
+            where = f" in {st.entry.function}" if st.entry else ""
+            if st.top and st.entry and st.top != st.entry:
+                where += f" -> {st.top}"
+            elif st.top:
+                where = f" in {st.top}"
+            return (f"the event-loop thread {st.tid} did not reach its selector in {st.samples} samples over "
+                    f"{st.seconds:.1f} s ({loop.method} at 25 Hz, {st.bursts} burst(s) back to back); it "
+                    f"ran a callback{where}")
+        if loop.last_turned is not None:
+            ago = f" {self.seen.mono - loop.last_turned:.0f} s ago" if self.seen.mono is not None else ""
+            return f"the event loop reached its selector{ago} ({loop.turned_samples} samples): it turns"
+        if loop.problem:
+            return f"no loop stack: {loop.problem}" + (f" ({loop.hint})" if loop.hint else "")
+        return None
+
+    def turned_within(self, seconds: float) -> bool:
+        loop = self.loop
+        if loop is None or loop.last_turned is None:
+            return False
+        if self.seen.mono is None:
+            return True
+        return self.seen.mono - loop.last_turned <= seconds
+
+    def make(self, sig: str, conf: float, reasons: list[str], **extra: Any) -> Verdict:
+        return Verdict(sig, max(0.0, min(0.98, conf)), tuple(r for r in reasons if r), **{**self.common(), **extra})
+
+    # -- the rules
+
+    def verdict(self) -> Verdict:
+        if self.usage is None:
+            return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
+        base = [_cpu_text(self.usage, self.th), *self.state_reasons()]
+        for rule in (self.busy_loop, self.loop_frozen, self.memory_high, self.startup_hang, self.cpu_pegged,
+                     self.stuck_disconnected):
+            v = rule(base)
+            if v is not None:
+                return v
+        return self.healthy(base)
+
+    def busy_loop(self, base: list[str]) -> Verdict | None:
+        u, th, st = self.usage, self.th, self.stretch
+        assert u is not None
+        pegged = u.pegged_value >= th.cpu
+        loop_line = self.loop_text()
+        blocking = str(st.top) if st and st.top else None
+        # 1. The loop itself, two independent signals: its thread wants the CPU all the time (demand), and
+        #    dense samples never saw it in its selector. The state file and heartbeat only add confidence.
+        if st is not None and self.loop is not None:
+            demand = self.loop.loop_demand
+            if demand is None and u.hot is not None and u.hot.tid == st.tid:
+                demand = u.pegged_value
+            if demand is not None and demand >= th.cpu:
+                extra = [f"the loop thread wanted {demand:.2f} core over that stretch"]
+                conf = 0.9
+                if self.down and self.all_own_down():
+                    extra.append(f"and {self.down_text}")
+                    conf += 0.04
+                if self.seen.heartbeat is not None and self.seen.heartbeat.stale:
+                    extra.append(self.seen.heartbeat.describe())
+                    conf += 0.03
+                if st.seconds >= th.proof:
+                    return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
+                                     blocking=blocking)
+                if not self.old_rule():
+                    return self.make(BUSY_LOOP, 0.6, [*base, loop_line or "", f"not yet for the {th.proof:.0f} s "
+                                                      "that prove it"], proof=PENDING, blocking=blocking)
+        if not pegged:
+            return None
+        # 2. The loop was seen turning within the window: pegged CPU is work, whatever the state says.
+        if self.turned_within(max(u.span, th.proof)):
+            return None
+        # 3. No stack evidence (py-spy not permitted, not sampled yet): CPU + a platform down in every read.
+        if self.old_rule():
+            reasons = [*base, f"gateway_state is 'running' while {self.down_text}"]
+            if loop_line:
+                reasons.append(loop_line)
+            if self.seen.stack is not None and self.seen.stack.captured and \
+                    self.seen.stack.classification == ADAPTER_READ_LOOP:
+                reasons.append("the hot thread's stack shows a platform adapter's listen/read loop")
+            return self.make(BUSY_LOOP, 0.7, reasons, proof=BY_CPU_STATE)
+        return None
+
+    def all_own_down(self) -> bool:
+        return bool(self.states) and all(s.state.ok and s.matches and s.state.not_connected for s in self.states)
+
+    def old_rule(self) -> bool:
+        """CPU pegged and every state read of the window names this process, running, with a platform
+        down: a read naming another process (or unreadable) breaks the proof, it is not skipped."""
+        assert self.usage is not None
+        return (self.usage.pegged_value >= self.th.cpu and bool(self.states)
+                and all(s.state.ok and s.matches and s.state.gateway_state == RUNNING and s.state.not_connected
+                        for s in self.states))
+
+    def loop_frozen(self, base: list[str]) -> Verdict | None:
+        th, st, seen = self.th, self.stretch, self.seen
+        witnesses, said, vetoes = [], [], []
+        demand = self.loop.loop_demand if self.loop else None
+        if st is not None and st.seconds >= th.frozen_after and st.same_call is not None and \
+                demand is not None and demand < th.cpu / 2:
+            witnesses.append(W_STACK)
+            said.append(f"the event-loop thread {st.tid} sat in {st.same_call} for {st.seconds:.0f} s "
+                        f"({st.samples} samples, never in its selector) with {demand:.2f} core of demand: "
+                        "blocked in a call, off the CPU")
+        if seen.heartbeat is not None and seen.heartbeat.stale:
+            witnesses.append(W_HEARTBEAT)
+            said.append(seen.heartbeat.describe())
+        tick = seen.tick
+        tick_recent = tick is not None and (seen.mono is None or seen.mono - tick.at <= th.frozen_after)
+        if tick is not None and tick_recent and not tick.answered:
+            witnesses.append(W_TICK)
+            said.append(f"the loop-tick socket: {tick.detail}")
+        if not witnesses:
+            return None
+        if self.turned_within(th.frozen_after):
+            vetoes.append(self.loop_text() or "the event loop reached its selector")
+        if tick is not None and tick_recent and tick.answered:
+            vetoes.append(f"the loop-tick socket answered: {tick.detail}")
+        if vetoes:
+            self.frozen_vetoed = [*said, *(f"not frozen: {v}" for v in vetoes)]
+            return None
+        conf = min(0.95, 0.6 + 0.15 * (len(witnesses) - 1) + (0.1 if W_STACK in witnesses else 0.0))
+        if len(witnesses) == 1:
+            said.append(f"one witness ({witnesses[0]}); a restart needs two that agree")
+        return self.make(LOOP_FROZEN, conf, [*base, *said], witnesses=tuple(witnesses),
+                         blocking=str(st.same_call) if st is not None and st.same_call else None)
+
+    def memory_high(self, base: list[str]) -> Verdict | None:
+        limit, mem = self.th.memory_limit, self.seen.memory
+        if limit is None or not mem.samples or not all(rss > limit for _, rss in mem.samples):
+            return None
+        growth = mem.growth
+        text = (f"RSS {_size(mem.samples[-1][1])} above the limit {_size(limit)} in all {len(mem.samples)} samples "
+                f"of {mem.samples[-1][0] - mem.samples[0][0]:.0f} s")
+        if growth is not None:
+            text += f", growing {_size(growth * 3600)}/h" if growth > 0 else ", not growing"
+        return self.make(MEMORY_HIGH, 0.9, [*base, text])
+
+    def startup_hang(self, base: list[str]) -> Verdict | None:
+        age, th = self.seen.age, self.th
+        if age is None or age < th.start_timeout or not self.states:
+            return None
+        if self.latest is not None and all(s.state.ok and s.matches and s.state.gateway_state == STARTING
+                                           for s in self.states):
+            return self.make(STARTUP_HANG, 0.85, [*base, f"gateway_state is still 'starting' {age:.0f} s after the "
+                                                  f"process started (start timeout {th.start_timeout:.0f} s)"])
+        never = all(s.state.read.status == "missing" or (s.state.ok and not s.matches) for s in self.states)
+        if never:
+            return self.make(STARTUP_HANG, 0.7, [*base, f"the gateway has run {age:.0f} s without writing a state file "
+                                                 f"of its own (start timeout {th.start_timeout:.0f} s)"])
+        return None
+
+    def cpu_pegged(self, base: list[str]) -> Verdict | None:
+        u = self.usage
+        assert u is not None
+        if u.pegged_value < self.th.cpu:
+            return None
+        reasons = list(base)
+        latest = self.latest
         if latest is not None and latest.gateway_state != RUNNING:
             reasons.append(f"gateway_state is '{latest.gateway_state}'")
         elif latest is not None:
-            reasons.append("every platform is connected" if not down
-                           else f"{down_text}, but not in every state read of the window" if all_own
-                           else f"{down_text}, but {len(states) - len(own)} of {len(states)} state reads of "
-                                "the window did not describe this process")
-        if stack is not None and stack.captured and stack.classification == ADAPTER_READ_LOOP:
-            reasons.append(_stack_effect(stack)[1] or "")
-            reasons.append("this looks like the adapter busy loop, but the state file does not confirm it")
-            return Verdict(CPU_PEGGED, 0.9, tuple(reasons), **common)
-        reasons.append("sustained CPU with connected platforms may be legitimate work" if latest is not None
-                       else "no usable state file: cannot tell whether platforms are connected")
-        return Verdict(CPU_PEGGED, 0.8, tuple(reasons), **common)
+            all_own = bool(self.states) and all(s.state.ok and s.matches for s in self.states)
+            reasons.append("every platform is connected" if not self.down
+                           else f"{self.down_text}, but not in every state read of the window" if all_own
+                           else f"{self.down_text}, but {len(self.states) - len(self.own)} of {len(self.states)} "
+                                "state reads of the window did not describe this process")
+        loop_line = self.loop_text()
+        if loop_line:
+            reasons.append(loop_line)
+        reasons.append("sustained CPU while the loop turns is work, not a wedged loop" if self.turned_within(
+            max(u.span, self.th.proof)) else "sustained CPU with connected platforms may be legitimate work"
+            if latest is not None else "no usable state file: cannot tell whether platforms are connected")
+        return self.make(CPU_PEGGED, 0.8, reasons)
 
-    if down:
-        reasons.append(f"{down_text}; CPU is below the threshold, so the adapter is idle, not spinning")
+    def stuck_disconnected(self, base: list[str]) -> Verdict | None:
+        if not self.down:
+            return None
+        reasons = [*base, f"{self.down_text}; CPU is below the threshold, so the adapter is idle, not spinning"]
+        lr = self.latest_read
         # Sure only while the newest read still describes this process, not one from earlier.
-        current = latest_read is not None and latest_read.state.ok and latest_read.matches
-        if down_for is not None and down_for >= th.stuck_after and current:
-            return Verdict(STUCK_DISCONNECTED, 0.85, tuple(reasons), **common)
-        reasons.append(f"down for less than {_duration(th.stuck_after)} (or unknown): may be a normal reconnect")
-        return Verdict(STUCK_DISCONNECTED, 0.4, tuple(reasons), **common)
+        current = lr is not None and lr.state.ok and lr.matches
+        if self.down_for is not None and self.down_for >= self.th.stuck_after and current:
+            return self.make(STUCK_DISCONNECTED, 0.85, reasons)
+        reasons.append(f"down for less than {_duration(self.th.stuck_after)} (or unknown): may be a normal reconnect")
+        return self.make(STUCK_DISCONNECTED, 0.4, reasons)
 
-    if latest is not None:
-        reasons.append(f"gateway_state is '{latest.gateway_state}'"
-                       + (", every platform connected" if latest.platforms else ", no platforms listed"))
-    return Verdict(HEALTHY, 0.9 if latest is not None else 0.6, tuple(reasons), **common)
+    def healthy(self, base: list[str]) -> Verdict:
+        reasons = list(base)
+        latest = self.latest
+        if latest is not None:
+            reasons.append(f"gateway_state is '{latest.gateway_state}'"
+                           + (", every platform connected" if latest.platforms else ", no platforms listed"))
+        reasons.extend(self.frozen_vetoed)
+        if self.seen.heartbeat is not None and not self.seen.heartbeat.stale:
+            reasons.append(self.seen.heartbeat.describe())
+        loop_line = self.loop_text()
+        if loop_line and loop_line not in reasons:
+            reasons.append(loop_line)
+        return self.make(HEALTHY, 0.9 if latest is not None else 0.6, reasons)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_watchdog.observe.statefile import as_pid, parse_json_object, read_bytes
+from hermes_watchdog.observe.statefile import as_finite, as_pid, parse_json_object, read_bytes
 from hermes_watchdog.record.timefmt import parse_iso
 
 HEARTBEAT_FILE = Path("state") / "gateway.heartbeat"
@@ -27,6 +27,7 @@ class Heartbeat:
     pid: int | None = None
     updated_at: float | None = None  # epoch seconds
     problem: str | None = None  # the file exists but cannot be used
+    start_time: float | None = None  # epoch seconds the writing process started (0.19.0 writes it)
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,9 @@ def parse(path: str, raw: bytes | None) -> Heartbeat | None:
     updated = parse_iso(read.data.get("updated_at"))
     if updated is None:
         return Heartbeat(path, pid, problem="no usable updated_at")
-    return Heartbeat(path, pid, updated)
+    start = read.data.get("start_time")
+    start = as_finite(start) if isinstance(start, int | float) and not isinstance(start, bool) else None
+    return Heartbeat(path, pid, updated, start_time=start)
 
 
 def read(home: Path) -> Heartbeat | None:
@@ -73,15 +76,28 @@ def read(home: Path) -> Heartbeat | None:
     return parse(str(path), raw)
 
 
-def assess(beat: Heartbeat | None, gateway_pid: int, now: float,
-           stale_after: float = DEFAULT_STALE_AFTER) -> tuple[HeartbeatSeen | None, str | None]:
-    """(judged heartbeat, note). Only a heartbeat written by this very PID counts: one left by an
-    earlier gateway says nothing about this one (the new gateway writes its own within a period)."""
+# Hermes 0.19.0 stamps start_time with time.time() when its GatewayRunner is built, seconds after the
+# process started (imports). An earlier process that had this PID started before this one did, so its
+# start_time is earlier than our create time: that tells them apart, within clock-rounding slack.
+START_SLACK = 2.0
+
+
+def assess(beat: Heartbeat | None, gateway_pid: int, now: float, stale_after: float = DEFAULT_STALE_AFTER,
+           create_time: float | None = None) -> tuple[HeartbeatSeen | None, str | None]:
+    """(judged heartbeat, note). Only a heartbeat written by this very process counts, matched by PID
+    AND start time: one left by an earlier gateway (even one whose PID was reused) says nothing about
+    this one. ``create_time``: the gateway's start, epoch seconds (None: match by PID alone)."""
     if beat is None:
         return None, None
     if beat.problem:
         return None, f"heartbeat file {beat.path} not usable ({beat.problem})"
     if beat.pid != gateway_pid:
         return None, f"heartbeat file was written by PID {beat.pid}, not by the gateway PID {gateway_pid}; ignored"
+    if create_time is not None:
+        if beat.start_time is None:
+            return None, "heartbeat file has no start_time to match against the gateway; ignored"
+        if beat.start_time < create_time - START_SLACK:
+            return None, (f"heartbeat file was written by an earlier process with PID {gateway_pid} (start time "
+                          f"{beat.start_time:.0f}, not {create_time:.0f}); ignored")
     assert beat.updated_at is not None
     return HeartbeatSeen(max(0.0, now - beat.updated_at), stale_after), None

@@ -60,6 +60,10 @@ def _snapshot(proc: psutil.Process) -> CpuSnapshot:
     with proc.oneshot():
         times = proc.cpu_times()
         try:
+            rss: int | None = proc.memory_info().rss
+        except psutil.AccessDenied:
+            rss = None
+        try:
             listed = proc.threads()
         except psutil.AccessDenied:
             listed = []  # macOS hides other users' threads; the process total still tells
@@ -75,7 +79,7 @@ def _snapshot(proc: psutil.Process) -> CpuSnapshot:
                 run, wait = pair
         threads.append(ThreadTimes(t.id, t.user_time + t.system_time, run, wait))
     # No read of /proc/<pid>/schedstat: it is the main thread's (also read above), not the process's.
-    return CpuSnapshot(time.monotonic(), times.user + times.system, tuple(threads), time.time())
+    return CpuSnapshot(time.monotonic(), times.user + times.system, tuple(threads), time.time(), rss)
 
 
 def thread_name(pid: int, tid: int) -> str | None:

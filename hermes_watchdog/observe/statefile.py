@@ -58,6 +58,8 @@ class GatewayState:
     start_time: float | None = None
     updated_at: str | None = None
     platforms: tuple[PlatformState, ...] = field(default_factory=tuple)
+    exit_reason: str | None = None  # git releases: loop_liveness_watchdog, shutdown_watchdog, ...
+    restart_requested: bool = False
 
     @property
     def ok(self) -> bool:
@@ -173,6 +175,8 @@ def parse_state(path: str, raw: bytes | None) -> GatewayState:
         start_time=as_finite(data.get("start_time")),
         updated_at=_as_str(data.get("updated_at")),
         platforms=tuple(sorted(platforms, key=lambda p: p.name)),
+        exit_reason=_as_str(data.get("exit_reason")),
+        restart_requested=data.get("restart_requested") is True,
     )
 
 
@@ -276,6 +280,8 @@ def state_to_dict(state: GatewayState) -> dict[str, Any]:
         "pid": state.pid,
         "start_time": state.start_time,
         "updated_at": state.updated_at,
+        "exit_reason": state.exit_reason,
+        "restart_requested": state.restart_requested,
         "platforms": {p.name: p.state for p in state.platforms},
         "platform_details": {
             p.name: {"state": p.state, "error_code": p.error_code, "error_message": p.error_message,

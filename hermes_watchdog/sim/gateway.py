@@ -12,7 +12,18 @@ Modes:
   idle-disconnected  the socket closes and every reconnect fails, but with backoff (no spin), as on a
                      fixed Hermes with the network down
   frozen             connected, then after --spin-after seconds a blocking call freezes the event loop
-                     (CPU idle; SIGTERM ignored): a deadlock, seen only through the heartbeat
+                     (CPU idle; SIGTERM ignored): a deadlock, seen through the stack and the heartbeat
+  spin-connected     every platform stays connected; after --spin-after seconds a coroutine with a name
+                     no rule knows (``_reconcile_presence``) spins on the loop thread without ever yielding
+  bursty             legitimate: a coroutine (``_compact_history``) keeps the loop busy --busy-for seconds
+                     (4), then lets it idle in its selector --idle-for seconds (0.5), again and again
+  blocking           like frozen, in a function no rule knows (``_settle_accounts`` -> ``_flush_ledger_sync``)
+
+Options that combine with any mode:
+  --heartbeat-fail-after S  heartbeat writes fail (as on a full disk) after S seconds; the loop keeps turning
+  --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
+  --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
+                            0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
@@ -215,18 +226,81 @@ class QQAdapter:
                 self._ws.server_closes(4009)
 
 
-async def _heartbeat(home: Path, period: float) -> None:
+async def _heartbeat(home: Path, period: float, fail_after: float | None = None) -> None:
     """Hermes >= 0.19's loop heartbeat: rewritten atomically from a task on the event loop."""
     path = home / "state" / "gateway.heartbeat"
     path.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
     while True:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"pid": os.getpid(), "updated_at": utc_now(), "monotonic": time.monotonic(),
-                       "start_time": started}, fh)
-        os.replace(tmp, path)
+        try:
+            if fail_after is not None and time.time() - started >= fail_after:
+                raise OSError(28, "No space left on device")  # as a full disk: the loop itself is fine
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "updated_at": utc_now(), "monotonic": time.monotonic(),
+                           "start_time": started}, fh)
+            os.replace(tmp, path)
+        except OSError as exc:
+            logging.getLogger("gateway.shutdown_watchdog").debug("Failed to write gateway loop heartbeat: %s", exc)
         await asyncio.sleep(period)
+
+
+async def _reconcile_presence(home: Path, after: float, marker: str | None) -> None:
+    """A coroutine that never yields once started: the loop never gets back to its selector."""
+    await asyncio.sleep(after)
+    _record_event(home, "spin")
+    if marker:
+        Path(marker).touch()
+    roster: dict[int, int] = {}
+    while True:
+        for i in range(1000):
+            roster[i] = (roster.get(i, 0) * 31 + i) % 1000003
+
+
+async def _compact_history(busy_for: float, idle_for: float) -> None:
+    """Legitimate bursts of work on the loop: busy, then idle in the selector, again and again."""
+    while True:
+        until = time.monotonic() + busy_for
+        x = 0
+        while time.monotonic() < until:
+            x = (x * 31 + 7) % 1000003
+        await asyncio.sleep(idle_for)
+
+
+def _flush_ledger_sync() -> None:
+    time.sleep(10**6)  # a synchronous call on the loop thread, off the CPU: nothing else on the loop runs
+
+
+async def _settle_accounts(home: Path, after: float, marker: str | None) -> None:
+    await asyncio.sleep(after)
+    _record_event(home, "frozen")
+    if marker:
+        Path(marker).touch()
+    _flush_ledger_sync()
+
+
+async def _leak(mb_per_s: float) -> None:
+    kept: list[bytearray] = []
+    while True:
+        chunk = bytearray(int(mb_per_s * 1024 * 1024 / 4))
+        chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page so it counts in RSS
+        kept.append(chunk)
+        await asyncio.sleep(0.25)
+
+
+async def _serve_loop_tick(home: Path) -> asyncio.AbstractServer:
+    path = home / "state" / f"gateway.loop-tick.{os.getpid()}.sock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"1")
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(answer, path=str(path))
 
 
 async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
@@ -310,12 +384,23 @@ async def _run(args: argparse.Namespace) -> int:
         threading.Thread(target=_burn, args=(burner_stop,), name="agent-worker", daemon=True).start()
     tasks = [asyncio.create_task(adapter._listen_loop()), asyncio.create_task(adapter.fake_server())]
     if args.heartbeat_period:
-        tasks.append(asyncio.create_task(_heartbeat(home, args.heartbeat_period)))
+        tasks.append(asyncio.create_task(_heartbeat(home, args.heartbeat_period, args.heartbeat_fail_after)))
     if args.mode == "frozen":
         tasks.append(asyncio.create_task(_freeze_later(home, args.spin_after, args.spin_once_marker)))
+    if args.mode == "spin-connected":
+        tasks.append(asyncio.create_task(_reconcile_presence(home, args.spin_after, args.spin_once_marker)))
+    if args.mode == "bursty":
+        tasks.append(asyncio.create_task(_compact_history(args.busy_for, args.idle_for)))
+    if args.mode == "blocking":
+        tasks.append(asyncio.create_task(_settle_accounts(home, args.spin_after, args.spin_once_marker)))
+    if args.grow_mb_per_s:
+        tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
+    server = await _serve_loop_tick(home) if args.loop_tick else None
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
     burner_stop.set()
+    if server is not None:
+        server.close()
     adapter._running = False
     for t in tasks:
         t.cancel()
@@ -329,7 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
-    p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected", "frozen"), default="healthy")
+    p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected", "frozen", "spin-connected",
+                                      "bursty", "blocking"), default="healthy")
+    p.add_argument("--busy-for", type=float, default=4.0, help="bursty: seconds of work on the loop")
+    p.add_argument("--idle-for", type=float, default=0.5, help="bursty: seconds idle in the selector")
+    p.add_argument("--heartbeat-fail-after", type=float, default=None, help="heartbeat writes fail after S s")
+    p.add_argument("--grow-mb-per-s", type=float, default=0.0, help="leak this many MiB a second")
+    p.add_argument("--loop-tick", action="store_true", help="serve the loop-tick socket (git 0.19.1+)")
     p.add_argument("--spin-after", type=float, default=2.0, help="seconds before the socket closes")
     p.add_argument("--spin-once-marker", help="spin (or freeze) only if this file is absent; create it then")
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
@@ -340,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
-    if args.mode in {"spin", "frozen"} and args.spin_once_marker and Path(args.spin_once_marker).exists():
+    once = {"spin", "frozen", "spin-connected", "blocking"}
+    if args.mode in once and args.spin_once_marker and Path(args.spin_once_marker).exists():
         args.mode = "healthy"
     home: Path = args.hermes_home
     home.mkdir(parents=True, exist_ok=True)

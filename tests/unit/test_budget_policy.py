@@ -93,11 +93,15 @@ def test_stuck_disconnected_alerts_or_restarts_as_configured() -> None:
     assert policy.decide(v(STUCK_DISCONNECTED, span=10, down_for=900), 10, restart).kind == policy.WAIT
 
 
-def test_loop_frozen_needs_the_verdict_held_a_window_and_restarts_only_on_request() -> None:
-    assert policy.decide(v(LOOP_FROZEN), 30, RULES).kind == policy.WAIT
-    assert policy.decide(v(LOOP_FROZEN), 60, RULES).kind == policy.ALERT
+def test_loop_frozen_alerts_and_restarts_only_on_request_with_two_witnesses() -> None:
+    one = Verdict(LOOP_FROZEN, 0.6, ("test",), span=60, witnesses=("heartbeat",))
+    two = Verdict(LOOP_FROZEN, 0.85, ("test",), span=60, witnesses=("stack", "heartbeat"))
+    # The witnesses each cover --frozen-after already: no window on top.
+    assert policy.decide(one, 0, RULES).kind == policy.ALERT
+    assert policy.decide(two, 0, RULES).kind == policy.ALERT  # default --frozen-action alert
     restart = policy.Rules(**{**RULES.__dict__, "frozen_action": "restart"})
-    assert policy.decide(v(LOOP_FROZEN), 60, restart).kind == policy.RESTART
+    assert policy.decide(one, 0, restart).kind == policy.ALERT  # a stale heartbeat alone is not proof
+    assert policy.decide(two, 0, restart).kind == policy.RESTART
 
 
 @pytest.mark.parametrize("sig", [HEALTHY, UNKNOWN, GATEWAY_GONE])

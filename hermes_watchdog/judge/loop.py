@@ -1,0 +1,308 @@
+"""The event loop, judged from stack samples of its thread. Pure: samples in, findings out.
+
+What defines a wedged asyncio gateway is that its event-loop thread does not get back to its selector.
+The loop thread is found by structure, not by name: its stack runs ``run_forever`` -> ``_run_once``. Each
+sample of it is one of three kinds, read from the frame ``_run_once`` called:
+
+- ``selector``: ``_run_once`` is in ``<Selector>.select`` (epoll/poll/select/kqueue): the loop waits for I/O;
+- ``turning``: ``_run_once`` is in its own bookkeeping (timers, ``_process_events``): between callbacks;
+- ``callback``: ``_run_once`` is in ``Handle._run``: a callback or a coroutine step is running.
+
+A loop that shows only ``callback`` samples for a long, densely sampled stretch never returned to its
+selector in that stretch: a spin if its thread wants the CPU all the time (demand), a blocking call if
+it sits off the CPU in one call. One ``selector`` or ``turning`` sample proves the loop turned.
+
+Sampling rate and coverage (what makes "never reached its selector" safe). Bursts of ``py-spy record``
+at ``RATE`` Hz are taken back to back while something is suspect; a run of bursts counts as one stretch
+only if no gap between them is over ``MAX_GAP`` seconds. A loop that reaches its selector for at least
+``2 / RATE`` s (0.08 s at 25 Hz) at least once in every ``proof`` seconds is therefore sampled there about
+twice per visit, and the stretch is broken. The simulated "bursty" gateway (4 s busy, 0.5 s idle) gives
+about 12 selector samples per visit; ``proof`` (8 s by default) is longer than its 4.5 s cycle, so a full
+cycle always falls inside the stretch.
+
+Adapter and function names never decide anything here: they only say where the loop was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+from hermes_watchdog.observe.stacks import Frame
+
+RATE = 25  # samples per second of a py-spy record burst
+MAX_GAP = 1.0  # seconds between two bursts that still count as one stretch (py-spy startup is ~0.3 s)
+MIN_SAMPLES = 10  # of the loop thread in a burst, for the burst to count
+MIN_COVERAGE = 0.5  # samples / (RATE x burst seconds): less means py-spy itself was starved or slow to attach
+
+SELECTOR = "selector"
+TURNING = "turning"
+CALLBACK = "callback"
+
+_LOOP_FN = re.compile(r"(?:^|\.)(?:run_forever|_run_once)$")
+_RUN_ONCE = re.compile(r"(?:^|\.)_run_once$")
+_SELECT_FN = re.compile(r"(?:^|\.)(?:select|poll|epoll|kqueue|control|_poll|_select)$")
+_HANDLE_RUN = re.compile(r"(?:^|\.)_run$")
+_ASYNCIO_PART = re.compile(r"(?:^|/)asyncio/")
+
+
+@dataclass(frozen=True)
+class StackSample:
+    """One distinct stack of one thread in a burst, and how many samples showed it."""
+
+    tid: int | None
+    frames: tuple[Frame, ...]  # innermost first
+    count: int = 1
+    thread_name: str | None = None
+
+
+def is_loop_stack(frames: Sequence[Frame]) -> bool:
+    return any(_LOOP_FN.search(f.function) for f in frames)
+
+
+def kind_of(frames: Sequence[Frame]) -> str | None:
+    """selector / turning / callback for a loop thread's stack; None if it is not in ``_run_once``."""
+    for i, f in enumerate(frames):
+        if _RUN_ONCE.search(f.function):
+            if i == 0:
+                return TURNING
+            child = frames[i - 1]  # what _run_once is doing now
+            if _SELECT_FN.search(child.function):
+                return SELECTOR
+            if _HANDLE_RUN.search(child.function) or not _ASYNCIO_PART.search(child.file):
+                return CALLBACK
+            return TURNING  # asyncio's own bookkeeping between callbacks (timers, call_soon, ...)
+    return None
+
+
+def _callback_frames(frames: Sequence[Frame]) -> tuple[Frame | None, Frame | None]:
+    """(entry, innermost) of the running callback: the frame just above ``Handle._run`` (the coroutine
+    or callback the loop called) and the innermost frame (where it is now)."""
+    for i, f in enumerate(frames):
+        if _RUN_ONCE.search(f.function):
+            above = list(frames[:i])
+            while above and (_HANDLE_RUN.search(above[-1].function) and _ASYNCIO_PART.search(above[-1].file)):
+                above.pop()
+            if not above:
+                return None, None
+            return above[-1], above[0]
+    return None, None
+
+
+@dataclass(frozen=True)
+class Burst:
+    """What one burst of samples says about the loop thread."""
+
+    start: float  # monotonic
+    end: float
+    method: str  # "py-spy record" ...
+    loop_found: bool = False
+    tid: int | None = None
+    thread_name: str | None = None
+    samples: int = 0  # of the loop thread
+    selector: int = 0
+    turning: int = 0
+    callback: int = 0
+    innermost: tuple[tuple[Frame, int], ...] = ()  # callback samples by innermost frame, most first
+    entries: tuple[tuple[Frame, int], ...] = ()  # callback samples by entry frame, most first
+    error: str | None = None  # the burst failed (py-spy could not attach, ...)
+    hint: str | None = None
+
+    @property
+    def coverage(self) -> float:
+        return self.samples / (RATE * (self.end - self.start)) if self.end > self.start else 0.0
+
+    @property
+    def usable(self) -> bool:
+        return (self.error is None and self.loop_found and self.samples >= MIN_SAMPLES
+                and self.coverage >= MIN_COVERAGE)
+
+    @property
+    def turned(self) -> bool:
+        return self.selector + self.turning > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": round(self.start, 2), "end": round(self.end, 2), "method": self.method,
+                "loop_found": self.loop_found, "tid": self.tid, "samples": self.samples,
+                "selector": self.selector, "turning": self.turning, "callback": self.callback,
+                "innermost": [[str(f), n] for f, n in self.innermost[:3]], "error": self.error}
+
+
+def classify(samples: Sequence[StackSample], start: float, end: float, method: str,
+             main_tid: int | None = None) -> Burst:
+    """Find the loop thread by structure and count its samples by kind. Several loop threads: the
+    main thread's loop (``main_tid``: the gateway runs its loop there), else the most sampled."""
+    per_thread: dict[int | None, list[StackSample]] = {}
+    for s in samples:
+        if is_loop_stack(s.frames):
+            per_thread.setdefault(s.tid, []).append(s)
+    if not per_thread:
+        return Burst(start, end, method, error=None if samples else "no samples")
+    tid = main_tid if main_tid in per_thread else max(per_thread, key=lambda t: sum(x.count for x in per_thread[t]))
+    counts: Counter[str] = Counter()
+    inner: Counter[Frame] = Counter()
+    entries: Counter[Frame] = Counter()
+    name = None
+    for s in per_thread[tid]:
+        name = name or s.thread_name
+        kind = kind_of(s.frames)
+        if kind is None:
+            continue  # still starting or stopping the loop (run_forever without _run_once)
+        counts[kind] += s.count
+        if kind == CALLBACK:
+            entry, innermost = _callback_frames(s.frames)
+            if innermost is not None:
+                inner[innermost] += s.count
+            if entry is not None:
+                entries[entry] += s.count
+    return Burst(start, end, method, True, tid, name, sum(counts.values()), counts[SELECTOR], counts[TURNING],
+                 counts[CALLBACK], tuple(inner.most_common(5)), tuple(entries.most_common(5)))
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """The newest run of dense bursts in which the loop never turned, and what it ran meanwhile."""
+
+    since: float  # monotonic start of the run's first burst
+    until: float  # end of its newest burst
+    samples: int
+    bursts: int
+    tid: int | None
+    same_call: Frame | None  # every callback sample of the run in this one innermost frame, else None
+    top: Frame | None  # the innermost frame seen most
+    entry: Frame | None  # the callback the loop called, seen most
+
+    @property
+    def seconds(self) -> float:
+        return self.until - self.since
+
+
+@dataclass(frozen=True)
+class LoopFindings:
+    """The loop over the window: the stretch without its selector, and when it last turned."""
+
+    bursts: tuple[Burst, ...] = ()
+    stretch: Stretch | None = None
+    last_turned: float | None = None  # monotonic end of the newest burst that saw the loop turn
+    turned_samples: int = 0  # selector + turning samples of that burst
+    loop_demand: float | None = None  # the loop thread's demand (or CPU time) over the stretch, in cores
+    problem: str | None = None  # why there is no stack evidence (py-spy not permitted, no loop thread...)
+    hint: str | None = None
+    method: str = ""
+
+    @property
+    def has_evidence(self) -> bool:
+        return any(b.usable for b in self.bursts)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stretch
+        return {
+            "method": self.method,
+            "bursts": len(self.bursts),
+            "usable_bursts": sum(1 for b in self.bursts if b.usable),
+            "loop_thread": s.tid if s else next((b.tid for b in reversed(self.bursts) if b.usable), None),
+            "off_selector_seconds": round(s.seconds, 1) if s else 0.0,
+            "off_selector_samples": s.samples if s else 0,
+            "same_call": str(s.same_call) if s and s.same_call else None,
+            "top_frame": str(s.top) if s and s.top else None,
+            "entry_frame": str(s.entry) if s and s.entry else None,
+            "loop_demand": None if self.loop_demand is None else round(self.loop_demand, 3),
+            "last_turned_ago": None,
+            "problem": self.problem,
+        }
+
+
+def stretch(bursts: Sequence[Burst]) -> tuple[Stretch | None, Burst | None]:
+    """(the newest stretch without the selector, the newest burst that saw the loop turn). A burst that
+    failed, found no loop thread or has too few samples ends a stretch: no proof across a hole."""
+    run: list[Burst] = []
+    turned: Burst | None = None
+    for b in reversed(bursts):
+        if b.usable and b.turned:
+            turned = b
+            break
+        if not b.usable or b.turned:
+            break
+        if run and run[-1].start - b.end > MAX_GAP:
+            break
+        if run and b.tid != run[-1].tid:
+            break
+        run.append(b)
+    if turned is None:
+        turned = next((b for b in reversed(bursts) if b.usable and b.turned), None)
+    if not run:
+        return None, turned
+    run.reverse()
+    inner: Counter[Frame] = Counter()
+    entries: Counter[Frame] = Counter()
+    for b in run:
+        for f, n in b.innermost:
+            inner[f] += n
+        for f, n in b.entries:
+            entries[f] += n
+    total = sum(b.samples for b in run)
+    top = inner.most_common(1)[0][0] if inner else None
+    # "The same call": every callback sample of every burst in one innermost frame (a spin moves about).
+    same = top if top is not None and inner[top] == sum(b.callback for b in run) == total else None
+    entry = entries.most_common(1)[0][0] if entries else None
+    return Stretch(run[0].start, run[-1].end, total, len(run), run[0].tid, same, top, entry), turned
+
+
+def thread_demand(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float) -> float | None:
+    """The thread's demand (on CPU + waiting; CPU time without schedstat) between ``since`` and ``until``,
+    from the CPU samples that cover it; None when too few samples cover it."""
+    if tid is None:
+        return None
+    inside = [s for s in snaps if since - 1.5 <= s.at <= until + 1.5]
+    u = usage(inside)
+    if u is None or u.span < 0.5 * (until - since):
+        return None
+    for t in u.threads:
+        if t.tid == tid:
+            return t.demand if t.demand is not None else t.cores
+    return None
+
+
+def findings(bursts: Sequence[Burst], snaps: Sequence[CpuSnapshot]) -> LoopFindings:
+    if not bursts:
+        return LoopFindings()
+    st, turned = stretch(bursts)
+    last = bursts[-1]
+    problem, hint = (last.error, last.hint) if last.error else (None, None)
+    if problem is None and not last.loop_found:
+        problem = "no thread runs an asyncio event loop (run_forever/_run_once) in the samples"
+    demand = thread_demand(snaps, st.tid, st.since, st.until) if st else None
+    return LoopFindings(tuple(bursts), st, turned.end if turned else None, turned.selector + turned.turning
+                        if turned else 0, demand, problem, hint, last.method)
+
+
+@dataclass
+class SamplingPlan:
+    """When to sample the loop: densely (bursts back to back) while something is suspect, otherwise one
+    short burst every ``background`` seconds, so a loop blocked with an idle CPU is found too."""
+
+    background: float = 60.0  # seconds between background bursts
+    dense_burst: float = 3.0  # seconds per burst while suspect (py-spy takes whole seconds)
+    background_burst: float = 1.0
+    calm_after: float = 30.0  # seconds with nothing suspect before going back to background sampling
+    last_start: float | None = None
+    suspect_until: float = field(default=0.0)
+
+    def note(self, now: float, suspect: bool) -> None:
+        if suspect:
+            self.suspect_until = now + self.calm_after
+
+    def dense(self, now: float) -> bool:
+        return now < self.suspect_until
+
+    def due(self, now: float) -> float | None:
+        """The length of the burst to start now, or None."""
+        if self.dense(now):
+            return self.dense_burst
+        if self.last_start is None or now - self.last_start >= self.background:
+            return self.background_burst
+        return None

@@ -1,0 +1,81 @@
+"""Background threads per watched gateway: loop-stack bursts when the plan says so, and loop-tick
+socket probes while suspect.
+
+Bursts run back to back while the watch is suspect, so the stretches they cover have no holes a tick
+would leave; the daemon's tick only updates the plan and drains what is finished, never waits.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from hermes_watchdog.judge.loop import Burst, SamplingPlan
+from hermes_watchdog.observe import pyspy_record
+from hermes_watchdog.observe.looptick import TickProbe
+
+BurstFn = Callable[[int, int, int | None], Burst]
+ProbeFn = Callable[[], TickProbe | None]
+PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
+
+
+class LoopSampler:
+    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn = pyspy_record.burst,
+                 probe: ProbeFn | None = None) -> None:
+        self.pid = pid
+        self.plan = plan
+        self._take = take
+        self._probe = probe
+        self._lock = threading.Lock()
+        self._bursts: list[Burst] = []
+        self._probes: list[TickProbe] = []
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._bursting, name=f"loop-stacks-{pid}", daemon=True)]
+        if probe is not None:
+            self._threads.append(threading.Thread(target=self._probing, name=f"loop-tick-{pid}", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def poke(self) -> None:
+        """The plan turned dense: start the next burst now rather than at the next check."""
+        self._wake.set()
+
+    def drain(self) -> tuple[list[Burst], list[TickProbe]]:
+        with self._lock:
+            bursts, self._bursts = self._bursts, []
+            probes, self._probes = self._probes, []
+        return bursts, probes
+
+    def close(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    def _bursting(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            seconds = self.plan.due(now)
+            if seconds is None:
+                self._wake.wait(1.0)
+                self._wake.clear()
+                continue
+            self.plan.last_start = now
+            b = self._take(self.pid, round(seconds), self.pid)
+            with self._lock:
+                self._bursts.append(b)
+            if b.error and b.hint:
+                # Not permitted (ptrace): retrying at once changes nothing; back to the background pace.
+                self.plan.suspect_until = 0.0
+
+    def _probing(self) -> None:
+        assert self._probe is not None
+        while not self._stop.is_set():
+            if self.plan.dense(time.monotonic()):
+                tick = self._probe()
+                if tick is not None:
+                    with self._lock:
+                        self._probes.append(tick)
+                self._stop.wait(PROBE_EVERY)
+            else:
+                self._stop.wait(1.0)
