@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from hermes_watchdog import diagnosis
-from hermes_watchdog.daemon.watch import WATCHING
+from hermes_watchdog.daemon.watch import WATCHING, Watch
 from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget
 from hermes_watchdog.record import incidents, metrics, status_file
@@ -49,6 +49,8 @@ class Status:
                 "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3), "demand": rounded(cpu.hot.demand),
                                 "on_cpu": rounded(cpu.hot.on_cpu), "waiting": rounded(cpu.hot.waiting)}
                                if cpu and cpu.hot else None),
+                "rss_bytes": w.window.snaps[-1].rss if w.window.snaps else None,
+                "loop_off_selector_seconds": _off_selector(w),
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
                 "verdict": w.verdict.to_dict() if w.verdict else None,
@@ -120,7 +122,9 @@ class Status:
                 heartbeat_age=w.window.heartbeat.age if w.window.heartbeat else None,
                 budget_remaining=budget.decide(w.restarts, now, d.budget).remaining,
                 restarts=dict(w.counts.restarts), incidents=dict(w.counts.incidents),
-                stack_captures=dict(w.counts.stacks)))
+                stack_captures=dict(w.counts.stacks),
+                rss_bytes=w.window.snaps[-1].rss if w.window.snaps else None,
+                loop_off_selector=_off_selector(w)))
         return metrics.Snapshot(tuple(gws), now, d.started)
 
     def publish_metrics(self) -> None:
@@ -139,3 +143,11 @@ def _own_create_time() -> float | None:
         return psutil.Process().create_time()
     except psutil.Error:
         return None
+
+
+def _off_selector(w: Watch) -> float | None:
+    """Seconds of the newest stretch without the selector; 0 once a usable burst saw the loop turn."""
+    loop = (w.verdict.loop or {}) if w.verdict else {}
+    if not loop.get("usable_bursts"):
+        return None
+    return float(loop.get("off_selector_seconds") or 0.0)

@@ -12,6 +12,8 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
   hermes_watchdog_platform_connected           1 connected, 0 anything else (per platform)
   hermes_watchdog_verdict                      1 for the current signature, 0 for the others
   hermes_watchdog_heartbeat_age_seconds        Hermes >= 0.19 only: age of the event-loop heartbeat
+  hermes_watchdog_gateway_rss_bytes            the gateway's resident memory
+  hermes_watchdog_loop_off_selector_seconds    how long dense stack samples have not seen the loop in its selector
   hermes_watchdog_restarts_total               restarts by signature and result
   hermes_watchdog_incidents_total              incidents opened, by signature
   hermes_watchdog_stack_captures_total         py-spy captures by result (captured, failed)
@@ -47,6 +49,8 @@ class GatewayMetrics:
     # Last: callers pass the fields above positionally. None off Linux (the series is then left out).
     cpu_demand: float | None = None  # CpuUsage.demand
     hot_thread_demand: float | None = None  # CpuUsage.hot_demand
+    rss_bytes: int | None = None
+    loop_off_selector: float | None = None  # seconds; None: no loop stack sampled
 
 
 @dataclass(frozen=True)
@@ -72,6 +76,10 @@ def families(snap: Snapshot) -> Iterator[Metric]:
                              labels=["profile", "platform"])
     verdict = GaugeMetricFamily(P + "verdict", "1 for the current verdict signature, 0 for the others",
                                 labels=["profile", "signature"])
+    rss = GaugeMetricFamily(P + "gateway_rss_bytes", "Gateway resident memory (RSS), in bytes", labels=["profile"])
+    off = GaugeMetricFamily(P + "loop_off_selector_seconds",
+                            "Seconds the gateway's event-loop thread has been sampled without reaching its selector",
+                            labels=["profile"])
     beat = GaugeMetricFamily(P + "heartbeat_age_seconds", "Age of the gateway's event-loop heartbeat (Hermes >= 0.19)",
                              labels=["profile"])
     budget = GaugeMetricFamily(P + "restart_budget_remaining", "Restarts left in the current budget window",
@@ -96,6 +104,10 @@ def families(snap: Snapshot) -> Iterator[Metric]:
             verdict.add_metric([g.profile, sig], 1.0 if g.verdict == sig else 0.0)
         if g.heartbeat_age is not None:
             beat.add_metric([g.profile], g.heartbeat_age)
+        if g.rss_bytes is not None:
+            rss.add_metric([g.profile], float(g.rss_bytes))
+        if g.loop_off_selector is not None:
+            off.add_metric([g.profile], g.loop_off_selector)
         budget.add_metric([g.profile], float(g.budget_remaining))
         # Zeros for the restarts that matter, so a rate() or increase() has a series from the start.
         for (sig, result), n in sorted({("busy-loop", "restarted"): 0, ("busy-loop", "restart-failed"): 0,
@@ -110,5 +122,5 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     start = GaugeMetricFamily(P + "start_time_seconds", "When the watchdog started")
     start.add_metric([], snap.started)
     # A family with no series is left out whole: no heartbeat file (Hermes < 0.19) means no word of it.
-    yield from (f for f in (up, cpu, hot, demand, hot_demand, plat, verdict, beat, budget, restarts, incidents,
-                            stacks, tick, start) if f.samples)
+    yield from (f for f in (up, cpu, hot, demand, hot_demand, rss, off, plat, verdict, beat, budget, restarts,
+                            incidents, stacks, tick, start) if f.samples)

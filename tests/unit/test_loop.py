@@ -49,11 +49,13 @@ PID = 100
 
 LOOP_BASE = ("thread (100): MainThread;<module> (main.py:9);run (asyncio/runners.py:190);"
              "Runner.run (asyncio/runners.py:118);BaseEventLoop.run_until_complete (asyncio/base_events.py:640);"
-             "BaseEventLoop.run_forever (asyncio/base_events.py:607);BaseEventLoop._run_once (asyncio/base_events.py:1922)")
+             "BaseEventLoop.run_forever (asyncio/base_events.py:607);"
+             "BaseEventLoop._run_once (asyncio/base_events.py:1922)")
 IN_SELECTOR = LOOP_BASE + ";EpollSelector.select (selectors.py:468)"
 IN_BOOKKEEPING = LOOP_BASE + ";BaseEventLoop.time (asyncio/base_events.py:707)"
 SPINNING = LOOP_BASE + ";Handle._run (asyncio/events.py:80);_reconcile_presence (app/sync.py:257)"
-BLOCKED = LOOP_BASE + ";Handle._run (asyncio/events.py:80);_settle_accounts (app/ledger.py:30);_flush_ledger_sync (app/ledger.py:12)"
+BLOCKED = (LOOP_BASE + ";Handle._run (asyncio/events.py:80);_settle_accounts (app/ledger.py:30);"
+           "_flush_ledger_sync (app/ledger.py:12)")
 WORKER = "thread (101): agent-worker;run (threading.py:982);crunch (agent/work.py:10)"
 
 
@@ -124,7 +126,7 @@ def test_one_selector_sample_ends_the_stretch() -> None:
 def test_a_bursty_loop_is_never_starved_for_the_proof_window() -> None:
     """4 s busy, 0.5 s idle: at 25 Hz each idle visit gives ~12 selector samples, and any 8 s stretch of
     back-to-back 3 s bursts contains a visit."""
-    samples_at = [i / 25 for i in range(int(60 * 25))]
+    samples_at = [i / 25 for i in range(60 * 25)]
     bursts, t = [], 0.0
     while t + 3 <= 60:
         lines: dict[str, int] = {}
