@@ -11,7 +11,6 @@ from hermes_watchdog.judge.signatures import (
     CPU_PEGGED,
     LOOP_FROZEN,
     MEMORY_HIGH,
-    PENDING,
     STARTUP_HANG,
     STUCK_DISCONNECTED,
     Verdict,
@@ -59,8 +58,6 @@ def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
 def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
     sig = verdict.signature
     if sig == BUSY_LOOP:
-        if verdict.proof == PENDING:
-            return Action(WAIT, "busy-loop suspected: the loop has not reached its selector, not yet long enough")
         if verdict.proof != BY_STACK and not window_full(verdict.span, rules):
             return Action(WAIT, f"busy-loop seen; window {verdict.span:.0f}/{rules.window:.0f} s")
         if verdict.confidence < rules.min_confidence:

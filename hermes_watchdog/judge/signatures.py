@@ -41,7 +41,6 @@ UPSTREAM_EXITS = {"loop_liveness_watchdog", "shutdown_watchdog"}
 # How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
 BY_STACK = "stack"
 BY_CPU_STATE = "cpu+state"
-PENDING = "pending"  # the stack says starved, not yet for the proof window
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
 
@@ -224,6 +223,7 @@ class _Judgement:
         self.loop = seen.loop
         self.stretch = self.loop.stretch if self.loop else None
         self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead
+        self.pending: str | None = None  # the loop starved, not yet long enough to prove it
 
     # -- shared pieces
 
@@ -300,6 +300,8 @@ class _Judgement:
         return self.seen.mono - loop.last_turned <= seconds
 
     def make(self, sig: str, conf: float, reasons: list[str], **extra: Any) -> Verdict:
+        if self.pending and sig != BUSY_LOOP:
+            reasons = [*reasons, self.loop_text() or "", self.pending]
         return Verdict(sig, max(0.0, min(0.98, conf)), tuple(r for r in reasons if r), **{**self.common(), **extra})
 
     # -- the rules
@@ -339,9 +341,9 @@ class _Judgement:
                 if st.seconds >= th.proof:
                     return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
                                      blocking=blocking)
-                if not self.old_rule():
-                    return self.make(BUSY_LOOP, 0.6, [*base, loop_line or "", f"not yet for the {th.proof:.0f} s "
-                                                      "that prove it"], proof=PENDING, blocking=blocking)
+                # Not yet for the proof window: suspect, sampled densely, but no verdict of its own (the
+                # rules below still apply, and say it).
+                self.pending = f"suspect: not yet the {th.proof:.0f} s off its selector that prove a busy loop"
         if not pegged:
             return None
         # 2. The loop was seen turning within the window: pegged CPU is work, whatever the state says.
