@@ -100,7 +100,8 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
+             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER,
+             stack_dumps: int = 5, stack_time: float = 10.0) -> Diagnosis:
     th = thresholds or Thresholds()
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
@@ -108,7 +109,8 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     before = discovery.read_files(home.home, ident)
     snaps = sample(proc, seconds)
     cpu = usage(snaps)
-    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
+    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=stack_dumps,
+                          spread=min(1.0, stack_time / 2), time_limit=stack_time)
     after = discovery.read_files(home.home, ident)
     seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()

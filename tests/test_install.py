@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,37 +96,15 @@ Runner = Callable[..., Result]
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can reach (pytest's own temp root is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="hermes-watchdog-as-user-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def as_user(shared_dir: Path) -> Runner:
-    """Run the CLI as a non-root user, since `install` rightly refuses root. As root, the package and
-    its dependencies are installed (pip --target, from the registry) where `nobody` can read them, and the
-    CLI runs under setpriv with the system Python of the same minor version."""
+def as_user(shared_dir: Path, request: pytest.FixtureRequest) -> Runner:
+    """Run the CLI as a non-root user, since `install` rightly refuses root: as root, from the package
+    installed where `nobody` can read it (conftest's user_site), under setpriv."""
     if os.geteuid() != 0:
         def direct(*args: str, home: Path, env: dict[str, str]) -> Result:
             return cli(*args, env={**os.environ, **env, "HOME": str(home)})
         return direct
+    site = request.getfixturevalue("user_site")
     py = "/usr/bin/python3"
-    if not shutil.which("setpriv") or not os.access(py, os.X_OK):
-        pytest.skip("running as root without setpriv or /usr/bin/python3 to become another user")
-    minor = subprocess.run([py, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True,
-                           check=False).stdout.strip()
-    if minor != str(tuple(sys.version_info[:2])):
-        pytest.skip(f"/usr/bin/python3 is {minor}, not this Python's {sys.version_info[:2]}")
-    site = shared_dir / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), str(ROOT)],
-                       capture_output=True, text=True, check=False, timeout=600)
-    if r.returncode != 0:
-        pytest.skip(f"cannot install the package for another user (registry unreachable?): {r.stderr[-300:]}")
-    for p in [site, *site.rglob("*")]:
-        p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else p.stat().st_mode | 0o644)
     standins = shared_dir / "standins"
     standins.mkdir()
     for tool in STANDINS.iterdir():

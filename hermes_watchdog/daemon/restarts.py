@@ -128,7 +128,8 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
     assert w.ident is not None and w.incident is not None
     inc, cfg = w.incident, d.cfg
     target = Target(w.home, w.profile, w.ident)
-    manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout)
+    manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout,
+                     s6_scandirs=cfg.s6_scandir)
     d.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
     w.machine, asked = RestartMachine.request(manager, target, d.stop, LivePorts(d, w), WatchJournal(d, w),
                                               wall=time.time(), grace=cfg.grace, start_timeout=cfg.start_timeout)

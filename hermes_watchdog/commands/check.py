@@ -1,0 +1,70 @@
+"""``hermes-watchdog check``: a one-shot health probe for Docker ``HEALTHCHECK`` and Kubernetes exec
+liveness probes. Finds the home's gateway, diagnoses it for a couple of seconds (the same diagnosis as
+``diagnose``, with a short stack capture), and answers with its exit code: 0 healthy, 1 a failure
+signature, 2 cannot tell. One line on stdout (or one JSON object): what a probe log shows."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from hermes_watchdog import diagnosis, exitcodes
+from hermes_watchdog.errors import UserError
+from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY
+from hermes_watchdog.observe import discovery
+from hermes_watchdog.observe.statefile import hermes_home_default
+from hermes_watchdog.record.safetext import one_line
+
+MAX_SECONDS = 30.0  # a probe has a timeout of its own (Docker: 30 s by default)
+STACK_DUMPS, STACK_TIME = 2, 1.5  # enough to place the hot thread, short enough for a probe
+
+
+def _answer(status: str, code: int, home: Path, pid: int | None, signature: str | None, confidence: float | None,
+            reasons: list[str], as_json: bool) -> int:
+    rec: dict[str, Any] = {"status": status, "exit_code": code, "hermes_home": str(home), "pid": pid,
+                           "signature": signature, "confidence": confidence, "reasons": reasons}
+    pub = diagnosis.public(rec)
+    if as_json:
+        sys.stdout.write(json.dumps(pub) + "\n")
+    else:
+        head = f"{status}: " + (f"{signature}, " if signature and signature != status else "")
+        who = f"gateway PID {pid}" if pid else "no gateway"
+        why = f": {pub['reasons'][0]}" if pub["reasons"] else ""
+        sys.stdout.write(one_line(f"{head}{who} ({pub['hermes_home']}){why}") + "\n")
+    return code
+
+
+def main(hermes_home: Path | None, seconds: float, as_json: bool, heartbeat_stale: float = 60.0) -> int:
+    # Written as "not (in range)" so NaN, for which every comparison is false, fails too.
+    if not 0 < seconds <= MAX_SECONDS:
+        raise UserError(f"--seconds must be more than 0 and at most {MAX_SECONDS:g}, not {seconds:g}")
+    if not 0 < heartbeat_stale <= 86400:
+        raise UserError(f"--heartbeat-stale must be more than 0 and at most 86400, not {heartbeat_stale:g}")
+    home = (hermes_home or hermes_home_default()).expanduser().absolute()
+    if not home.is_dir():
+        return _answer("unknown", exitcodes.CANNOT_TELL, home, None, None, None,
+                       [f"no Hermes home at {home}"], as_json)
+    found = discovery.find_gateway(home)
+    if found.ident is None:
+        if found.state_says_running and found.stale_pid is not None:
+            # The files say running, the process is gone (or another one): down, not a doubt.
+            return _answer("failure", exitcodes.PROBLEM, home, found.stale_pid, GATEWAY_GONE, None,
+                           [f"the state file says running, but {found.how}"], as_json)
+        return _answer("unknown", exitcodes.CANNOT_TELL, home, None, None, None,
+                       [f"no running gateway: {found.how}"], as_json)
+    pid = found.ident.pid
+    try:
+        d = diagnosis.diagnose(pid, seconds, home, with_logs=False, heartbeat_stale=heartbeat_stale,
+                               stack_dumps=STACK_DUMPS, stack_time=STACK_TIME)
+    except UserError as exc:  # it exited while we looked: a restart in progress, most likely
+        return _answer("unknown", exitcodes.CANNOT_TELL, home, pid, None, None, [str(exc)], as_json)
+    v = d.verdict
+    if v.is_problem:
+        status, code = "failure", exitcodes.PROBLEM
+    elif v.signature == HEALTHY:
+        status, code = "healthy", exitcodes.OK
+    else:
+        status, code = "unknown", exitcodes.CANNOT_TELL
+    return _answer(status, code, home, pid, v.signature, round(v.confidence, 2), list(v.reasons), as_json)
