@@ -1,7 +1,8 @@
 """``hermes-watchdog check``: a one-shot health probe for Docker ``HEALTHCHECK`` and Kubernetes exec
 liveness probes. Finds the home's gateway, diagnoses it for a couple of seconds (the same diagnosis as
 ``diagnose``, with a short stack capture), and answers with its exit code: 0 healthy, 1 a failure
-signature, 2 cannot tell. One line on stdout (or one JSON object): what a probe log shows."""
+signature (as sure as ``run`` must be before it acts), 2 cannot tell. One line on stdout (or one JSON
+object): what a probe's log shows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog import diagnosis, exitcodes
+from hermes_watchdog.config import Config
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY
 from hermes_watchdog.observe import discovery
@@ -18,6 +20,7 @@ from hermes_watchdog.observe.statefile import hermes_home_default
 from hermes_watchdog.record.safetext import one_line
 
 MAX_SECONDS = 30.0  # a probe has a timeout of its own (Docker: 30 s by default)
+MIN_CONFIDENCE = Config().min_confidence  # the same bar `run` sets before it acts
 STACK_DUMPS, STACK_TIME = 2, 1.5  # enough to place the hot thread, short enough for a probe
 
 
@@ -61,10 +64,17 @@ def main(hermes_home: Path | None, seconds: float, as_json: bool, heartbeat_stal
     except UserError as exc:  # it exited while we looked: a restart in progress, most likely
         return _answer("unknown", exitcodes.CANNOT_TELL, home, pid, None, None, [str(exc)], as_json)
     v = d.verdict
-    if v.is_problem:
+    reasons = list(v.reasons)
+    if v.is_problem and v.confidence >= MIN_CONFIDENCE:
         status, code = "failure", exitcodes.PROBLEM
+    elif v.is_problem:
+        # Below what `run` would act on (a platform down for a few seconds may be a normal reconnect): a
+        # liveness probe that fails here would restart healthy gateways.
+        status, code = "ok", exitcodes.OK
+        reasons.insert(0, f"{v.signature} at confidence {v.confidence:.2f}, below {MIN_CONFIDENCE:g}: not a "
+                          "failure yet")
     elif v.signature == HEALTHY:
         status, code = "healthy", exitcodes.OK
     else:
         status, code = "unknown", exitcodes.CANNOT_TELL
-    return _answer(status, code, home, pid, v.signature, round(v.confidence, 2), list(v.reasons), as_json)
+    return _answer(status, code, home, pid, v.signature, round(v.confidence, 2), reasons, as_json)
