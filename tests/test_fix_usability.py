@@ -104,14 +104,13 @@ def test_daemon_restarts_by_the_command_without_restart_with(tmp_path: Path, sup
     sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
-    # The stand-in systemctl restarts only this unit, which is not the gateway's own: `auto` would not use
-    # it, and signals alone would leave a gateway without a supervisor down.
+    # The user's own command restarts the gateway: `auto` would find no service manager to use, and
+    # signals alone would leave a gateway without a supervisor down.
     d = daemons(tmp_path / "state", "--hermes-home", str(home),
-                "--restart-command", "systemctl --user restart relaunch-gateway.service", *FAST,
-                env=standin_env(log, sup, STANDIN_UNIT="relaunch-gateway.service"))
+                "--restart-command", "relaunch-gateway --now", *FAST, env=standin_env(log, sup))
     wait_for(lambda: d.incidents() and d.incident().get("result") == "restarted", what="restart by command")
     assert d.incident()["restart"]["manager"] == "command"
-    assert [c["argv"] for c in standin_calls(log)] == [["--user", "restart", "relaunch-gateway.service"]]
+    assert [c["argv"] for c in standin_calls(log)] == [["--now"]]
 
 
 # ---------------------------------------------------------------- 13: a home that does not exist

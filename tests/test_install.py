@@ -1,10 +1,10 @@
-"""Installing the watchdog as a service: rendered files, the real systemd-analyze, install/uninstall
-through stand-in launchctl/systemctl/loginctl (recording argv), and the sd_notify protocol for real."""
+"""Installing the watchdog as a service: rendered files, the real systemd-analyze, launchd install/uninstall
+through the stand-in launchctl (macOS; recording argv), and the sd_notify protocol for real. The real
+systemd user manager installs and runs the unit in test_real_systemd.py, the real s6 in test_real_s6.py."""
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import plistlib
@@ -149,37 +149,6 @@ def prepare_log(home: Path) -> Path:
     log.touch()
     log.chmod(0o666)
     return log
-
-
-@pytest.mark.parametrize(("profile", "unit"), [(None, "hermes-watchdog.service"),
-                                               ("coder", "hermes-watchdog-coder.service")])
-def test_systemd_install_and_uninstall(as_user: Runner, user_home: Path, tmp_path: Path, profile: str | None,
-                                       unit: str) -> None:
-    log = prepare_log(user_home)
-    where = ["--profile", profile] if profile else []
-    r = as_user("install", "--manager", "systemd", *where, "--", "--interval", "2", home=user_home,
-                env=standin_env(log))
-    assert r.code == 0, r.out + r.err
-    path = user_home / ".config" / "systemd" / "user" / unit
-    assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o644
-    hermes_home = user_home / ".hermes" / ("profiles/coder" if profile else "")
-    v = unit_values(path.read_text())
-    assert shlex.split(v["ExecStart"][0])[-4:] == ["--hermes-home", str(hermes_home).rstrip("/"), "--interval", "2"]
-    user = "nobody" if os.geteuid() == 0 else getpass.getuser()
-    assert calls(log) == [["systemctl", "--user", "daemon-reload"],
-                          ["systemctl", "--user", "enable", "--now", unit],
-                          ["loginctl", "show-user", user, "-p", "Linger"]]
-    assert f"systemctl --user status {unit}" in r.out
-    assert f"lingering is off for {user}" in r.out and f"sudo loginctl enable-linger {user}" in r.out
-    log.write_text("")
-    r = as_user("uninstall", "--manager", "systemd", *where, home=user_home, env=standin_env(log))
-    assert r.code == 0, r.err
-    assert not path.exists() and list((user_home / ".config" / "systemd" / "user").iterdir()) == []
-    assert calls(log) == [["systemctl", "--user", "disable", "--now", unit],
-                          ["systemctl", "--user", "daemon-reload"]]
-    log.write_text("")
-    r = as_user("uninstall", "--manager", "systemd", *where, home=user_home, env=standin_env(log))
-    assert r.code == 0 and "nothing to do" in r.out and calls(log) == []
 
 
 @pytest.mark.parametrize(("profile", "label"), [(None, "ai.hermes.watchdog"), ("coder", "ai.hermes.watchdog-coder")])

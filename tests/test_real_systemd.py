@@ -210,3 +210,27 @@ def test_system_unit_has_no_ordering_cycle_and_verifies(tmp_path: Path) -> None:
         unit.write_text(text)
         r = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, check=False)
         assert r.returncode == 0, r.stderr
+
+
+def test_auto_leaves_a_unit_whose_main_pid_is_not_the_gateway(manager: UserManager) -> None:
+    """hermes-gateway.service exists and runs, but its MainPID is another process: `auto` must not restart
+    that unit (it falls back to signals); the dry run says what it would do."""
+    home = hermes_home(manager, None)
+    unit = "hermes-gateway.service"
+    (manager.home / ".config" / "systemd" / "user" / unit).write_text("[Service]\nExecStart=/bin/sleep 600\n")
+    assert manager.systemctl("daemon-reload").returncode == 0
+    assert manager.systemctl("start", unit).returncode == 0
+    gateway = manager.popen(SYSTEM_PYTHON, "-m", "hermes_watchdog.sim.gateway", "--mode", "spin", "--spin-after",
+                            "0.5", log=manager.home / "gateway-outside.log", env={"HERMES_HOME": str(home)})
+    d = daemon_as_user(manager, manager.home / "state-outside", "--hermes-home", str(home), "--dry-run", *FAST)
+    try:
+        line = wait_for(lambda: next((ln for ln in d.events().splitlines() if "DRY-RUN" in ln), None),
+                        what="the dry-run decision")
+        assert f"would restart PID {gateway.pid} with signal" in line, line
+        sleeper = int(manager.show(unit, "MainPID")["MainPID"])
+        assert sleeper and sleeper != gateway.pid
+        assert manager.show(unit, "ActiveState", "NRestarts") == {"ActiveState": "active", "NRestarts": "0"}
+    finally:
+        d.terminate()
+        gateway.kill()
+        gateway.wait(10)
