@@ -52,3 +52,12 @@ def test_bad_seconds_is_one_line(tmp_path: Path) -> None:
     r = cli("check", "--hermes-home", str(tmp_path), "--seconds", "0")
     assert_one_line_error(r)
     assert "--seconds" in r.err
+
+
+def test_busy_gateway_with_every_platform_connected_is_0(tmp_path: Path, sim) -> None:
+    """cpu-pegged is work as far as anyone can tell: `run` never restarts it, and a liveness probe must not."""
+    home = tmp_path / "hermes"
+    sim("busy", "--extra-platforms", "telegram", home=home).wait_running()
+    r = check(home, "--json")
+    assert r.code == 0, r.out + r.err
+    assert r.json()["signature"] in {"cpu-pegged", "healthy"} and r.json()["status"] in {"ok", "healthy"}

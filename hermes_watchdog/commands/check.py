@@ -14,7 +14,7 @@ from typing import Any
 from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.config import Config
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.judge.signatures import GATEWAY_GONE, HEALTHY
+from hermes_watchdog.judge.signatures import CPU_PEGGED, GATEWAY_GONE, HEALTHY
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import hermes_home_default
 from hermes_watchdog.record.safetext import one_line
@@ -65,7 +65,11 @@ def main(hermes_home: Path | None, seconds: float, as_json: bool, heartbeat_stal
         return _answer("unknown", exitcodes.CANNOT_TELL, home, pid, None, None, [str(exc)], as_json)
     v = d.verdict
     reasons = list(v.reasons)
-    if v.is_problem and v.confidence >= MIN_CONFIDENCE:
+    if v.signature == CPU_PEGGED:
+        # Busy with every platform connected: work, as far as anyone can tell. `run` never restarts it,
+        # and a liveness probe must not either.
+        status, code = "ok", exitcodes.OK
+    elif v.is_problem and v.confidence >= MIN_CONFIDENCE:
         status, code = "failure", exitcodes.PROBLEM
     elif v.is_problem:
         # Below what `run` would act on (a platform down for a few seconds may be a normal reconnect): a
