@@ -109,6 +109,26 @@ def diagnose(
 
 
 @app.command()
+def check(
+    hermes_home: Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
+                                             default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
+    seconds: Annotated[float, _opt("--seconds", "-s", help="How long to sample CPU.", default=2,
+                                   metavar="SECONDS")] = 2.0,
+    json_out: Annotated[bool, _opt("--json", help="Print one JSON object.")] = False,
+    frozen_after: Annotated[float, _opt(
+        "--frozen-after", "--heartbeat-stale", help="Seconds without an event-loop heartbeat (or a silent "
+        "loop-tick socket) that mean a frozen loop.", default=60, metavar="SECONDS")] = 60.0,
+) -> None:
+    """A health probe (Docker HEALTHCHECK, Kubernetes exec probe): is this home's gateway healthy now?
+
+    Exit code 0 healthy, 1 a failure signature, 2 cannot tell (no gateway, no verdict, bad input).
+    """
+    from hermes_watchdog.commands import check as cmd
+
+    raise typer.Exit(cmd.main(hermes_home, seconds, json_out, frozen_after))
+
+
+@app.command()
 def run(
     config_file: Annotated[Path | None, _opt("--config", help="TOML file.", default="~/.hermes/watchdog.toml",
                                              metavar="FILE")] = None,
@@ -121,11 +141,14 @@ def run(
                                          metavar="SECONDS")] = None,
     cpu_threshold: Annotated[float | None, _opt("--cpu-threshold", help="Cores that count as pegged.", default=0.9,
                                                 metavar="CORES")] = None,
-    restart_with: Annotated[str | None, _opt("--restart-with", help="auto|launchd|systemd|command|signal|none.",
+    restart_with: Annotated[str | None, _opt("--restart-with", help="auto|launchd|systemd|s6|command|signal|none.",
                                              default="auto", metavar="MANAGER")] = None,
     restart_command: Annotated[str | None, _opt(
         "--restart-command", help="Restart by running this argv (implies --restart-with command); split like a "
         "shell but never run by one.", metavar="COMMAND")] = None,
+    s6_scandir: Annotated[list[Path] | None, _opt(
+        "--s6-scandir", help="An s6 scan directory to search for the gateway's service; repeatable.",
+        default="/run/service, /var/run/s6/services", metavar="DIR")] = None,
     grace: Annotated[float | None, _opt("--grace", help="Seconds before SIGKILL after a restart request.",
                                         default=20, metavar="SECONDS")] = None,
     max_restarts: Annotated[int | None, _opt("--max-restarts", help="Restarts allowed per --restart-window.",
@@ -192,6 +215,7 @@ def run(
         "hermes_home": [str(h) for h in hermes_home] if hermes_home else None,
         "all_profiles": all_profiles or None, "interval": interval, "window": window,
         "cpu_threshold": cpu_threshold, "restart_with": restart_with, "restart_command": restart_command,
+        "s6_scandir": [str(s) for s in s6_scandir] if s6_scandir else None,
         "grace": grace, "max_restarts": max_restarts, "restart_window": restart_window, "cooldown": cooldown,
         "start_timeout": start_timeout, "stuck_action": stuck_action,
         "state_dir": str(state_dir) if state_dir else None, "dry_run": dry_run or None, "once": once or None,
@@ -229,7 +253,9 @@ def demo() -> None:
 
 _EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
 # Shared by install and uninstall.
-_Manager = Annotated[str, _opt("--manager", help="auto, launchd or systemd.", default="auto", metavar="MANAGER")]
+_Manager = Annotated[str, _opt("--manager", help="auto, launchd, systemd or s6.", default="auto", metavar="MANAGER")]
+_S6Scandir = Annotated[Path | None, _opt("--s6-scandir", help="s6: the scan directory to add the service to.",
+                                         default="/run/service, else /var/run/s6/services", metavar="DIR")]
 _ServiceHome = Annotated[Path | None, _opt("--hermes-home", help="The gateway's HERMES_HOME.",
                                            default="$HERMES_HOME, else ~/.hermes", metavar="PATH")]
 _Profile = Annotated[str | None, _opt("--profile", help="A Hermes profile: ~/.hermes/profiles/NAME.", metavar="NAME")]
@@ -243,13 +269,16 @@ def install(
     profile: _Profile = None,
     dry_run: Annotated[bool, _opt("--dry-run", help="Print the file and the commands; change nothing.")] = False,
     system: Annotated[bool, _opt("--system", help="A system-wide service (as root).")] = False,
+    s6_scandir: _S6Scandir = None,
 ) -> None:
-    """Install the watchdog as a service (launchd agent / systemd user unit). Flags after -- go to `run`."""
+    """Install the watchdog as a service (launchd agent / systemd user unit / s6 service). Flags after -- go to
+    `run`."""
     from hermes_watchdog.commands import install as cmd
 
     # The run flags are checked by this very app: handed in, so commands/install.py never imports cli.py.
     raise typer.Exit(cmd.install(manager, hermes_home, profile, list(ctx.args), dry_run, system,
-                                 lambda args: app(args=args, prog_name="hermes-watchdog", standalone_mode=False)))
+                                 lambda args: app(args=args, prog_name="hermes-watchdog", standalone_mode=False),
+                                 s6_scandir))
 
 
 @app.command()
@@ -258,11 +287,12 @@ def uninstall(
     hermes_home: _ServiceHome = None,
     profile: _Profile = None,
     system: Annotated[bool, _opt("--system", help="The system-wide service (as root).")] = False,
+    s6_scandir: _S6Scandir = None,
 ) -> None:
     """Stop, disable and remove the watchdog's service. A second run does nothing."""
     from hermes_watchdog.commands import install as cmd
 
-    raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system))
+    raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system, s6_scandir))
 
 
 @app.command(cls=_Command)

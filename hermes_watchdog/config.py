@@ -14,7 +14,7 @@ from typing import Any
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe.statefile import hermes_home_default
 
-RESTART_WITH = ("auto", "launchd", "systemd", "command", "signal", "none")
+RESTART_WITH = ("auto", "launchd", "systemd", "s6", "command", "signal", "none")
 STUCK_ACTIONS = ("alert", "restart")
 
 
@@ -27,6 +27,7 @@ class Config:
     cpu_threshold: float = 0.9
     restart_with: str = "auto"
     restart_command: tuple[str, ...] = ()
+    s6_scandir: tuple[Path, ...] = ()  # searched before s6-overlay's /run/service and /var/run/s6/services
     command_timeout: float = 60.0
     grace: float = 20.0
     max_restarts: int = 3
@@ -126,7 +127,7 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         where = source if source.startswith("--") else f"{source}: {key}"
         return UserError(f"{where} must be {expected}, not {value!r}")
 
-    if key in {"hermes_home"}:
+    if key in {"hermes_home", "s6_scandir"}:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(v, str | Path) for v in items):
             raise bad("a path or a list of paths")

@@ -114,7 +114,8 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
+             with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER,
+             stack_dumps: int = 5, stack_time: float = 10.0) -> Diagnosis:
     # One sample of a few seconds is all there is: the loop's stack proves starvation or a block over
     # most of it (the heartbeat keeps its own, longer, staleness).
     th = thresholds or Thresholds(proof=min(Thresholds.proof, 0.8 * seconds),
@@ -131,7 +132,8 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     snaps = sample(proc, seconds)
     recorder.join(seconds + 35)
     cpu = usage(snaps)
-    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
+    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=stack_dumps,
+                          spread=min(1.0, stack_time / 2), time_limit=stack_time)
     after = discovery.read_files(home.home, ident)
     states = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()

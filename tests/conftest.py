@@ -78,3 +78,46 @@ def daemons():
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(10)
+
+
+# ---------------------------------------------------------------- as another user; a real systemd --user
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Iterator[Path]:
+    """A folder another user can reach (pytest's own temp root is 0700)."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="hermes-watchdog-as-user-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def user_site(shared_dir: Path) -> Path:
+    """The package installed where the ordinary test user can import it (as root only; else skipped)."""
+    from tests.usermode import Unavailable, install_site
+
+    try:
+        return install_site(shared_dir)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def systemd_user(shared_dir: Path, user_site: Path):
+    """One real `systemd --user` of the test user for the whole session; stopped, its cgroups removed, at
+    the end. Skipped, with the reason, when not root or systemd cannot run here."""
+    from tests.usermode import UID, Unavailable, UserManager, chown_tree
+
+    home = shared_dir / "systemd-home"
+    (home / ".config" / "systemd" / "user").mkdir(parents=True)
+    chown_tree(home)
+    manager = UserManager(home=home, site=user_site, runtime=Path(f"/run/user/{UID}"))
+    try:
+        manager.start()
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    yield manager
+    manager.stop()

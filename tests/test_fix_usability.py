@@ -31,7 +31,8 @@ DAY = 86400.0
 # Every duration in the config and the longest value it takes (longer is a typo or an overflow).
 SECONDS_MAX = {"interval": 3600.0, "window": DAY, "grace": 3600.0, "restart_window": 30 * DAY,
                "start_timeout": DAY, "cooldown": DAY, "command_timeout": 3600.0, "notify_timeout": 3600.0,
-               "pegged_after": 30 * DAY, "stuck_after": 30 * DAY, "heartbeat_stale": DAY}
+               "pegged_after": 30 * DAY, "stuck_after": 30 * DAY, "frozen_after": DAY,
+               "loop_proof": 3600.0, "starved_grace": 3600.0}
 SECONDS_KEYS = sorted(SECONDS_MAX)
 
 
@@ -76,7 +77,7 @@ def test_toml_nan_is_refused_with_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--seconds", "inf"), ("--seconds", "nan"), ("--seconds", "601"),
-                                             ("--heartbeat-stale", "nan"), ("--heartbeat-stale", "inf")])
+                                             ("--frozen-after", "nan"), ("--frozen-after", "inf")])
 def test_diagnose_refuses_endless_or_nan_durations(flag: str, value: str) -> None:
     r = cli("diagnose", str(os.getpid()), flag, value, timeout=60)
     assert_one_line_error(r)
@@ -104,14 +105,13 @@ def test_daemon_restarts_by_the_command_without_restart_with(tmp_path: Path, sup
     sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
-    # The stand-in systemctl restarts only this unit, which is not the gateway's own: `auto` would not use
-    # it, and signals alone would leave a gateway without a supervisor down.
+    # The user's own command restarts the gateway: `auto` would find no service manager to use, and
+    # signals alone would leave a gateway without a supervisor down.
     d = daemons(tmp_path / "state", "--hermes-home", str(home),
-                "--restart-command", "systemctl --user restart relaunch-gateway.service", *FAST,
-                env=standin_env(log, sup, STANDIN_UNIT="relaunch-gateway.service"))
+                "--restart-command", "relaunch-gateway --now", *FAST, env=standin_env(log, sup))
     wait_for(lambda: d.incidents() and d.incident().get("result") == "restarted", what="restart by command")
     assert d.incident()["restart"]["manager"] == "command"
-    assert [c["argv"] for c in standin_calls(log)] == [["--user", "restart", "relaunch-gateway.service"]]
+    assert [c["argv"] for c in standin_calls(log)] == [["--now"]]
 
 
 # ---------------------------------------------------------------- 13: a home that does not exist

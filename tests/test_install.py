@@ -1,10 +1,10 @@
-"""Installing the watchdog as a service: rendered files, the real systemd-analyze, install/uninstall
-through stand-in launchctl/systemctl/loginctl (recording argv), and the sd_notify protocol for real."""
+"""Installing the watchdog as a service: rendered files, the real systemd-analyze, launchd install/uninstall
+through the stand-in launchctl (macOS; recording argv), and the sd_notify protocol for real. The real
+systemd user manager installs and runs the unit in test_real_systemd.py, the real s6 in test_real_s6.py."""
 
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import plistlib
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,37 +96,15 @@ Runner = Callable[..., Result]
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Iterator[Path]:
-    """A folder another user can reach (pytest's own temp root is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="hermes-watchdog-as-user-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def as_user(shared_dir: Path) -> Runner:
-    """Run the CLI as a non-root user, since `install` rightly refuses root. As root, the package and
-    its dependencies are installed (pip --target, from the registry) where `nobody` can read them, and the
-    CLI runs under setpriv with the system Python of the same minor version."""
+def as_user(shared_dir: Path, request: pytest.FixtureRequest) -> Runner:
+    """Run the CLI as a non-root user, since `install` rightly refuses root: as root, from the package
+    installed where `nobody` can read it (conftest's user_site), under setpriv."""
     if os.geteuid() != 0:
         def direct(*args: str, home: Path, env: dict[str, str]) -> Result:
             return cli(*args, env={**os.environ, **env, "HOME": str(home)})
         return direct
+    site = request.getfixturevalue("user_site")
     py = "/usr/bin/python3"
-    if not shutil.which("setpriv") or not os.access(py, os.X_OK):
-        pytest.skip("running as root without setpriv or /usr/bin/python3 to become another user")
-    minor = subprocess.run([py, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True,
-                           check=False).stdout.strip()
-    if minor != str(tuple(sys.version_info[:2])):
-        pytest.skip(f"/usr/bin/python3 is {minor}, not this Python's {sys.version_info[:2]}")
-    site = shared_dir / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), str(ROOT)],
-                       capture_output=True, text=True, check=False, timeout=600)
-    if r.returncode != 0:
-        pytest.skip(f"cannot install the package for another user (registry unreachable?): {r.stderr[-300:]}")
-    for p in [site, *site.rglob("*")]:
-        p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else p.stat().st_mode | 0o644)
     standins = shared_dir / "standins"
     standins.mkdir()
     for tool in STANDINS.iterdir():
@@ -171,37 +149,6 @@ def prepare_log(home: Path) -> Path:
     log.touch()
     log.chmod(0o666)
     return log
-
-
-@pytest.mark.parametrize(("profile", "unit"), [(None, "hermes-watchdog.service"),
-                                               ("coder", "hermes-watchdog-coder.service")])
-def test_systemd_install_and_uninstall(as_user: Runner, user_home: Path, tmp_path: Path, profile: str | None,
-                                       unit: str) -> None:
-    log = prepare_log(user_home)
-    where = ["--profile", profile] if profile else []
-    r = as_user("install", "--manager", "systemd", *where, "--", "--interval", "2", home=user_home,
-                env=standin_env(log))
-    assert r.code == 0, r.out + r.err
-    path = user_home / ".config" / "systemd" / "user" / unit
-    assert path.is_file() and stat.S_IMODE(path.stat().st_mode) == 0o644
-    hermes_home = user_home / ".hermes" / ("profiles/coder" if profile else "")
-    v = unit_values(path.read_text())
-    assert shlex.split(v["ExecStart"][0])[-4:] == ["--hermes-home", str(hermes_home).rstrip("/"), "--interval", "2"]
-    user = "nobody" if os.geteuid() == 0 else getpass.getuser()
-    assert calls(log) == [["systemctl", "--user", "daemon-reload"],
-                          ["systemctl", "--user", "enable", "--now", unit],
-                          ["loginctl", "show-user", user, "-p", "Linger"]]
-    assert f"systemctl --user status {unit}" in r.out
-    assert f"lingering is off for {user}" in r.out and f"sudo loginctl enable-linger {user}" in r.out
-    log.write_text("")
-    r = as_user("uninstall", "--manager", "systemd", *where, home=user_home, env=standin_env(log))
-    assert r.code == 0, r.err
-    assert not path.exists() and list((user_home / ".config" / "systemd" / "user").iterdir()) == []
-    assert calls(log) == [["systemctl", "--user", "disable", "--now", unit],
-                          ["systemctl", "--user", "daemon-reload"]]
-    log.write_text("")
-    r = as_user("uninstall", "--manager", "systemd", *where, home=user_home, env=standin_env(log))
-    assert r.code == 0 and "nothing to do" in r.out and calls(log) == []
 
 
 @pytest.mark.parametrize(("profile", "label"), [(None, "ai.hermes.watchdog"), ("coder", "ai.hermes.watchdog-coder")])

@@ -1,5 +1,6 @@
 """`hermes-watchdog run` with real processes: a simulated gateway that really spins under a relaunching
-supervisor, the real py-spy, real signals. launchd and systemd are stand-ins (tests/standins/)."""
+supervisor, the real py-spy, real signals. launchd is a stand-in (tests/standins/: macOS only); the real
+systemd and s6 are in test_real_systemd.py and test_real_s6.py."""
 
 from __future__ import annotations
 
@@ -187,53 +188,17 @@ def test_launchd_restart_uses_kickstart_with_the_profile_label(tmp_path, supervi
         sup.stop()
 
 
-def test_systemd_auto_confirms_main_pid_and_uses_profile_unit(tmp_path, supervised, daemons, isolated_home) -> None:
-    units = isolated_home / ".config" / "systemd" / "user"
-    units.mkdir(parents=True)
-    for profile, unit in ((None, "hermes-gateway.service"), ("coder", "hermes-gateway-coder.service")):
-        (units / unit).write_text("[Service]\nExecStart=/bin/true\n")
-        root = isolated_home / ".hermes"
-        home = root / "profiles" / profile if profile else root
-        log = tmp_path / f"calls-{unit}.jsonl"
-        sup = supervised(home, *spin_args(tmp_path / f"spun-{unit}"))
-        sup.wait_running()
-        d = daemons(tmp_path / f"state-{unit}", "--hermes-home", str(home), "--restart-with", "auto", *FAST,
-                    env=standin_env(log, sup, STANDIN_UNIT=unit))
-        wait_for(lambda d=d: d.incidents() and d.incident().get("result") == "restarted", what="restart via systemd")
-        show = ["--user", "show", "-p", "MainPID", "--value", unit]
-        assert [c["argv"] for c in standin_calls(log)] == [show, show, ["--user", "restart", "--no-block", unit]]
-        assert d.incident()["restart"]["manager"] == "systemd" and sup.launches == 2
-        d.terminate()
-        sup.stop()
-
-
-def test_systemd_unit_whose_main_pid_is_not_the_gateway_is_unused(tmp_path, supervised, daemons, isolated_home) -> None:
-    units = isolated_home / ".config" / "systemd" / "user"
-    units.mkdir(parents=True)
-    (units / "hermes-gateway.service").write_text("[Service]\n")
-    home = isolated_home / ".hermes"
-    log = tmp_path / "calls.jsonl"
-    sup = supervised(home, *spin_args(tmp_path / "spun"))
-    sup.wait_running()
-    # The stand-in says MainPID 0 for this unit: some other gateway, not this one. auto falls to signals.
-    d = daemons(tmp_path / "state", "--hermes-home", str(home), *FAST,
-                env=standin_env(log, sup, STANDIN_UNIT="other.service"))
-    wait_for(lambda: d.incidents() and d.incident().get("result") == "restarted", what="restart by signal")
-    assert d.incident()["restart"]["manager"] == "signal"
-    assert all(c["argv"][:2] == ["--user", "show"] for c in standin_calls(log))
-
-
 def test_restart_command_runs_argv_without_a_shell(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
     sup = supervised(home, *spin_args(tmp_path / "spun"))
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
-    # A command that asks the supervisor to restart, through the stand-in: `;` must reach it as text.
+    # A command that asks the supervisor to restart: `;` must reach it as text.
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "command",
-                "--restart-command", "systemctl --user restart 'hermes-gateway.service' ;rm", *FAST,
-                env=standin_env(log, sup, STANDIN_UNIT=";rm"))
+                "--restart-command", "relaunch-gateway --unit 'hermes-gateway.service' ;rm", *FAST,
+                env=standin_env(log, sup))
     wait_for(lambda: d.incidents() and d.incident().get("result") == "restarted", what="restart by command")
-    assert [c["argv"] for c in standin_calls(log)] == [["--user", "restart", "hermes-gateway.service", ";rm"]]
+    assert [c["argv"] for c in standin_calls(log)] == [["--unit", "hermes-gateway.service", ";rm"]]
     assert d.incident()["restart"]["manager"] == "command" and d.incident()["restart"]["ok"] is True
 
 

@@ -1,5 +1,5 @@
 """``hermes-watchdog install`` / ``uninstall``: the watchdog as a service beside the gateway, supervised
-by the same manager (launchd on macOS, systemd on Linux), running as the gateway's user."""
+by the same manager (launchd on macOS, systemd on Linux, s6 in containers), running as the gateway's user."""
 
 from __future__ import annotations
 
@@ -55,19 +55,21 @@ def _check_run_flags(home: Path, extra: list[str], run_check: RunCheck) -> None:
 
 
 def _installer(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str],
-               system: bool, dry_run: bool = False) -> Installer:
-    if os.geteuid() == 0 and not system and not dry_run:  # a dry run changes nothing: show it to root too
+               system: bool, dry_run: bool = False, s6_scandir: Path | None = None) -> Installer:
+    home, suffix = _home_and_suffix(hermes_home, profile)
+    inst = select(manager, Spec(hermes_home=home, suffix=suffix, run_args=("run", "--hermes-home", str(home), *extra),
+                                system=system, user=_owner(home) if system else None, s6_scandir=s6_scandir))
+    # A dry run changes nothing: show it to root too.
+    if inst.per_user and os.geteuid() == 0 and not system and not dry_run:
         raise UserError("refusing to install as root: the watchdog must run as the gateway's user, in that "
                         "user's service manager. Run this without sudo as that user (or pass --system for a "
                         "system-wide service)")
-    home, suffix = _home_and_suffix(hermes_home, profile)
-    return select(manager, Spec(hermes_home=home, suffix=suffix, run_args=("run", "--hermes-home", str(home), *extra),
-                                system=system, user=_owner(home) if system else None))
+    return inst
 
 
 def install(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str], dry_run: bool,
-            system: bool, run_check: RunCheck) -> int:
-    inst = _installer(manager, hermes_home, profile, extra, system, dry_run)
+            system: bool, run_check: RunCheck, s6_scandir: Path | None = None) -> int:
+    inst = _installer(manager, hermes_home, profile, extra, system, dry_run, s6_scandir)
     home = inst.spec.hermes_home
     if not home.is_dir():
         raise UserError(f"Hermes home {home} does not exist (is Hermes installed for this user?)")
@@ -77,7 +79,7 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
     if dry_run:
         sys.stdout.write(f"# would write {inst.path}\n{text}\n# would run:\n")
         sys.stdout.writelines(f"{' '.join(s.argv)}\n" for s in steps)
-        if os.geteuid() == 0 and not system:
+        if inst.per_user and os.geteuid() == 0 and not system:
             sys.stdout.write("# note: as root, the real install is refused: run it as the gateway's user, "
                              "or pass --system for a system-wide service\n")
         return exitcodes.OK
@@ -86,7 +88,7 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
         (home / "logs").mkdir(parents=True, exist_ok=True)
         tmp = inst.path.with_name(f".{inst.path.name}.tmp")
         tmp.write_text(text)
-        tmp.chmod(0o644)  # service managers refuse group/world-writable files
+        tmp.chmod(inst.file_mode)
         tmp.replace(inst.path)
     except OSError as exc:
         raise UserError(f"cannot write {inst.path}: {exc.strerror or exc}") from None
@@ -98,14 +100,15 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
     return exitcodes.OK
 
 
-def uninstall(manager: str, hermes_home: Path | None, profile: str | None, system: bool) -> int:
-    inst = _installer(manager, hermes_home, profile, [], system)
+def uninstall(manager: str, hermes_home: Path | None, profile: str | None, system: bool,
+              s6_scandir: Path | None = None) -> int:
+    inst = _installer(manager, hermes_home, profile, [], system, s6_scandir=s6_scandir)
     if not inst.path.exists():
         sys.stdout.write(f"not installed: {inst.path} does not exist; nothing to do\n")
         return exitcodes.OK
     inst.run_steps(inst.uninstall_steps())
     try:
-        inst.path.unlink()
+        inst.remove()
     except OSError as exc:
         raise UserError(f"cannot remove {inst.path}: {exc.strerror or exc}") from None
     after = getattr(inst, "after_uninstall_steps", None)

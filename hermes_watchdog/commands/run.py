@@ -14,10 +14,11 @@ from hermes_watchdog.errors import UserError
 from hermes_watchdog.record.events import EventLog
 
 _HOW = {
-    "auto": "with the gateway's service manager (launchd or systemd) when it supervises the gateway, "
+    "auto": "with the gateway's service manager (launchd, systemd or s6) when it supervises the gateway, "
             "else SIGTERM and SIGKILL",
     "launchd": "with launchd (launchctl kickstart -k)",
     "systemd": "with systemd (systemctl restart)",
+    "s6": "with s6 (s6-svc -r on the service that supervises the gateway)",
     "signal": "by SIGTERM, then SIGKILL: something else (a supervisor) must start the gateway again",
     "none": "never: alerts only",
 }

@@ -189,7 +189,7 @@ class Responder:
         w.acted = True
         if d.cfg.dry_run:
             manager = select(d.cfg.restart_with, Target(w.home, w.profile, w.ident), d.cfg.restart_command,
-                             d.cfg.command_timeout).describe()
+                             d.cfg.command_timeout, s6_scandirs=d.cfg.s6_scandir).describe()
             inc.record["action"] = {"kind": "dry-run", "why": action.why, "manager": manager}
             inc.record["result"] = "dry-run"
             inc.note(f"dry run: would restart PID {w.ident.pid} with {manager}")

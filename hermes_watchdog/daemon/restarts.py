@@ -128,7 +128,8 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
     assert w.ident is not None and w.incident is not None
     inc, cfg = w.incident, d.cfg
     target = Target(w.home, w.profile, w.ident)
-    manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout)
+    manager = select(cfg.restart_with, target, cfg.restart_command, cfg.command_timeout,
+                     s6_scandirs=cfg.s6_scandir)
     d.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
     # A loop proven starved cannot run Hermes' SIGTERM handler (it runs on that loop): the full grace would
     # be pure delay, so SIGKILL comes after the short one.

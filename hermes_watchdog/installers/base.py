@@ -20,6 +20,7 @@ class Spec:
     run_args: tuple[str, ...]  # after the program: run --hermes-home ... plus the user's extra flags
     system: bool = False
     user: str | None = None  # for --system: the account the watchdog runs as
+    s6_scandir: Path | None = None  # s6: the scan directory to add the service to
 
     @property
     def program(self) -> list[str]:
@@ -57,6 +58,8 @@ class Step:
 
 class Installer(ABC):
     manager = "base"
+    per_user = True  # belongs in the gateway user's own service manager: refused as root without --system
+    file_mode = 0o644  # service managers refuse group/world-writable files
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -79,6 +82,10 @@ class Installer(ABC):
 
     @abstractmethod
     def uninstall_steps(self) -> list[Step]: ...
+
+    def remove(self) -> None:
+        """Remove what install wrote (after the uninstall steps)."""
+        self.path.unlink()
 
     def after_install(self) -> list[str]:
         """Lines to print once installed: how to check it, warnings."""

@@ -1,21 +1,23 @@
 """Service managers behind one interface, one module per manager (as psutil keeps one per platform).
 
 ``select`` picks the manager for a gateway: an explicit choice, or ``auto``: launchd on macOS where the
-plist exists, systemd where the unit exists and its MainPID is the gateway, else plain signals.
+plist exists, systemd where the unit exists and its MainPID is the gateway, s6 where a service in a scan
+directory supervises the gateway, else plain signals.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from hermes_watchdog.act.managers import command, launchd, signals, systemd
+from hermes_watchdog.act.managers import command, launchd, s6, signals, systemd
 from hermes_watchdog.act.managers.base import NoRestart, RestartResult, ServiceManager, Target
 
 __all__ = ["RestartResult", "ServiceManager", "Target", "select"]
 
 
 def select(restart_with: str, target: Target, restart_command: tuple[str, ...] = (),
-           command_timeout: float = 60.0) -> ServiceManager:
+           command_timeout: float = 60.0, s6_scandirs: tuple[Path, ...] = ()) -> ServiceManager:
     if restart_with == "none":
         return NoRestart()
     if restart_with == "signal":
@@ -27,6 +29,8 @@ def select(restart_with: str, target: Target, restart_command: tuple[str, ...] =
     if restart_with == "systemd":
         return systemd.SystemdManager.for_target(target, confirm_pid=False) or \
             systemd.SystemdManager(systemd.unit_candidates(target)[0])
+    if restart_with == "s6":
+        return s6.S6Manager.for_target(target, s6_scandirs) or s6.S6Manager(None, s6.scandirs(s6_scandirs))
     # auto
     if sys.platform == "darwin":
         found = launchd.LaunchdManager.for_target(target)
@@ -35,4 +39,7 @@ def select(restart_with: str, target: Target, restart_command: tuple[str, ...] =
     found_unit = systemd.SystemdManager.for_target(target, confirm_pid=True)
     if found_unit:
         return found_unit
+    found_s6 = s6.S6Manager.for_target(target, s6_scandirs)
+    if found_s6:
+        return found_s6
     return signals.SignalManager()

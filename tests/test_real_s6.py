@@ -1,0 +1,173 @@
+"""The real s6 (Debian's `s6` package: s6-svscan, s6-supervise, s6-svc, s6-svstat), as s6-overlay runs it
+in upstream's Docker image: a SIGTERM-deaf gateway service restarted with `s6-svc -r`, and the watchdog
+installed as a service beside it. Skipped, with the reason, where s6 is not installed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from hermes_watchdog.act.managers.s6 import supervised_pid
+from tests.helpers import assert_one_line_error, cli, read_json, wait_for
+
+pytestmark = pytest.mark.skipif(not shutil.which("s6-svscan"), reason="s6 is not installed (apt-get install s6)")
+
+FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")
+
+RUN = """#!/bin/sh
+export HERMES_HOME={home}
+exec {python} -m hermes_watchdog.sim.gateway --mode spin --spin-after 1 --spin-once-marker {marker}
+"""
+
+
+@pytest.fixture
+def scandir(tmp_path: Path) -> Iterator[Path]:
+    """A scan directory with a real s6-svscan on it; at the end every service is killed (a deaf gateway
+    would hold a polite stop up) and s6-svscan is told to exit."""
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    proc = subprocess.Popen(["s6-svscan", str(scan)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    wait_for(lambda: (scan / ".s6-svscan" / "control").exists(), what="s6-svscan to start")
+    yield scan
+    for service in scan.iterdir():
+        if not service.name.startswith(".") and (service / "supervise").is_dir():
+            subprocess.run(["s6-svc", "-O", "-k", str(service)], capture_output=True, check=False)
+    subprocess.run(["s6-svscanctl", "-t", str(scan)], capture_output=True, check=False)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, 9)
+        proc.wait(10)
+
+
+def supervisors(scan: Path) -> set[tuple[str, ...]]:
+    """The arguments of each s6-supervise the s6-svscan of ``scan`` runs (the service names)."""
+    out = set()
+    for p in psutil.process_iter(["cmdline"]):
+        if p.info["cmdline"] == ["s6-svscan", str(scan)]:
+            for child in p.children():
+                with contextlib.suppress(psutil.Error):
+                    out.add(tuple(child.cmdline()[1:]))
+    return out
+
+
+def add_gateway_service(scan: Path, home: Path) -> Path:
+    home.mkdir(parents=True, exist_ok=True)
+    # Written beside the scan directory, then moved in: s6-svscan never sees a half-made service.
+    staged = scan.parent / "hermes-gateway"
+    staged.mkdir()
+    (staged / "run").write_text(RUN.format(home=home, python=sys.executable, marker=home / "spun-once"))
+    (staged / "run").chmod(0o755)
+    service = scan / "hermes-gateway"
+    staged.rename(service)
+    subprocess.run(["s6-svscanctl", "-a", str(scan)], check=True)
+    return service
+
+
+def gateway_running(service: Path, home: Path, other_than: int | None = None) -> int:
+    def ready() -> int | None:
+        pid = supervised_pid(service)
+        st = read_json(home / "gateway_state.json") or {}
+        return pid if pid and pid != other_than and st.get("pid") == pid and st.get("gateway_state") == "running" \
+            else None
+
+    return wait_for(ready, what="the s6 service to run the gateway")
+
+
+@pytest.mark.parametrize("restart_with", ["s6", "auto"])
+def test_sigterm_deaf_gateway_service_is_restarted_with_s6_svc(scandir: Path, tmp_path: Path, daemons,
+                                                                restart_with: str) -> None:
+    home = tmp_path / "hermes"
+    service = add_gateway_service(scandir, home)
+    old = gateway_running(service, home)
+    d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", restart_with,
+                "--s6-scandir", str(scandir), *FAST)
+    wait_for(lambda: d.incidents() and d.incident().get("result") in {"restarted", "restart-failed"},
+             what="the restart's outcome")
+    inc = d.incident()
+    assert inc["result"] == "restarted", (inc, d.events())
+    assert inc["signature"] == "busy-loop" and inc["pid"] == old
+    assert inc["restart"]["manager"] == "s6" and inc["restart"]["argv"] == ["s6-svc", "-r", str(service)]
+    # s6's SIGTERM was ignored by the starved loop: the watchdog's SIGKILL, after the grace, ended it.
+    assert inc["verify"]["sigkill_needed"] is True and "SIGKILL" in inc["restart"]["signals"]
+    new = gateway_running(service, home, other_than=old)
+    assert inc["new_pid"] == new != old and not psutil.pid_exists(old)
+    d.terminate()
+
+
+def test_a_service_supervising_another_process_is_not_restarted(scandir: Path, tmp_path: Path, sim) -> None:
+    """Identity first: a service whose supervised PID is not the gateway is never the one restarted."""
+    from hermes_watchdog.act.managers import Target, select
+    from hermes_watchdog.observe.processes import identity
+
+    other = scandir.parent / "other"
+    other.mkdir()
+    (other / "run").write_text("#!/bin/sh\nexec sleep 600\n")
+    (other / "run").chmod(0o755)
+    other.rename(scandir / "other")
+    subprocess.run(["s6-svscanctl", "-a", str(scandir)], check=True)
+    sleeper = wait_for(lambda: supervised_pid(scandir / "other"), what="the other service to run")
+    g = sim("healthy", home=tmp_path / "hermes").wait_running()
+    target = Target(tmp_path / "hermes", None, identity(g.pid))
+    manager = select("s6", target, s6_scandirs=(scandir,))
+    result = manager.restart(target, threading.Event())
+    assert result.ok is False and "no s6 service supervises" in result.detail and result.argv == []
+    assert select("auto", target, s6_scandirs=(scandir,)).name == "signal"
+    assert supervised_pid(scandir / "other") == sleeper and g.proc.poll() is None
+
+
+def test_install_adds_a_live_service_and_uninstall_removes_it(scandir: Path, isolated_home: Path) -> None:
+    (isolated_home / ".hermes" / "profiles" / "coder").mkdir(parents=True)
+    r = cli("install", "--manager", "s6", "--s6-scandir", str(scandir), "--dry-run", "--profile", "coder")
+    assert r.code == 0 and f"# would write {scandir / 'hermes-watchdog-coder' / 'run'}" in r.out
+    assert f"s6-svscanctl -a {scandir}" in r.out and not (scandir / "hermes-watchdog-coder").exists()
+
+    # As root too: in a container s6 and the gateway usually run as root.
+    r = cli("install", "--manager", "s6", "--s6-scandir", str(scandir), "--", "--interval", "1")
+    assert r.code == 0, r.out + r.err
+    service = scandir / "hermes-watchdog"
+    run = service / "run"
+    assert stat.S_IMODE(run.stat().st_mode) == 0o755 and run.read_text().startswith("#!/bin/sh\n")
+    assert f"s6-svstat {service}" in r.out
+
+    def watchdog_pid() -> int | None:
+        pid = supervised_pid(service)
+        try:
+            cmd = psutil.Process(pid).cmdline() if pid else []
+        except psutil.Error:
+            return None
+        return pid if "run" in cmd and str(isolated_home / ".hermes") in cmd and "--interval" in cmd else None
+
+    pid = wait_for(watchdog_pid, what="s6 to run the watchdog")
+    assert psutil.Process(pid).nice() == 10  # never competes with the gateway
+
+    r = cli("uninstall", "--manager", "s6", "--s6-scandir", str(scandir))
+    assert r.code == 0, r.out + r.err
+    assert not service.exists()
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             what="the watchdog to stop")
+    # Its s6-supervise is gone too (s6-svscanctl -an).
+    wait_for(lambda: ("hermes-watchdog",) not in supervisors(scandir), what="its s6-supervise to exit")
+    r = cli("uninstall", "--manager", "s6", "--s6-scandir", str(scandir))
+    assert r.code == 0 and "nothing to do" in r.out
+
+
+def test_install_without_a_running_s6_says_so(isolated_home: Path, tmp_path: Path) -> None:
+    (isolated_home / ".hermes").mkdir()
+    if any((Path(d) / ".s6-svscan").is_dir() for d in ("/run/service", "/var/run/s6/services")):
+        pytest.skip("this machine runs s6-overlay")
+    r = cli("install", "--manager", "s6")
+    assert_one_line_error(r)
+    assert "no running s6 found" in r.err and "--s6-scandir" in r.err
