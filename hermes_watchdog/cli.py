@@ -85,6 +85,10 @@ def _root(
     pass
 
 
+_STACK_WITH_HELP = ("How to take the Python stack: auto (py-spy where it can attach, else the fix pack's "
+                    "faulthandler hook), py-spy, faulthandler or none.")
+
+
 @app.command(cls=_Command)
 def diagnose(
     pid: Annotated[str, typer.Argument(help="PID of the process to diagnose (any Python process).", metavar="PID",
@@ -98,6 +102,8 @@ def diagnose(
     heartbeat_stale: Annotated[float, _opt(
         "--heartbeat-stale", help="Seconds without an event-loop heartbeat (Hermes >= 0.19) that mean a frozen "
         "loop.", default=60, metavar="SECONDS")] = 60.0,
+    stack_with: Annotated[str, _opt("--stack-with", help=_STACK_WITH_HELP, default="auto", metavar="METHOD")
+                          ] = "auto",
 ) -> None:
     """Diagnose a process now: CPU per thread, state file, hot thread's stack, verdict.
 
@@ -105,7 +111,7 @@ def diagnose(
     """
     from hermes_watchdog.commands import diagnose as cmd
 
-    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, heartbeat_stale))
+    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, heartbeat_stale, stack_with))
 
 
 @app.command()
@@ -167,6 +173,8 @@ def run(
                                                default=3, metavar="N")] = None,
     notify_desktop: Annotated[bool, _opt(
         "--notify-desktop", help="macOS: a desktop notification per event (osascript).")] = False,
+    stack_with: Annotated[str | None, _opt("--stack-with", help=_STACK_WITH_HELP, default="auto", metavar="METHOD")
+                          ] = None,
     check: Annotated[bool, _opt("--check", help="Only validate the configuration, say what it would do, exit.")
                      ] = False,
 ) -> None:
@@ -183,7 +191,7 @@ def run(
         "frozen_action": frozen_action, "heartbeat_stale": heartbeat_stale, "metrics_port": metrics_port,
         "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
         "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
-        "notify_retries": notify_retries, "notify_desktop": notify_desktop or None,
+        "notify_retries": notify_retries, "notify_desktop": notify_desktop or None, "stack_with": stack_with,
     }
     raise typer.Exit(cmd.main(config_file, flags, check))
 
@@ -259,7 +267,7 @@ def patch(
                                              default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
     restart: Annotated[bool, _opt("--restart", help="Restart the gateway so it loads the change.")] = False,
 ) -> None:
-    """The QQBot busy-loop fix inside an installed Hermes (0.14.0 to 0.16.0), without editing its files."""
+    """The fix pack (QQBot busy loop, WeCom closed socket) and the stack hook inside an installed Hermes."""
     from hermes_watchdog.commands import patch as cmd
 
     raise typer.Exit(cmd.main(action, python, hermes_home, restart))

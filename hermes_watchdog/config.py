@@ -42,6 +42,7 @@ class Config:
     dry_run: bool = False
     once: bool = False
     stack_dumps: int = 5
+    stack_with: str = "auto"  # auto | py-spy | faulthandler | none (observe/stack_capture.py)
     heartbeat_stale: float = 60.0  # Hermes >= 0.19: seconds without a heartbeat that mean a frozen loop
     frozen_action: str = "alert"  # loop-frozen: alert | restart
     metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)
@@ -152,6 +153,12 @@ def _coerce(key: str, value: Any, source: str) -> Any:
     if key == "restart_with":
         if value not in RESTART_WITH:
             raise bad("one of " + ", ".join(RESTART_WITH))
+        return value
+    if key == "stack_with":
+        from hermes_watchdog.observe.stack_capture import METHODS
+
+        if value not in METHODS:
+            raise bad("one of " + ", ".join(METHODS))
         return value
     if key == "frozen_action":
         if value not in STUCK_ACTIONS:

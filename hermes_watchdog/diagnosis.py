@@ -15,7 +15,7 @@ import psutil
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
 from hermes_watchdog.judge.signatures import StateSeen, Thresholds, Verdict, judge
-from hermes_watchdog.observe import discovery, heartbeat, logs, processes, pyspy, sampler, versions
+from hermes_watchdog.observe import discovery, heartbeat, logs, processes, sampler, stack_capture, versions
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.stacks import StackAnalysis
@@ -94,13 +94,15 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
     frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
     sps = versions.candidate_site_packages(ident.cmdline, ident.exe, proc_env, frame_files)
-    hermes = versions.hermes_version(sps)
-    return {**versions.host(), "hermes": hermes, "target_python": versions.python_version_of(sps, ident.exe),
+    label, hermes = versions.hermes_label(sps, versions.checkout_roots(ident.cmdline, ident.exe, proc_env,
+                                                                      frame_files), home)
+    return {**versions.host(), "hermes": label, "target_python": versions.python_version_of(sps, ident.exe),
             "qqbot_fix": report_line(sps, hermes, home, ident.pid)}
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER) -> Diagnosis:
+             with_logs: bool = True, heartbeat_stale: float = heartbeat.DEFAULT_STALE_AFTER,
+             stack_with: str = "auto") -> Diagnosis:
     th = thresholds or Thresholds()
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
@@ -108,7 +110,7 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     before = discovery.read_files(home.home, ident)
     snaps = sample(proc, seconds)
     cpu = usage(snaps)
-    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None)
+    stack = stack_capture.choose(stack_with).capture(ident, home.home, cpu.hot.tid if cpu and cpu.hot else None)
     after = discovery.read_files(home.home, ident)
     seen = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()

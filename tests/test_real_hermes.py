@@ -177,7 +177,7 @@ def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path
     r = patch_cli("status", hermes_014)
     assert "Hermes: 0.14.0" in r.out and "fix: NEEDED" in r.out and "patch: not installed" in r.out
     r = patch_cli("install", hermes_014)
-    assert "hermes_watchdog_qqbot_fix.pth" in r.out and "must restart" in r.out
+    assert "hermes_watchdog_fixes.pth" in r.out and "must restart" in r.out
     s = scenario(hermes_014)
     wait_for(lambda: "Reconnecting in 5s (attempt 2)" in s.log, what="the second, backed-off reconnect")
     assert s.cores() < 0.2
