@@ -41,7 +41,7 @@ def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> No
     for fix in FIXES:
         found_fix = p.fixes.get(fix.name) or ("absent" if fix.name != "qqbot" else p.adapter)
         loaded = installer.fix_result(note, fix.name)
-        _say(f"fix {fix.name} ({fix.title}, {fix.issues}; fixed upstream in {fix.fixed_in}): "
+        _say(f"fix {fix.name} ({fix.title}, {fix.issues}; {fix.upstream}): "
              + _NEED.get(found_fix, f"unknown ({found_fix})")
              + (f"; running gateway: {loaded}" if loaded else ""))
     if found.ident is None:

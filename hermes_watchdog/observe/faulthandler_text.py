@@ -36,8 +36,10 @@ class _Thread:
     frames: list[Frame]
 
 
-def _to_stack(t: _Thread, main_ident: int | None, main_tid: int | None) -> ThreadStack:
-    main = t.ident is not None and t.ident == main_ident
+def _to_stack(t: _Thread, main_ident: int | None, main_tid: int | None, last: bool) -> ThreadStack:
+    # Without the hook's record of the main thread's id: CPython lists threads newest first, so the main
+    # thread, the oldest, comes last.
+    main = (t.ident is not None and t.ident == main_ident) or (main_ident is None and last)
     return ThreadStack(os_tid=main_tid if main else None, name=t.name or ("MainThread" if main else None),
                        active=False, owns_gil=False, frames=tuple(t.frames))
 
@@ -46,7 +48,7 @@ def parse(text: str, *, main_ident: int | None = None, main_tid: int | None = No
     """Every dump in ``text``, oldest first. A new dump starts at a ``Fatal Python error`` line, at a
     one-thread ``Stack`` header, or where a thread id seen in the current dump appears again (one signal
     writes each thread once). ``main_ident`` names the main thread and gives it ``main_tid``, its native
-    id, so the analysis can match it to the hottest thread."""
+    id, so the analysis can match it to the hottest thread; without it the last thread listed is the main one."""
     dumps: list[list[_Thread]] = []
     current: list[_Thread] | None = None
     thread: _Thread | None = None
@@ -73,7 +75,8 @@ def parse(text: str, *, main_ident: int | None = None, main_tid: int | None = No
             thread.frames.append(Frame(frame.group("func"), frame.group("file"), int(n) if n.isdigit() else 0))
         elif not line.strip():
             thread = None  # a blank line ends a thread's block
-    return [Dump(tuple(_to_stack(t, main_ident, main_tid) for t in d)) for d in dumps if d]
+    return [Dump(tuple(_to_stack(t, main_ident, main_tid, i == len(d) - 1) for i, t in enumerate(d)))
+            for d in dumps if d]
 
 
 def last_fatal(text: str) -> str | None:

@@ -48,9 +48,9 @@ class Fix:
     tell the bug by behaviour."""
 
     def __init__(self, name: str, title: str, issues: str, targets: tuple[str, ...], cls: str,
-                 needs: tuple[str, ...], closed_message: str, fixed_in: str, drop_closed_on_failed_reconnect: bool):
+                 needs: tuple[str, ...], closed_message: str, upstream: str, drop_closed_on_failed_reconnect: bool):
         self.name, self.title, self.issues, self.targets, self.cls = name, title, issues, targets, cls
-        self.needs, self.closed_message, self.fixed_in = needs, closed_message, fixed_in
+        self.needs, self.closed_message, self.upstream = needs, closed_message, upstream
         self.drop_closed = drop_closed_on_failed_reconnect
 
     @property
@@ -60,10 +60,11 @@ class Fix:
 
 FIXES = (
     Fix("qqbot", "QQBot busy-loop", "#17703", ("gateway.platforms.qqbot.adapter",), "QQAdapter",
-        ("_read_events", "_reconnect"), "WebSocket closed", "0.17.0", drop_closed_on_failed_reconnect=True),
+        ("_read_events", "_reconnect"), "WebSocket closed", "fixed upstream in 0.17.0",
+        drop_closed_on_failed_reconnect=True),
     Fix("wecom", "WeCom closed-socket", "#49918, #55487",
         ("gateway.platforms.wecom", "plugins.platforms.wecom.adapter"), "WeComAdapter",
-        ("_read_events", "_open_connection"), "WeCom websocket closed", "not fixed upstream (0.19.0)",
+        ("_read_events", "_open_connection"), "WeCom websocket closed", "still open upstream in 0.19.0",
         drop_closed_on_failed_reconnect=False),
 )
 BY_TARGET = {t: f for f in FIXES for t in f.targets}

@@ -15,12 +15,12 @@ from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, analyse
 from hermes_watchdog.patches import hook
 
 
-def _read_events(out, release: threading.Event) -> None:  # noqa: ANN001
+def _read_events(out: object, release: threading.Event) -> None:
     faulthandler.dump_traceback(file=out, all_threads=True)
     release.set()
 
 
-def _listen_loop(out, release: threading.Event) -> None:  # noqa: ANN001
+def _listen_loop(out: object, release: threading.Event) -> None:
     _read_events(out, release)
 
 
