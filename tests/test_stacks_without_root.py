@@ -157,7 +157,8 @@ def _spin(g: Gateway) -> int:
     pid = g.wait_ready()
     g.fake.close_sockets()
     wait_for(lambda: (g.state().get("platforms") or {}).get("qqbot", {}).get("state") == "disconnected",
-             timeout=120, what="qqbot to be disconnected (the busy loop)")
+             timeout=120, what="qqbot to be disconnected")
+    wait_for(lambda: "Reconnect failed" in g.log(), timeout=120, what="the reconnect to fail: the busy loop")
     return pid
 
 
