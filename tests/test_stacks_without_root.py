@@ -64,13 +64,13 @@ def test_the_armed_hook_gives_dumps_and_the_gateway_lives_on(tmp_path: Path, sta
     assert marker["pid"] == p.pid and marker["signal"] == "SIGUSR2" and marker["owner"] == "hermes-watchdog"
     assert (home / "state" / "hermes-watchdog-hook.json").stat().st_mode & 0o777 == 0o600
     assert (home / "logs" / "hermes-watchdog-stacks.log").stat().st_mode & 0o777 == 0o600
-    got, reason, _ = FaultHandlerHook().dumps(ident, home, count=3, spread_s=0.3)
+    got, reason, _ = FaultHandlerHook().dumps(ident, home, count=3, spread=0.3)
     assert len(got) == 3, reason
     main = next(t for t in got[0].threads if t.name == "MainThread")
     assert main.frames[0].function == "<module>" and main.frames[0].file.endswith("hermes-gateway")
     assert main.os_tid == p.pid  # the main thread's native id on Linux: matched to the hottest thread
     assert p.poll() is None  # the hook, not SIGUSR2's default action, answered
-    analysis = stack_capture.choose("faulthandler").capture(ident, home, p.pid, count=2, spread_s=0.2)
+    analysis = stack_capture.choose("faulthandler").capture(ident, home, p.pid, count=2, spread=0.2)
     assert analysis.captured and analysis.method == "faulthandler" and analysis.dumps == 2
 
 

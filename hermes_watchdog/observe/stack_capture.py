@@ -40,14 +40,14 @@ WRITE_WAIT = 3.0  # seconds for the gateway to write its dump after the signal
 Take = Callable[[float], tuple[Dump | None, str | None, str | None]]
 
 
-def spread(take: Take, count: int, spread_s: float, time_limit: float,
+def sample(take: Take, count: int, spread: float, time_limit: float,
            stop: threading.Event | None) -> tuple[list[Dump], str | None, str | None]:
-    """``count`` dumps spread over about ``spread_s`` seconds, all within ``time_limit``; a failure before
+    """``count`` dumps spread over about ``spread`` seconds, all within ``time_limit``; a failure before
     the first dump ends it (permission, a gone process and the like do not change on retry)."""
     deadline = time.monotonic() + time_limit
     got: list[Dump] = []
     reason, hint = None, None
-    gap = spread_s / max(1, count - 1)
+    gap = spread / max(1, count - 1)
     for i in range(count):
         remaining = deadline - time.monotonic()
         if remaining <= 0.2 or (stop is not None and stop.is_set()):
@@ -74,7 +74,7 @@ class StackMethod(ABC):
     name: str
 
     @abstractmethod
-    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread_s: float = 1.0,
+    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
         """Raw samples: (dumps, why none, hint). For incidents, diagnose and the loop sampler."""
@@ -83,9 +83,9 @@ class StackMethod(ABC):
         return self.name
 
     def capture(self, ident: Identity, home: Path | None, hot_tid: int | None, *, count: int = 5,
-                spread_s: float = 1.0, time_limit: float = 10.0,
+                spread: float = 1.0, time_limit: float = 10.0,
                 stop: threading.Event | None = None) -> StackAnalysis:
-        got, reason, hint = self.dumps(ident, home, count, spread_s, time_limit, stop)
+        got, reason, hint = self.dumps(ident, home, count, spread, time_limit, stop)
         if not got:
             return StackAnalysis(captured=False, reason=reason, hint=hint, method=self.used())
         return replace(analyse(got, hot_tid), method=self.used())
@@ -97,7 +97,7 @@ class NoStack(StackMethod):
     def __init__(self, reason: str = "stacks are off (--stack-with none)") -> None:
         self.reason = reason
 
-    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread_s: float = 1.0,
+    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
         return [], self.reason, None
@@ -106,14 +106,14 @@ class NoStack(StackMethod):
 class PySpy(StackMethod):
     name = "py-spy"
 
-    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread_s: float = 1.0,
+    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
         binary = pyspy.find_py_spy()
         if binary is None:
             where = os.environ.get(pyspy.ENV_OVERRIDE) or "beside the Python interpreter or on PATH"
             return [], f"py-spy not found ({where})", "pip install py-spy (it is a dependency of hermes-watchdog)"
-        return spread(lambda remaining: pyspy.dump_once(binary, ident.pid, remaining), count, spread_s,
+        return sample(lambda remaining: pyspy.dump_once(binary, ident.pid, remaining), count, spread,
                       time_limit, stop)
 
 
@@ -256,7 +256,7 @@ class FaultHandlerHook(StackMethod):
             return None, f"{marker.file} grew but holds no faulthandler dump", None
         return got[-1], None, None
 
-    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread_s: float = 1.0,
+    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
         marker, why = read_marker(ident, home)
@@ -264,7 +264,7 @@ class FaultHandlerHook(StackMethod):
             return [], f"faulthandler hook: {why}", HOOK_HINT
         if marker.owner == "hermes-watchdog" and (_size(marker.file) or 0) > TRUNCATE_OVER:
             _truncate_ours(marker.file)
-        return spread(lambda remaining: self.take_one(ident, home, remaining), count, spread_s, time_limit, stop)
+        return sample(lambda remaining: self.take_one(ident, home, remaining), count, spread, time_limit, stop)
 
 
 HOOK_HINT = ("`hermes-watchdog patch install` puts the stack hook into the gateway's Python; restart the gateway "
@@ -282,11 +282,11 @@ class Auto(StackMethod):
     def used(self) -> str:
         return self._used
 
-    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread_s: float = 1.0,
+    def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
         started = time.monotonic()
-        got, spy_reason, spy_hint = PySpy().dumps(ident, home, count, spread_s, time_limit, stop)
+        got, spy_reason, spy_hint = PySpy().dumps(ident, home, count, spread, time_limit, stop)
         if got:
             self._used = "py-spy"
             return got, None, None
@@ -298,7 +298,7 @@ class Auto(StackMethod):
             self._used = "none"
             return [], f"py-spy: {spy_reason}; faulthandler hook: {why}", spy_hint or HOOK_HINT
         left = max(1.0, time_limit - (time.monotonic() - started))
-        got, reason, hint = FaultHandlerHook().dumps(ident, home, count, spread_s, left, stop)
+        got, reason, hint = FaultHandlerHook().dumps(ident, home, count, spread, left, stop)
         self._used = "faulthandler" if got else "none"
         if got:
             return got, None, None
