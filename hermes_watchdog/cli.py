@@ -85,6 +85,10 @@ def _root(
     pass
 
 
+_STACK_WITH_HELP = ("How to take the Python stack: auto (py-spy where it can attach, else the fix pack's "
+                    "faulthandler hook), py-spy, faulthandler or none.")
+
+
 @app.command(cls=_Command)
 def diagnose(
     pid: Annotated[str, typer.Argument(help="PID of the process to diagnose (any Python process).", metavar="PID",
@@ -98,6 +102,8 @@ def diagnose(
     frozen_after: Annotated[float, _opt(
         "--frozen-after", "--heartbeat-stale", help="Seconds the event loop must not turn (stack, heartbeat, "
         "loop-tick socket) to be called frozen.", default=60, metavar="SECONDS")] = 60.0,
+    stack_with: Annotated[str, _opt("--stack-with", help=_STACK_WITH_HELP, default="auto", metavar="METHOD")
+                          ] = "auto",
 ) -> None:
     """Diagnose a process now: CPU per thread, state file, hot thread's stack, verdict.
 
@@ -105,7 +111,7 @@ def diagnose(
     """
     from hermes_watchdog.commands import diagnose as cmd
 
-    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, frozen_after))
+    raise typer.Exit(cmd.main(pid, seconds, hermes_home, json_out, out, frozen_after, stack_with))
 
 
 @app.command()
@@ -205,6 +211,8 @@ def run(
                                                default=3, metavar="N")] = None,
     notify_desktop: Annotated[bool, _opt(
         "--notify-desktop", help="macOS: a desktop notification per event (osascript).")] = False,
+    stack_with: Annotated[str | None, _opt("--stack-with", help=_STACK_WITH_HELP, default="auto", metavar="METHOD")
+                          ] = None,
     check: Annotated[bool, _opt("--check", help="Only validate the configuration, say what it would do, exit.")
                      ] = False,
 ) -> None:
@@ -224,7 +232,7 @@ def run(
         "memory_action": memory_action, "metrics_port": metrics_port,
         "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
         "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
-        "notify_retries": notify_retries, "notify_desktop": notify_desktop or None,
+        "notify_retries": notify_retries, "notify_desktop": notify_desktop or None, "stack_with": stack_with,
     }
     raise typer.Exit(cmd.main(config_file, flags, check))
 
@@ -306,7 +314,7 @@ def patch(
                                              default="$HERMES_HOME, else ~/.hermes", metavar="PATH")] = None,
     restart: Annotated[bool, _opt("--restart", help="Restart the gateway so it loads the change.")] = False,
 ) -> None:
-    """The QQBot busy-loop fix inside an installed Hermes (0.14.0 to 0.16.0), without editing its files."""
+    """The fix pack (QQBot busy loop, WeCom closed socket) and the stack hook inside an installed Hermes."""
     from hermes_watchdog.commands import patch as cmd
 
     raise typer.Exit(cmd.main(action, python, hermes_home, restart))

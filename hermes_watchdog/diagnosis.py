@@ -24,9 +24,9 @@ from hermes_watchdog.observe import (
     logs,
     looptick,
     processes,
-    pyspy,
     pyspy_record,
     sampler,
+    stack_capture,
     upstream,
     versions,
 )
@@ -108,14 +108,15 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
     frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
     sps = versions.candidate_site_packages(ident.cmdline, ident.exe, proc_env, frame_files)
-    hermes = versions.hermes_version(sps)
-    return {**versions.host(), "hermes": hermes, "target_python": versions.python_version_of(sps, ident.exe),
+    label, hermes = versions.hermes_label(sps, versions.checkout_roots(ident.cmdline, ident.exe, proc_env,
+                                                                      frame_files), home)
+    return {**versions.host(), "hermes": label, "target_python": versions.python_version_of(sps, ident.exe),
             "qqbot_fix": report_line(sps, hermes, home, ident.pid)}
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
              with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER,
-             stack_dumps: int = 5, stack_time: float = 10.0) -> Diagnosis:
+             stack_dumps: int = 5, stack_time: float = 10.0, stack_with: str = "auto") -> Diagnosis:
     # One sample of a few seconds is all there is: the loop's stack proves starvation or a block over
     # most of it (the heartbeat keeps its own, longer, staleness).
     th = thresholds or Thresholds(proof=min(Thresholds.proof, 0.8 * seconds),
@@ -132,8 +133,9 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     snaps = sample(proc, seconds)
     recorder.join(seconds + 35)
     cpu = usage(snaps)
-    stack = pyspy.capture(pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=stack_dumps,
-                          spread=min(1.0, stack_time / 2), time_limit=stack_time)
+    stack = stack_capture.choose(stack_with).capture(ident, home.home, cpu.hot.tid if cpu and cpu.hot else None,
+                                                     count=stack_dumps, spread=min(1.0, stack_time / 2),
+                                                     time_limit=stack_time)
     after = discovery.read_files(home.home, ident)
     states = [StateSeen(f.state, f.state_matches, f.state_note) for f in (before, after)]
     now = time.time()

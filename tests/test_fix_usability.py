@@ -230,7 +230,7 @@ def test_patch_uninstall_twice_asks_for_no_restart_the_second_time(tmp_path: Pat
         (purelib / package / "__init__.py").write_text("")
     r = cli("patch", "install", "--python", str(python))
     assert r.code == 0, r.err
-    assert (purelib / "hermes_watchdog_qqbot_fix.pth").is_file()
+    assert (purelib / "hermes_watchdog_fixes.pth").is_file()
     r = cli("patch", "uninstall", "--python", str(python))
     assert r.code == 0 and "removed:" in r.out and "must restart" in r.out, r.out + r.err
     r = cli("patch", "uninstall", "--python", str(python))

@@ -1,20 +1,16 @@
 """Against the real hermes-agent from PyPI: its real QQAdapter, run against a loopback fake QQ server.
 
-Test venvs (hermes-agent==0.14.0 / 0.17.0 with aiohttp) are built once and cached between runs in
-~/.cache/hermes-watchdog-tests (or $HERMES_WATCHDOG_TEST_CACHE). Tests skip, saying so, only when the
-registry cannot be reached. Only 127.0.0.1 is contacted.
+Test venvs (hermes-agent==0.14.0 / 0.17.0 with aiohttp) are built once and cached between runs
+(tests/realhermes/venvs.py). Tests skip, saying so, only when the registry cannot be reached.
+Only 127.0.0.1 is contacted.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import pwd
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,41 +22,10 @@ import pytest
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.observe import pyspy, sampler
 from tests.helpers import cli, wait_for
+from tests.realhermes.venvs import hermes_venv
 
 HERE = Path(__file__).resolve().parent / "realhermes"
-CACHE = Path(os.environ.get("HERMES_WATCHDOG_TEST_CACHE")
-             or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "hermes-watchdog-tests")
-_NETWORK_ERRORS = ("Could not find a version", "No matching distribution", "Failed to establish",
-                   "Temporary failure in name resolution", "Network is unreachable", "ConnectTimeout",
-                   "Max retries exceeded", "ProxyError")
-
-
-def hermes_venv(version: str) -> Path:
-    """A venv with hermes-agent==version and aiohttp, built once per machine and reused."""
-    py_tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
-    venv = CACHE / f"hermes-agent-{version}-{py_tag}"
-    python = venv / "bin" / "python"
-    done = venv / ".complete"
-    if done.exists() and python.exists():
-        return python
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with open(CACHE / f".{venv.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run building the same venv: wait for it
-        if done.exists() and python.exists():
-            return python
-        shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                            f"hermes-agent=={version}", "aiohttp"], capture_output=True, text=True, timeout=1200,
-                           check=False)
-        if r.returncode != 0:
-            shutil.rmtree(venv, ignore_errors=True)
-            if any(e in r.stderr for e in _NETWORK_ERRORS):
-                pytest.skip(f"cannot reach the package registry to install hermes-agent=={version}: "
-                            f"{r.stderr.strip().splitlines()[-1]}")
-            raise AssertionError(f"pip install hermes-agent=={version} failed:\n{r.stderr[-2000:]}")
-        done.write_text(version)
-    return python
+QQ_FIX = "fix qqbot (QQBot busy-loop, #17703; fixed upstream in 0.17.0)"  # its line in `patch status`
 
 
 @pytest.fixture(scope="session")
@@ -175,9 +140,10 @@ def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path,
 
 def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path, clean_patch, scenario) -> None:
     r = patch_cli("status", hermes_014)
-    assert "Hermes: 0.14.0" in r.out and "fix: NEEDED" in r.out and "patch: not installed" in r.out
+    assert "Hermes: 0.14.0" in r.out and f"{QQ_FIX}: NEEDED" in r.out
+    assert "patch: not installed" in r.out
     r = patch_cli("install", hermes_014)
-    assert "hermes_watchdog_qqbot_fix.pth" in r.out and "must restart" in r.out
+    assert "hermes_watchdog_fixes.pth" in r.out and "must restart" in r.out
     s = scenario(hermes_014)
     wait_for(lambda: "Reconnecting in 5s (attempt 2)" in s.log, what="the second, backed-off reconnect")
     assert s.cores() < 0.2
@@ -185,7 +151,7 @@ def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path
     assert "QQAdapter patch marker: hermes-watchdog-qqbot-busy-loop/1" in s.log
     r = patch_cli("status", hermes_014, "--hermes-home", str(s.home))
     assert "patch: installed" in r.out and f"running gateway PID {s.adapter.pid}: loaded the patch" in r.out
-    assert "fix: NEEDED" in r.out  # the probe sees the original code, with the patch switched off
+    assert f"{QQ_FIX}: NEEDED" in r.out  # the probe sees the original code, patches off
     s.adapter.send_signal(signal.SIGTERM)
     assert s.adapter.wait(15) == 0
     assert "SIGTERM handled" in s.log
@@ -200,7 +166,7 @@ def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path
 
 def test_0_17_needs_no_fix_and_the_patch_wraps_nothing(hermes_017: Path, clean_patch, scenario) -> None:
     r = patch_cli("status", hermes_017)
-    assert "Hermes: 0.17.0" in r.out and "fix: not needed" in r.out
+    assert "Hermes: 0.17.0" in r.out and f"{QQ_FIX}: not needed" in r.out
     patch_cli("install", hermes_017)
     s = scenario(hermes_017)
     wait_for(lambda: "hermes-watchdog QQBot busy-loop fix not needed" in s.log, what="the patch's own log line")

@@ -1,6 +1,7 @@
 """A restart as an explicit state machine, spread over ticks so a slow gateway never blocks the loop.
 
     (watching) --request (manager; SIGTERM if it failed), start--> STOPPING --grace over, still alive--> KILLED
+    KILLED by a kill_signal other than SIGKILL (SIGABRT: a last stack) --still alive after a short wait--> SIGKILL
     STOPPING or KILLED --old process gone--> VERIFYING --new gateway running, calm--> RESTARTED
     STOPPING or KILLED --stop timeout over, still alive--> FAILED
     VERIFYING --start timeout over--> FAILED
@@ -24,6 +25,8 @@ from typing import Any, Protocol
 
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
 from hermes_watchdog.observe.processes import Identity
+
+FINAL_SIGKILL_AFTER = 5.0  # seconds a process may take to die of SIGABRT (writing its stacks) before SIGKILL
 
 
 class Phase(Enum):
@@ -195,6 +198,12 @@ class RestartMachine:
             r.killed = ok
             r.signals.append(r.kill_signal.name if ok else f"{r.kill_signal.name} not sent")
             self._change(Phase.KILLED, f"still alive {r.grace:g} s after the restart request: {text}")
+        elif (r.phase == Phase.KILLED and r.kill_signal != signal.SIGKILL and "SIGKILL" not in r.signals
+              and now >= r.kill_at + FINAL_SIGKILL_AFTER and self.ports.alive(r.old)):
+            ok, text = self.ports.kill(r.old, signal.SIGKILL)
+            r.signals.append("SIGKILL" if ok else "SIGKILL not sent")
+            self.journal.event(r, "KILL", f"PID {r.old.pid} outlived {r.kill_signal.name} by "
+                                          f"{FINAL_SIGKILL_AFTER:g} s: {text}")
         elif r.phase.stopping and now >= r.stop_until and self.ports.alive(r.old):
             self._change(Phase.FAILED, f"old PID {r.old.pid} still alive {r.stop_until - r.started:.0f} s "
                                        "after the restart request")

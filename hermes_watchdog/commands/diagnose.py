@@ -12,7 +12,7 @@ from typing import Any
 
 from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.observe.stacks import render_text
+from hermes_watchdog.observe import stack_capture
 from hermes_watchdog.record import evidence, render
 from hermes_watchdog.record.safetext import one_line
 
@@ -43,7 +43,7 @@ def parse_pid(text: str) -> int:
 
 
 def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool, out: Path | None,
-         frozen_after: float = 60.0) -> int:
+         frozen_after: float = 60.0, stack_with: str = "auto") -> int:
     pid = parse_pid(pid_text)
     # Written as "not (in range)" so NaN, for which every comparison is false, fails too.
     if not 0 < seconds <= MAX_SECONDS:
@@ -51,12 +51,14 @@ def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool,
     if not 0 < frozen_after <= MAX_HEARTBEAT_STALE:
         raise UserError(f"--frozen-after must be more than 0 and at most {MAX_HEARTBEAT_STALE:g}, "
                         f"not {frozen_after:g}")
+    if stack_with not in stack_capture.METHODS:
+        raise UserError(f"--stack-with must be one of {', '.join(stack_capture.METHODS)}, not {stack_with!r}")
     if hermes_home is not None and not hermes_home.expanduser().is_dir():
         raise UserError(f"--hermes-home {hermes_home} is not a directory")
     if out is not None and out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory")
     with _progress(f"sampling PID {pid} for {seconds:g} s, then reading its stack", show=not as_json):
-        d = diagnosis.diagnose(pid, seconds, hermes_home, frozen_after=frozen_after)
+        d = diagnosis.diagnose(pid, seconds, hermes_home, frozen_after=frozen_after, stack_with=stack_with)
     rec = diagnosis.record(d)
     pub = diagnosis.public(rec)
     folder = _write_evidence(out, pid, rec, d) if out is not None else None
@@ -77,7 +79,7 @@ def _write_evidence(out: Path, pid: int, rec: dict[str, Any], d: diagnosis.Diagn
     made: Path | None = None
     try:
         folder, made = evidence.fresh_folder(out, f"hermes-watchdog-diagnosis-{pid}-{stamp}")
-        evidence.write(folder, rec, render_text(d.stack), d.log_tail, record_name="diagnosis.json",
+        evidence.write(folder, rec, stack_capture.render(d.stack), d.log_tail, record_name="diagnosis.json",
                        title=f"hermes-watchdog diagnosis of PID {pid}", raw_state=d.files.state.read.data)
     except Exception as exc:
         if made is not None:

@@ -1,4 +1,4 @@
-"""``hermes-watchdog patch status|install|uninstall``: the QQBot busy-loop fix inside an installed Hermes."""
+"""``hermes-watchdog patch status|install|uninstall``: the fix pack and the stack hook inside an installed Hermes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ from hermes_watchdog.act.managers import Target, select
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe import discovery, processes
 from hermes_watchdog.observe.signals import guarded_signal
+from hermes_watchdog.observe.stack_capture import read_marker
 from hermes_watchdog.patches import installer
+from hermes_watchdog.patches.fixes import FIXES
 
 ACTIONS = ("status", "install", "uninstall")
 
@@ -22,23 +24,40 @@ def _say(line: str) -> None:
     sys.stdout.write(line + "\n")
 
 
+_NEED = {"buggy": "NEEDED (this Hermes has the bug)", "fixed": "not needed (this Hermes has the fix)",
+         "unknown": "not applicable (the class has another shape; nothing would be wrapped)",
+         "absent": "not applicable (this Hermes has no such adapter)"}
+
+
 def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> None:
     inst = installer.installed(p.purelib)
     _say(f"gateway Python: {interp.python} ({interp.how}), Python {p.python_version}")
-    _say(f"Hermes: {p.hermes or 'not installed in this interpreter'}")
-    need = {"buggy": "NEEDED: the QQBot adapter busy-loops on a closed socket",
-            "fixed": "not needed: this Hermes already raises on a closed socket",
-            "unknown": "not applicable: QQAdapter has another shape (the patch would wrap nothing)"}
-    _say(f"fix: {need.get(p.adapter, 'unknown (' + p.adapter + ')')}")
+    _say(f"Hermes: {p.hermes_label or 'not installed in this interpreter'}"
+         + (f" in {p.checkout['root']}" if p.checkout else ""))
     _say(f"patch: {'installed' if inst['installed'] else 'not installed'} in {p.purelib}"
          + ("" if not inst["installed"] or inst.get("current") else " (an older copy: run patch install)"))
     found = discovery.find_gateway(home, scan=False)
+    note = installer.loaded_by(home, found.ident.pid) if found.ident is not None else None
+    for fix in FIXES:
+        found_fix = p.fixes.get(fix.name) or ("absent" if fix.name != "qqbot" else p.adapter)
+        loaded = installer.fix_result(note, fix.name)
+        _say(f"fix {fix.name} ({fix.title}, {fix.issues}; {fix.upstream}): "
+             + _NEED.get(found_fix, f"unknown ({found_fix})")
+             + (f"; running gateway: {loaded}" if loaded else ""))
     if found.ident is None:
         _say("running gateway: none found")
+        _say("stack hook: " + ("installed; arms in the next gateway" if inst["installed"] else "not installed"))
+        return
+    if note is None:
+        _say(f"running gateway PID {found.ident.pid}: has not loaded the patch")
     else:
-        note = installer.loaded_by(home, found.ident.pid)
-        _say(f"running gateway PID {found.ident.pid}: "
-             + (f"loaded the patch ({note['result']})" if note else "has not loaded the patch"))
+        chosen = note.get("selected")
+        _say(f"running gateway PID {found.ident.pid}: loaded the patch (fixes selected: "
+             + (", ".join(map(str, chosen)) or "none" if isinstance(chosen, list) else "all") + ")")
+    marker, why = read_marker(found.ident, home)
+    _say("stack hook: " + (f"armed in PID {found.ident.pid} ({marker.signal.name} -> {marker.file}, "
+                           f"{'Hermes its own' if marker.owner == 'hermes' else 'the hook'})"
+                           if marker is not None else f"not usable: {why}"))
 
 
 def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:
@@ -81,8 +100,8 @@ def main(action: str, python: Path | None, hermes_home: Path | None, restart: bo
         if not installer.has_hermes(interp):
             raise UserError(f"Hermes is not installed in {interp.python} (it cannot import hermes_cli and "
                             "gateway): pass the gateway's own Python with --python")
-        if p.adapter != "buggy":
-            _say(f"note: this Hermes does not need the fix ({p.adapter}); the patch will wrap nothing")
+        if "buggy" not in {p.adapter, *p.fixes.values()}:
+            _say("note: this Hermes needs none of the fixes; the patch will wrap nothing (the stack hook still arms)")
         written = installer.install(p.purelib)
         _say("installed: " + ", ".join(str(w) for w in written))
     else:

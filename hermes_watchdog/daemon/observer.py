@@ -20,7 +20,16 @@ from hermes_watchdog.judge.signatures import (
     Verdict,
     judge,
 )
-from hermes_watchdog.observe import discovery, heartbeat, looptick, processes, sampler, statefile, upstream
+from hermes_watchdog.observe import (
+    discovery,
+    heartbeat,
+    loop_stacks,
+    looptick,
+    processes,
+    sampler,
+    statefile,
+    upstream,
+)
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 
 DENSE_TICK = 1.0  # as the loop's: the next CPU sample once something turns suspect
@@ -73,7 +82,8 @@ class Observer:
                 w.close_sampler()
             w.plan.background = cfg.stack_every
             home, pid, uid = w.home, w.ident.pid, w.ident.uid
-            w.sampler = LoopSampler(pid, w.plan, probe=lambda: looptick.probe(home, pid, uid))
+            take = loop_stacks.burst_source(cfg.stack_with, w.ident, home)
+            w.sampler = LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid))
         bursts, probes = w.sampler.drain()
         for b in bursts:
             w.window.bursts.append(b)

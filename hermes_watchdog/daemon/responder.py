@@ -16,8 +16,8 @@ from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import UNKNOWN, Verdict
-from hermes_watchdog.observe import discovery, logs, processes, pyspy, statefile
-from hermes_watchdog.observe.stacks import StackAnalysis, render_text
+from hermes_watchdog.observe import discovery, logs, processes, stack_capture, statefile
+from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.record import incidents, notifications
 from hermes_watchdog.record.timefmt import iso
 
@@ -109,8 +109,8 @@ class Responder:
         d.incident_count += 1
         w.counts.incidents[verdict.signature] += 1
         cpu = usage(list(w.window.snaps))
-        stack = pyspy.capture(w.ident.pid, cpu.hot.tid if cpu and cpu.hot else None, dumps=d.cfg.stack_dumps,
-                              stop=d.stop)
+        stack = stack_capture.choose(d.cfg.stack_with).capture(
+            w.ident, w.home, cpu.hot.tid if cpu and cpu.hot else None, count=d.cfg.stack_dumps, stop=d.stop)
         if d.stop.is_set():
             raise StopRequested
         # The hot thread's stack is evidence for the report; the verdict stands on the loop's own samples.
@@ -123,7 +123,8 @@ class Responder:
             d.say_write_problem(f"cannot create an incident folder in {d.state_dir}: {exc.strerror or exc}")
             folder = None
         w.incident = incidents.Incident(folder or d.state_dir / "incidents" / "unwritable", verdict.signature,
-                                        now, rec, _loop_lines(verdict) + render_text(stack), logs.gateway_tail(w.home),
+                                        now, rec, _loop_lines(verdict) + stack_capture.render(stack),
+                                        logs.gateway_tail(w.home),
                                         raw_state=statefile.read_state(w.home).read.data, writable=folder is not None)
         w.acted = False
         w.gave_up = None  # a give-up belongs to its incident; this is a new one

@@ -16,7 +16,7 @@ from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage
-from hermes_watchdog.observe import discovery, processes, sampler
+from hermes_watchdog.observe import discovery, last_words, processes, sampler, stack_capture
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.observe.statefile import read_state
@@ -105,6 +105,8 @@ class WatchJournal:
             w.incident.record["new_pid"] = new_pid
             w.incident.record["verify"] = {"ok": ok, "detail": why, "seconds": round(took, 2),
                                            "sigkill_needed": r.killed}
+        if w.incident is not None and r.killed and r.kill_signal == signal.SIGABRT:
+            self._last_words(r)
         if w.history:
             w.history[-1].update({"result": result, "new_pid": new_pid, "seconds": round(took, 2),
                                   "sigkill": r.killed})
@@ -117,6 +119,24 @@ class WatchJournal:
         if ok and w.ident is not None:
             w.found_how = "new gateway after restart"
         d.responder.close(w, result, why)
+
+
+    def _last_words(self, r: Restart) -> None:
+        """The stack the gateway printed as SIGABRT ended it, collected now that it has been relaunched."""
+        inc = self.w.incident
+        assert inc is not None
+        offset = (inc.record.get("restart") or {}).get("stderr_offset")
+        stack, where = last_words.collect(self.w.home, r.old, r.manager, offset if isinstance(offset, int) else 0)
+        if stack is None:
+            inc.note(f"no stack found in {where} after SIGABRT")
+            return
+        before = inc.record.get("stack") or {}
+        inc.record["stack"] = {**stack.to_dict(), "source": where, "live_capture_failed": before.get("reason")}
+        inc.stack_text = stack_capture.render(stack).replace(
+            "method: sigabrt\n", f"method: sigabrt (printed by faulthandler as the gateway died; from {where})\n", 1)
+        inc.note(f"last stack collected from {where}: {stack.classification}")
+        self.d.log.emit("INFO", f"PID {r.old.pid}'s last stack (SIGABRT) collected from {where}: "
+                                f"{stack.classification}", self.w.name)
 
 
 def machine_for(d: Daemon, w: Watch, r: Restart) -> RestartMachine:
@@ -135,8 +155,12 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
     # be pure delay, so SIGKILL comes after the short one.
     starved = w.verdict is not None and w.verdict.starvation_proven
     grace = min(cfg.grace, cfg.starved_grace) if starved else cfg.grace
+    final, final_why = last_words.final_signal(w.ident, w.home, processes.environ(w.ident.pid),
+                                               bool((inc.record.get("stack") or {}).get("captured", True)))
+    stderr_at = last_words.error_log_size(w.home)
     w.machine, asked = RestartMachine.request(manager, target, d.stop, LivePorts(d, w), WatchJournal(d, w),
-                                              wall=time.time(), grace=grace, start_timeout=cfg.start_timeout)
+                                              wall=time.time(), grace=grace, start_timeout=cfg.start_timeout,
+                                              kill_signal=final)
     if starved:
         inc.note(f"starvation proven by the stack: SIGKILL after {grace:g} s, not --grace {cfg.grace:g} s")
     result, r = asked.result, w.machine.r
@@ -151,6 +175,9 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
         detail["fallback"] = asked.fallback
         inc.note(f"fallback: {asked.fallback}")
         d.log.emit("WARN", f"{result.manager} restart failed ({result.detail}); {asked.fallback}", w.name)
+    if final_why is not None:
+        detail.update(final_signal=final.name, stderr_offset=stderr_at)
+        inc.note(final_why)
     inc.record["restart"] = detail
     inc.record["result"] = "restarting"
     w.history.append({"at": iso(r.started_wall), "pid": w.ident.pid, "signature": inc.signature,

@@ -111,10 +111,11 @@ class Burst:
     entries: tuple[tuple[Frame, int], ...] = ()  # callback samples by entry frame, most first
     error: str | None = None  # the burst failed (py-spy could not attach, ...)
     hint: str | None = None
+    rate: float = RATE  # samples a second this burst was taken at
 
     @property
     def coverage(self) -> float:
-        return self.samples / (RATE * (self.end - self.start)) if self.end > self.start else 0.0
+        return self.samples / (self.rate * (self.end - self.start)) if self.end > self.start else 0.0
 
     @property
     def usable(self) -> bool:
@@ -133,7 +134,7 @@ class Burst:
 
 
 def classify(samples: Sequence[StackSample], start: float, end: float, method: str,
-             main_tid: int | None = None) -> Burst:
+             main_tid: int | None = None, rate: float = RATE) -> Burst:
     """Find the loop thread by structure and count its samples by kind. Several loop threads: the
     main thread's loop (``main_tid``: the gateway runs its loop there), else the most sampled."""
     per_thread: dict[int | None, list[StackSample]] = {}
@@ -141,7 +142,7 @@ def classify(samples: Sequence[StackSample], start: float, end: float, method: s
         if is_loop_stack(s.frames):
             per_thread.setdefault(s.tid, []).append(s)
     if not per_thread:
-        return Burst(start, end, method, error=None if samples else "no samples")
+        return Burst(start, end, method, error=None if samples else "no samples", rate=rate)
     tid = main_tid if main_tid in per_thread else max(per_thread, key=lambda t: sum(x.count for x in per_thread[t]))
     counts: Counter[str] = Counter()
     inner: Counter[Frame] = Counter()
@@ -160,7 +161,7 @@ def classify(samples: Sequence[StackSample], start: float, end: float, method: s
             if entry is not None:
                 entries[entry] += s.count
     return Burst(start, end, method, True, tid, name, sum(counts.values()), counts[SELECTOR], counts[TURNING],
-                 counts[CALLBACK], tuple(inner.most_common(5)), tuple(entries.most_common(5)))
+                 counts[CALLBACK], tuple(inner.most_common(5)), tuple(entries.most_common(5)), rate=rate)
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness,
 
 
 class LoopSampler:
-    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn = pyspy_record.burst,
+    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None = pyspy_record.burst,
                  probe: ProbeFn | None = None) -> None:
+        """``take`` None: no loop stacks (``--stack-with none``); the socket is still probed."""
         self.pid = pid
         self.plan = plan
         self._take = take
@@ -32,7 +33,8 @@ class LoopSampler:
         self._probes: list[TickProbe] = []
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._bursting, name=f"loop-stacks-{pid}", daemon=True)]
+        self._threads = [] if take is None else [
+            threading.Thread(target=self._bursting, name=f"loop-stacks-{pid}", daemon=True)]
         if probe is not None:
             self._threads.append(threading.Thread(target=self._probing, name=f"loop-tick-{pid}", daemon=True))
         for t in self._threads:
@@ -61,6 +63,7 @@ class LoopSampler:
                 self._wake.clear()
                 continue
             self.plan.last_start = now
+            assert self._take is not None
             b = self._take(self.pid, round(seconds), self.pid)
             with self._lock:
                 self._bursts.append(b)

@@ -58,10 +58,12 @@ class StackAnalysis:
     loop_seen: int = 0  # dumps whose hot thread showed a listen/read loop
     functions_seen: tuple[str, ...] = ()  # every function seen on the hot thread across dumps
     all_threads: tuple[ThreadStack, ...] = field(default_factory=tuple)  # from the chosen dump
+    method: str | None = None  # how the stack was taken: py-spy, faulthandler, sigabrt, none
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "captured": self.captured,
+            "method": self.method,
             "reason": self.reason,
             "hint": self.hint,
             "dumps": self.dumps,

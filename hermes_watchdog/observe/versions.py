@@ -57,6 +57,93 @@ def hermes_version(site_packages: list[Path]) -> str | None:
     return None
 
 
+def git_label(version: str | None, commit: str | None) -> str:
+    """How a git-installed Hermes is named in reports: ``git 0.21.0 (1a2b3c4d5e6f)``."""
+    return f"git {version or 'unknown version'}" + (f" ({commit[:12]})" if commit else "")
+
+
+_VERSION = re.compile(rb"""^__version__\s*=\s*["']([^"']+)["']""", re.M)
+
+
+def checkout_version(root: Path) -> tuple[str | None, str | None] | None:
+    """(version, commit) of a Hermes git checkout at ``root`` (``hermes_cli/__init__.py`` there), or None.
+    The commit is read from .git's files, never by running git."""
+    raw, _ = read_bytes(root / "hermes_cli" / "__init__.py", 65536)
+    if raw is None:
+        return None
+    m = _VERSION.search(raw)
+    return (m.group(1).decode(errors="replace") if m else None), git_commit(root)
+
+
+def _small(path: Path) -> str | None:
+    raw, _ = read_bytes(path, 4096)
+    return raw.decode(errors="replace").strip() if raw else None
+
+
+def git_commit(root: Path) -> str | None:
+    git = root / ".git"
+    if git.is_file():  # a linked worktree: "gitdir: <path>"
+        text = _small(git) or ""
+        git = (root / text.split(":", 1)[1].strip()) if ":" in text else git
+    head = _small(git / "HEAD")
+    if not head:
+        return None
+    if not head.startswith("ref:"):
+        return head[:40]
+    ref = head.split(":", 1)[1].strip()
+    common = _small(git / "commondir")
+    for base in (git, (git / common) if common else git):
+        loose = _small(base / ref)
+        if loose:
+            return loose[:40]
+        raw, _ = read_bytes(base / "packed-refs", _MAX_READ)
+        for line in (raw or b"").decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1] == ref:
+                return parts[0][:40]
+    return None
+
+
+def checkout_roots(cmdline: tuple[str, ...], exe: str | None, env: dict[str, str] | None,
+                   frame_files: tuple[str, ...] = ()) -> list[Path]:
+    """Where the git checkout of Hermes that runs may be: above a stack frame's ``hermes_cli/`` or
+    ``gateway/`` outside site-packages, and the folder holding the venv that runs it (``hermes-agent/venv``)."""
+    out: list[Path] = []
+    for f in frame_files:
+        parts = Path(f).parts
+        if "site-packages" in parts or "dist-packages" in parts:
+            continue
+        for i in range(len(parts) - 1, 0, -1):
+            if parts[i] in {"hermes_cli", "gateway"}:
+                out.append(Path(*parts[:i]))
+                break
+    venvs = [Path(env["VIRTUAL_ENV"])] if env and env.get("VIRTUAL_ENV") else []
+    venvs += [Path(a).parent.parent for a in (*cmdline[:2], exe or "") if a and "/" in a]
+    out += [v.parent for v in venvs]
+    unique: list[Path] = []
+    for p in out:
+        if p not in unique:
+            unique.append(p)
+    return unique
+
+
+def hermes_label(site_packages: list[Path], roots: list[Path],
+                 home: Path | None = None) -> tuple[str | None, str | None]:
+    """(label for reports, bare version): ``git <version> (<commit>)`` when a checkout runs it (found from
+    its frames or its venv), else the installed wheel's version, else a checkout in HERMES_HOME/hermes-agent
+    (the upstream installer's place)."""
+    for root in roots:
+        found = checkout_version(root)
+        if found is not None:
+            return git_label(*found), found[0]
+    version = hermes_version(site_packages)
+    if version is None and home is not None:
+        found = checkout_version(home / "hermes-agent")
+        if found is not None:
+            return git_label(*found), found[0]
+    return version, version
+
+
 def python_version_of(site_packages: list[Path], exe: str | None) -> str | None:
     for sp in site_packages:
         raw, _ = read_bytes(sp.parent.parent.parent / "pyvenv.cfg", _MAX_READ, follow=True)

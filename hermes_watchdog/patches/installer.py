@@ -1,4 +1,4 @@
-"""Install, remove and inspect the QQBot fix in a gateway interpreter's site-packages.
+"""Install, remove and inspect the fix pack and the stack hook in a gateway interpreter's site-packages.
 
 What is written is recorded in ``hermes_watchdog_patch.record`` beside it, and ``uninstall`` removes
 exactly the files named there.
@@ -13,21 +13,24 @@ import plistlib
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.act.managers import launchd, systemd
 from hermes_watchdog.act.managers.base import Target
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.observe import discovery, processes
+from hermes_watchdog.observe import discovery, processes, versions
 from hermes_watchdog.observe.statefile import read_bytes, read_json_object
 
-MODULE_NAME = "hermes_watchdog_qqbot_fix"
-PTH_NAME = "hermes_watchdog_qqbot_fix.pth"
+MODULE_NAME = "hermes_watchdog_fixes"
+HOOK_NAME = "hermes_watchdog_hook"
+OLD_MODULE_NAMES = ("hermes_watchdog_qqbot_fix",)  # what earlier versions installed: cleaned up on install
+PTH_NAME = "hermes_watchdog_fixes.pth"
 RECORD_NAME = "hermes_watchdog_patch.record"
 PTH_LINE = f"import {MODULE_NAME}; {MODULE_NAME}.install()\n"
-SOURCE = Path(__file__).with_name("qqbot_fix.py")
+SOURCE = Path(__file__).with_name("fixes.py")
+SOURCES = {MODULE_NAME: SOURCE, HOOK_NAME: Path(__file__).with_name("hook.py")}
 PROBE_TIMEOUT = 120.0
 FIRST_FIXED = (0, 17, 0)
 FIRST_BUGGY = (0, 14, 0)
@@ -44,7 +47,16 @@ class Probe:
     hermes: str | None
     purelib: Path
     python_version: str
-    adapter: str  # buggy | fixed | unknown | import failed: ...
+    adapter: str  # the qqbot fix: buggy | fixed | unknown | absent | import failed: ...
+    fixes: dict[str, str] = field(default_factory=dict)  # fix name -> buggy | fixed | unknown | absent | ...
+    checkout: dict[str, Any] | None = None  # a git checkout of Hermes: root, version, commit
+
+    @property
+    def hermes_label(self) -> str | None:
+        """``0.14.0`` for a wheel, ``git 0.21.0 (1a2b3c4)`` for a git checkout."""
+        if self.checkout:
+            return versions.git_label(self.checkout.get("version"), self.checkout.get("commit"))
+        return self.hermes
 
 
 def _sha(data: bytes) -> str:
@@ -129,7 +141,10 @@ def probe(interp: Interpreter) -> Probe:
     except (ValueError, IndexError):
         raise UserError(f"{interp.python} did not answer the probe (exit {r.returncode}): "
                         f"{(r.stderr.strip().splitlines() or ['no output'])[-1]}") from None
-    return Probe(data.get("hermes"), Path(str(data["purelib"])), str(data.get("python")), str(data.get("adapter")))
+    fixes = data.get("fixes") if isinstance(data.get("fixes"), dict) else {}
+    checkout = data.get("checkout") if isinstance(data.get("checkout"), dict) else None
+    return Probe(data.get("hermes"), Path(str(data["purelib"])), str(data.get("python")), str(data.get("adapter")),
+                 {str(k): str(v) for k, v in fixes.items()}, checkout)
 
 
 # Top-level find_spec only: it locates the packages without running any Hermes code.
@@ -159,9 +174,10 @@ def installed(purelib: Path) -> dict[str, Any]:
     entries = data.get("files")
     files = [Path(f["path"]) for f in entries if isinstance(f, dict) and isinstance(f.get("path"), str)] \
         if isinstance(entries, list) else []
-    present = all(p.is_file() for p in files)
-    module = purelib / f"{MODULE_NAME}.py"
-    current = module.is_file() and _sha(module.read_bytes()) == _sha(SOURCE.read_bytes())
+    present = bool(files) and all(p.is_file() for p in files)
+    current = all((purelib / f"{name}.py").is_file()
+                  and _sha((purelib / f"{name}.py").read_bytes()) == _sha(src.read_bytes())
+                  for name, src in SOURCES.items())
     return {"installed": present, "current": current, "files": [str(p) for p in files],
             "installed_at": data.get("installed_at")}
 
@@ -169,12 +185,16 @@ def installed(purelib: Path) -> dict[str, Any]:
 def install(purelib: Path) -> list[Path]:
     if not purelib.is_dir():
         raise UserError(f"site-packages {purelib} does not exist")
-    module = purelib / f"{MODULE_NAME}.py"
+    if (purelib / RECORD_NAME).exists():
+        uninstall(purelib)  # an earlier version's files (another .pth name) must not load twice
     pth = purelib / PTH_NAME
     try:
-        module.write_bytes(SOURCE.read_bytes())
-        pth.write_text(PTH_LINE)
-        files = [module, pth]
+        files = []
+        for name, src in SOURCES.items():
+            (purelib / f"{name}.py").write_bytes(src.read_bytes())
+            files.append(purelib / f"{name}.py")
+        pth.write_text(PTH_LINE)  # last: the .pth never names a module not yet written
+        files.append(pth)
         (purelib / RECORD_NAME).write_text(json.dumps({
             "installed_by": f"hermes-watchdog ({sys.executable})",
             "installed_at": __import__("time").time(),
@@ -200,8 +220,9 @@ def uninstall(purelib: Path) -> list[Path]:
             path.unlink()
             removed.append(path)
     cache = purelib / "__pycache__"
-    for stale in cache.glob(f"{MODULE_NAME}.*.pyc") if cache.is_dir() else []:
-        stale.unlink()
+    for name in (*SOURCES, *OLD_MODULE_NAMES):
+        for stale in cache.glob(f"{name}.*.pyc") if cache.is_dir() else []:
+            stale.unlink()
     record.unlink()
     return [*removed, record]
 
@@ -212,6 +233,12 @@ def loaded_by(home: Path, pid: int | None) -> dict[str, Any] | None:
     read = read_json_object(home / "state" / "hermes-watchdog-patch.json")
     data = read.data if read.ok else None
     return data if data is not None and pid is not None and data.get("pid") == pid else None
+
+
+def fix_result(note: dict[str, Any] | None, name: str) -> str | None:
+    """What the running gateway's loader said about one fix (None: the adapter was not imported)."""
+    fixes = note.get("fixes") if note else None
+    return str(fixes[name]) if isinstance(fixes, dict) and name in fixes else None
 
 
 def report_line(site_packages: list[Path], hermes_version: str | None, home: Path | None,
@@ -226,6 +253,6 @@ def report_line(site_packages: list[Path], hermes_version: str | None, home: Pat
     loaded = loaded_by(home, pid) if home else None
     state = "installed" if inst["installed"] else "NOT installed (hermes-watchdog patch install)"
     if inst["installed"]:
-        state += ", loaded by this gateway" if loaded and str(loaded.get("result", "")).startswith("applied") \
+        state += ", loaded by this gateway" if str(fix_result(loaded, "qqbot")).startswith("applied") \
             else ", not loaded by this gateway (restart it)"
     return f"needed (Hermes {hermes_version} has the busy loop); patch {state}"

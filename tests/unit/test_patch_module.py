@@ -1,5 +1,5 @@
-"""The runtime fix's own logic on small stand-in classes (not Hermes code): shape checks, the behaviour
-probe, the wrappers, and the import hook on a throwaway package."""
+"""The fix pack's own logic on small stand-in classes (not Hermes code): shape checks, the behaviour
+probe, the wrappers, the selection switch, and the import hook on a throwaway package."""
 
 from __future__ import annotations
 
@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from hermes_watchdog.patches import qqbot_fix
+from hermes_watchdog.patches import fixes
 from hermes_watchdog.patches.installer import version_needs_fix
 
 
 class Socket:
     def __init__(self, closed: bool) -> None:
         self.closed = closed
+
+
+QQ = next(f for f in fixes.FIXES if f.name == "qqbot")
+WECOM = next(f for f in fixes.FIXES if f.name == "wecom")
 
 
 def make_adapter(kind: str) -> type:
@@ -45,23 +49,23 @@ def make_adapter(kind: str) -> type:
 
 
 def test_probe_tells_buggy_fixed_and_other_shapes() -> None:
-    assert qqbot_fix.probe(make_adapter("buggy")) == "buggy"
-    assert qqbot_fix.probe(make_adapter("fixed")) == "fixed"
+    assert fixes.probe(QQ, make_adapter("buggy")) == "buggy"
+    assert fixes.probe(QQ, make_adapter("fixed")) == "fixed"
 
     class Sync:
         def _read_events(self) -> None: ...
 
         def _reconnect(self) -> None: ...
 
-    assert qqbot_fix.probe(Sync) == "unknown"
-    assert qqbot_fix.probe(object) == "unknown"
+    assert fixes.probe(QQ, Sync) == "unknown"
+    assert fixes.probe(QQ, object) == "unknown"
 
 
 def test_apply_wraps_a_buggy_adapter_and_the_wrappers_behave() -> None:
     cls = make_adapter("buggy")
     module = types.SimpleNamespace(QQAdapter=cls)
-    assert qqbot_fix.apply(module).startswith("applied")
-    assert qqbot_fix.apply(module) == "already patched"
+    assert fixes.apply(QQ, module).startswith("applied")
+    assert fixes.apply(QQ, module) == "already patched"
     a = cls()
     with pytest.raises(RuntimeError, match="WebSocket closed"):
         asyncio.run(a._read_events())
@@ -73,9 +77,9 @@ def test_apply_wraps_a_buggy_adapter_and_the_wrappers_behave() -> None:
 def test_apply_leaves_fixed_missing_and_odd_shapes_alone() -> None:
     fixed = make_adapter("fixed")
     original = fixed._read_events
-    assert qqbot_fix.apply(types.SimpleNamespace(QQAdapter=fixed)).startswith("not needed")
-    assert fixed._read_events is original and not hasattr(fixed, qqbot_fix.MARKER_ATTR)
-    assert qqbot_fix.apply(types.SimpleNamespace()).startswith("skipped: no QQAdapter")
+    assert fixes.apply(QQ, types.SimpleNamespace(QQAdapter=fixed)).startswith("not needed")
+    assert fixed._read_events is original and not hasattr(fixed, fixes.MARKER_ATTR)
+    assert fixes.apply(QQ, types.SimpleNamespace()).startswith("skipped: no QQAdapter")
 
     class Other:  # a read loop of another shape: the probe sees an error it does not know
         async def _read_events(self) -> None:
@@ -85,7 +89,7 @@ def test_apply_leaves_fixed_missing_and_odd_shapes_alone() -> None:
             return False
 
     original_other = Other._read_events
-    assert qqbot_fix.apply(types.SimpleNamespace(QQAdapter=Other)).startswith("skipped: QQAdapter")
+    assert fixes.apply(QQ, types.SimpleNamespace(QQAdapter=Other)).startswith("skipped: QQAdapter")
     assert Other._read_events is original_other
 
 
@@ -113,23 +117,67 @@ def fake_hermes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
 
 def test_import_hook_patches_the_adapter_when_it_is_imported(fake_hermes: Path) -> None:
-    qqbot_fix.install()
-    qqbot_fix.install()  # idempotent: one finder
-    assert sum(isinstance(f, qqbot_fix._Finder) for f in sys.meta_path) == 1
+    fixes.install()
+    fixes.install()  # idempotent: one finder
+    assert sum(isinstance(f, fixes._Finder) for f in sys.meta_path) == 1
     assert "gateway.platforms.qqbot.adapter" not in sys.modules  # nothing imported early
     module = importlib.import_module("gateway.platforms.qqbot.adapter")
-    assert getattr(module.QQAdapter, qqbot_fix.MARKER_ATTR) == qqbot_fix.PATCH_ID
-    note = (fake_hermes / "home" / "state" / "hermes-watchdog-patch.json").read_text()
-    assert '"result": "applied' in note
+    assert getattr(module.QQAdapter, fixes.MARKER_ATTR) == QQ.patch_id == "hermes-watchdog-qqbot-busy-loop/1"
+    # pytest is no gateway: neither the hook's marker nor the loader's note is written here.
+    assert not (fake_hermes / "home" / "state").exists()
 
 
 def test_environment_switch_turns_it_off(fake_hermes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HERMES_WATCHDOG_PATCHES", "0")
-    qqbot_fix.install()
+    fixes.install()
     module = importlib.import_module("gateway.platforms.qqbot.adapter")
-    assert not hasattr(module.QQAdapter, qqbot_fix.MARKER_ATTR)
+    assert not hasattr(module.QQAdapter, fixes.MARKER_ATTR)
 
 
 def test_versions_that_need_the_fix() -> None:
     assert [version_needs_fix(v) for v in ("0.13.9", "0.14.0", "0.16.3", "0.17.0", "1.0.0", None, "dev")] == \
         [False, True, True, False, False, None, None]
+
+
+def test_selection_by_environment() -> None:
+    names = lambda env: [f.name for f in fixes.selected(env)]  # noqa: E731
+    assert names({}) == names({"HERMES_WATCHDOG_FIXES": "all"}) == ["qqbot", "wecom"]
+    assert names({"HERMES_WATCHDOG_FIXES": "none"}) == []
+    assert names({"HERMES_WATCHDOG_FIXES": " WeCom , nosuch"}) == ["wecom"]
+
+
+def test_selection_none_patches_nothing(fake_hermes: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERMES_WATCHDOG_FIXES", "none")
+    fixes.install()
+    module = importlib.import_module("gateway.platforms.qqbot.adapter")
+    assert not hasattr(module.QQAdapter, fixes.MARKER_ATTR)
+
+
+def test_wecom_fix_on_its_shape() -> None:
+    """WeCom's reconnect clears _ws itself: only _read_events is wrapped, _open_connection is left alone."""
+    def wecom(kind: str) -> type:
+        class WeComAdapter:
+            async def _read_events(self) -> None:
+                if not self._ws:
+                    raise RuntimeError("WebSocket not connected")
+                if kind == "fixed" and self._ws.closed:
+                    raise RuntimeError("WeCom websocket closed")
+                while self._running and self._ws and not self._ws.closed:
+                    await asyncio.sleep(0)
+
+            async def _open_connection(self) -> None:
+                self._ws = None
+
+        return WeComAdapter
+
+    buggy, fixed = wecom("buggy"), wecom("fixed")
+    assert fixes.probe(WECOM, buggy) == "buggy" and fixes.probe(WECOM, fixed) == "fixed"
+    assert fixes.probe(QQ, buggy) == "unknown"  # no _reconnect: not the QQ shape
+    opener = buggy._open_connection
+    assert fixes.apply(WECOM, types.SimpleNamespace(WeComAdapter=buggy)).startswith("applied")
+    assert buggy._open_connection is opener and getattr(buggy, fixes.MARKER_ATTR) == WECOM.patch_id
+    a = buggy()
+    a._running, a._ws = True, Socket(closed=True)
+    with pytest.raises(RuntimeError, match="WeCom websocket closed"):
+        asyncio.run(a._read_events())
+    assert fixes.apply(WECOM, types.SimpleNamespace(WeComAdapter=fixed)).startswith("not needed")

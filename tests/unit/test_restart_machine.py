@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
-from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.act.restart import FINAL_SIGKILL_AFTER, NewCheck, Phase, Restart, RestartMachine
 from hermes_watchdog.observe.processes import Identity
 
 OLD = Identity(100, 1000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 5)
@@ -219,6 +219,32 @@ def test_sigabrt_can_replace_sigkill_as_the_last_signal() -> None:
     world.t = 3.0
     m.step()
     assert world.kills == [(OLD.pid, "SIGABRT")] and m.r.phase == Phase.VERIFYING
+
+
+def test_a_process_that_outlives_sigabrt_gets_sigkill_once_after_a_short_wait() -> None:
+    """SIGABRT is for a last stack, not a softer kill: a process that survives it is killed anyway."""
+    world, rec = World(), Recorder()  # obeys SIGKILL only (a SIGABRT handler that does not exit)
+    m = begin(world, rec, grace=3, kill_signal=signal.SIGABRT)
+    world.t = 3.0
+    assert m.step() == Phase.KILLED and world.kills == [(OLD.pid, "SIGABRT")]
+    world.t = 3.0 + FINAL_SIGKILL_AFTER - 0.1
+    assert m.step() == Phase.KILLED and len(world.kills) == 1  # dying of SIGABRT takes a moment
+    world.t = 3.0 + FINAL_SIGKILL_AFTER
+    m.step()
+    assert world.kills == [(OLD.pid, "SIGABRT"), (OLD.pid, "SIGKILL")] and m.r.phase == Phase.VERIFYING
+    assert m.r.signals == ["SIGTERM", "SIGABRT", "SIGKILL"] and rec.events[0][0] == "KILL"
+    world.t += 100
+    m.step()
+    assert len(world.kills) == 2
+
+
+def test_a_plain_sigkill_restart_sends_no_second_sigkill() -> None:
+    world, rec = World(obeys=set()), Recorder()  # nothing kills it
+    m = begin(world, rec, grace=3)
+    world.t = 3.0 + FINAL_SIGKILL_AFTER + 1
+    m.step()
+    m.step()
+    assert world.kills == [(OLD.pid, "SIGKILL")]
 
 
 @pytest.mark.parametrize("phase", [Phase.STOPPING, Phase.KILLED, Phase.VERIFYING])

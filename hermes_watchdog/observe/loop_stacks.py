@@ -1,0 +1,53 @@
+"""Where the loop's stack bursts come from, by ``--stack-with``: ``py-spy record`` (25 Hz, needs ptrace
+rights), or the faulthandler hook armed in the gateway (no root: the gateway dumps its own threads on a
+signal, proven by its marker before every one), or nothing.
+
+A hook burst is ``HOOK_RATE`` dumps a second: each is a signal and a file write in the gateway, so it is
+sparser than py-spy. At 5 Hz a 0.5 s visit to the selector is still about 2 samples, and the proof window
+still holds a whole cycle of a loop that reaches its selector once in every few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from hermes_watchdog.judge.loop import Burst, StackSample, classify
+from hermes_watchdog.observe import pyspy_record, stack_capture
+from hermes_watchdog.observe.processes import Identity
+
+HOOK_RATE = 5.0
+BurstFn = Callable[[int, int, int | None], Burst]
+
+
+def hook_burst(ident: Identity, home: Path) -> BurstFn:
+    def take(pid: int, seconds: int, main_tid: int | None) -> Burst:
+        start = time.monotonic()
+        count = max(2, round(seconds * HOOK_RATE))
+        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, float(seconds),
+                                                                     seconds + 10.0)
+        end = time.monotonic()
+        if not dumps:
+            return Burst(start, end, "faulthandler", error=reason or "no dump", hint=hint)
+        samples = [StackSample(t.os_tid, t.frames, 1, t.name) for d in dumps for t in d.threads]
+        return classify(samples, start, end, "faulthandler", main_tid, rate=len(dumps) / max(0.5, end - start))
+    return take
+
+
+def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
+    """None: no loop stacks (``--stack-with none``)."""
+    if method == "none":
+        return None
+    if method == "faulthandler":
+        return hook_burst(ident, home)
+    if method == "py-spy":
+        return pyspy_record.burst
+    hook = hook_burst(ident, home)
+
+    def auto(pid: int, seconds: int, main_tid: int | None) -> Burst:
+        b = pyspy_record.burst(pid, seconds, main_tid)
+        if b.error and b.hint and stack_capture.read_marker(ident, home)[0] is not None:
+            return hook(pid, seconds, main_tid)  # py-spy may not attach here; the gateway's own hook can
+        return b
+    return auto

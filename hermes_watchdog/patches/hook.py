@@ -1,0 +1,229 @@
+"""The stack hook: lets hermes-watchdog take a Hermes gateway's Python stacks without root or ptrace.
+
+Installed beside the fixes as ``hermes_watchdog_hook.py`` and armed from the ``.pth`` loader at interpreter
+start, only in a Hermes gateway process (``hermes gateway run``, ``python -m hermes_cli.main gateway run``,
+a ``hermes-gateway`` program). Standard library only; it never imports Hermes.
+
+Armed, it registers ``faulthandler`` for SIGUSR2 (``all_threads=True, chain=False``) writing to
+``HERMES_HOME/logs/hermes-watchdog-stacks.log`` (created 0600), enables faulthandler for fatal signals on
+stderr (so a SIGABRT leaves every thread's stack in the service log), and writes a marker,
+``HERMES_HOME/state/hermes-watchdog-hook.json`` (0600): pid, start time (as Hermes records it), signal, file,
+main thread id. The watchdog sends SIGUSR2 only when that marker names the live process: on Hermes 0.14.0 to
+0.19.0 an unhandled SIGUSR2 terminates the gateway.
+
+Hermes git releases after 0.19.0 register SIGUSR2 themselves (``logs/gateway_faulthandler.log``). Then the
+hook registers nothing: it watches ``faulthandler.register`` and, once Hermes has registered, points the
+marker at Hermes' own file. The faulthandler handler runs in C, so it writes even while the event loop spins
+in pure Python and never gets to run a Python-level signal handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+
+ENV_SWITCH = "HERMES_WATCHDOG_HOOK"  # 0/off: no hook (the fixes still load)
+MARKER = "hermes-watchdog-hook.json"
+STACKS_FILE = "hermes-watchdog-stacks.log"
+SIGNAL_NAME = "SIGUSR2"
+FIRST_SELF_REGISTERING = (0, 19, 1)  # Hermes registers SIGUSR2 itself from this git release on
+
+_GATEWAY_PROGRAMS = ("hermes-gateway",)
+_GATEWAY_SCRIPTS = ("gateway/run.py",)
+_state: dict[str, object] = {}  # what was done, for the status note; keeps the dump file open
+
+
+def _program(argv: list[str]) -> tuple[str, str, list[str]]:
+    """(kind, name, args) of an interpreter command line (``sys.orig_argv``): script, module or code."""
+    args = [a.replace("\\", "/") for a in argv]
+    i = 1
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            i += 1
+            break
+        if arg == "-" or arg.startswith("--"):
+            return "code", arg, []
+        if not arg.startswith("-"):
+            break
+        for j, letter in enumerate(arg[1:], start=1):
+            if letter in "mcWX":
+                value = arg[j + 1:]
+                if not value:
+                    i += 1
+                    value = args[i] if i < len(args) else ""
+                if letter == "m":
+                    return "module", value, args[i + 1:]
+                if letter == "c":
+                    return "code", value, []
+                break
+        i += 1
+    if i >= len(args):
+        return "code", "", []
+    return "script", args[i], args[i + 1:]
+
+
+def _subcommand(args: list[str]) -> tuple[list[str], str | None]:
+    """The first two positional arguments past ``--profile X`` / ``-p X``, and the profile."""
+    out: list[str] = []
+    profile, skip = None, False
+    for arg in args:
+        if skip:
+            profile, skip = arg, False
+        elif arg in {"--profile", "-p"}:
+            skip = True
+        elif arg.startswith("--profile="):
+            profile = arg.split("=", 1)[1]
+        elif not arg.startswith("-"):
+            out.append(arg)
+            if len(out) == 2:
+                break
+    return out, profile
+
+
+def gateway_argv(argv: list[str]) -> tuple[bool, str | None]:
+    """Is this interpreter command line a Hermes gateway (and with which profile)? The same rule as the
+    watchdog's ``looks_like_gateway``: ``gateway status`` and the like are not the gateway."""
+    kind, name, args = _program(argv)
+    base = name.rsplit("/", 1)[-1]
+    if kind == "script" and (base in _GATEWAY_PROGRAMS or any(name == s or name.endswith("/" + s)
+                                                                for s in _GATEWAY_SCRIPTS)):
+        return True, None
+    hermes = (kind == "script" and (base == "hermes" or name.endswith("hermes_cli/main.py"))) or \
+        (kind == "module" and name == "hermes_cli.main")
+    if not hermes:
+        return False, None
+    sub, profile = _subcommand(args)
+    return sub[:1] == ["gateway"] and sub[1:] in ([], ["run"]), profile
+
+
+def hermes_home(profile: str | None) -> str:
+    """HERMES_HOME as the gateway will use it: the environment's, else ~/.hermes (or its profile)."""
+    env = os.environ.get("HERMES_HOME")
+    if env:
+        return env
+    base = os.path.join(os.path.expanduser("~"), ".hermes")
+    return os.path.join(base, "profiles", profile) if profile else base
+
+
+def start_time() -> int | None:
+    """Hermes' ``start_time`` for this process: /proc/self/stat field 22 on Linux, else psutil's
+    create_time in centiseconds (psutil is a Hermes dependency). None: the watchdog will not signal."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/stat") as fh:
+                return int(fh.read().rsplit(")", 1)[1].split()[19])
+        except (OSError, IndexError, ValueError):
+            return None
+    try:
+        import psutil  # type: ignore[import-not-found]
+
+        return round(psutil.Process(os.getpid()).create_time() * 100)
+    except Exception:
+        return None
+
+
+def hermes_version() -> tuple[int, ...] | None:
+    """hermes_cli.__version__ read from its file, without importing Hermes."""
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("hermes_cli")
+        if spec is None or not spec.origin:
+            return None
+        with open(spec.origin, encoding="utf-8", errors="replace") as fh:
+            m = re.search(r"""^__version__\s*=\s*["'](\d+)\.(\d+)\.(\d+)""", fh.read(65536), re.M)
+        return tuple(int(x) for x in m.groups()) if m else None
+    except Exception:
+        return None
+
+
+def _private_open(path: str, flags: int) -> int:
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o600)  # an older file of ours keeps no wider mode
+    return fd
+
+
+def write_marker(home: str, data: dict[str, object]) -> None:
+    folder = os.path.join(home, "state")
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    path = os.path.join(folder, MARKER)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = _private_open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
+
+
+def _marker(home: str, sig: int, path: str, owner: str) -> dict[str, object]:
+    return {"pid": os.getpid(), "start_time": _state.get("start_time"), "signal": signal.Signals(sig).name,
+            "file": path, "owner": owner, "main_thread": _state.get("main_thread"),
+            "fatal_handler": faulthandler.is_enabled(), "armed_at": time.time(), "python": sys.version.split()[0]}
+
+
+def _watch_register(home: str, sig: int) -> None:
+    """Hermes registering our signal itself (a later git release): the marker follows its file."""
+    original = faulthandler.register
+
+    def register(signum, file=None, all_threads=True, chain=False):  # type: ignore[no-untyped-def]
+        original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads, chain=chain)
+        if signum == sig and file is not None and isinstance(getattr(file, "name", None), str):
+            with contextlib.suppress(Exception):
+                write_marker(home, _marker(home, sig, os.path.abspath(file.name), "hermes"))
+                _state["owner"] = "hermes"
+
+    register.__wrapped__ = original  # type: ignore[attr-defined]
+    faulthandler.register = register  # type: ignore[assignment]
+
+
+def arm(argv: list[str] | None = None) -> str:
+    """Arm the hook if this is a gateway; returns what was done. Never raises; idempotent (a venv's
+    lib64 link makes site read the same .pth twice)."""
+    try:
+        if "result" in _state:
+            return str(_state["result"])
+        if os.environ.get(ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
+            return _done("off: HERMES_WATCHDOG_HOOK=0")
+        is_gateway, profile = gateway_argv(list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv)))
+        if not is_gateway:
+            return _done("not armed: not a Hermes gateway process")
+        sig = getattr(signal, SIGNAL_NAME, None)
+        if sig is None or not hasattr(faulthandler, "register"):
+            return _done("not armed: no SIGUSR2 on this platform")
+        home = hermes_home(profile)
+        _state.update(home=home, start_time=start_time(), main_thread=threading.get_ident())
+        if sys.stderr is not None and not faulthandler.is_enabled():
+            with contextlib.suppress(Exception):
+                faulthandler.enable(all_threads=True)  # a fatal signal (SIGABRT) prints every stack to stderr
+        _watch_register(home, sig)
+        version = hermes_version()
+        if version is not None and version >= FIRST_SELF_REGISTERING:
+            return _done(f"deferred: Hermes {'.'.join(map(str, version))} registers SIGUSR2 itself; "
+                         "the marker follows its file once it does")
+        logs = os.path.join(home, "logs")
+        os.makedirs(logs, mode=0o700, exist_ok=True)
+        path = os.path.join(logs, STACKS_FILE)
+        out = os.fdopen(_private_open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a")
+        _state["file"] = out  # faulthandler keeps only the descriptor: the file object must stay alive
+        faulthandler.register.__wrapped__(sig, file=out, all_threads=True, chain=False)  # type: ignore[attr-defined]
+        write_marker(home, _marker(home, sig, path, "hermes-watchdog"))
+        return _done(f"armed: {SIGNAL_NAME} writes every thread's stack to {path}")
+    except Exception as exc:
+        return _done(f"failed: {exc!r}")
+
+
+def _done(result: str) -> str:
+    _state["result"] = result
+    return result
+
+
+def status() -> dict[str, object]:
+    return {k: v for k, v in _state.items() if k in {"result", "home", "owner"}}

@@ -1,0 +1,202 @@
+"""Test-only hooks loaded into the REAL Hermes gateway process (never into Hermes's files) by the
+``sitecustomize.py`` that tests/realhermes/gateway_harness.py puts on the gateway's PYTHONPATH.
+
+At start-up, with no action from the test:
+- points the QQ adapter's endpoints (``TOKEN_URL``, ``API_BASE``, module globals of
+  ``gateway.platforms.qqbot.adapter``) at the loopback fake server on ``HERMES_TEST_QQ_PORT``, by an import
+  hook that sets them right after the module is executed;
+- remembers the event loop run on the main thread (seen as ``run_forever`` sets it running) and, in the
+  gateway process only, starts a daemon thread that polls ``HERMES_HOME/test-inject/`` for trigger files.
+
+Triggers (the test creates an empty file; the hook answers with ``<name>.ack``, JSON):
+- ``block``: schedules ``injected_blocking_call`` on the gateway's loop: a synchronous call that holds the
+  loop thread with the CPU idle until ``release`` (or 600 s). Its ack is written from the loop thread.
+- ``release``: ends the blocking call.
+- ``fail-heartbeat``: from now on every heartbeat write of Hermes >= 0.19 (``gateway.shutdown_watchdog``
+  writes ``state/gateway.heartbeat`` through its module global ``atomic_json_write``) raises
+  ``OSError(ENOSPC)``, as on a full disk, while the loop runs on. ``"patched": false`` where the version has
+  no such writer.
+
+Network: an audit hook refuses every connection and name lookup that is not loopback (OSError
+ENETUNREACH, as on a machine without a route) and records each refusal in
+``HERMES_HOME/test-inject/network-refused.jsonl``, so a test can show the gateway needed nothing else.
+
+Standard library only; every failure here is swallowed so the hooks can never be what breaks the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import importlib.abc
+import importlib.machinery
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any, ClassVar
+
+_ADAPTER = "gateway.platforms.qqbot.adapter"
+_POLL_SECONDS = 0.1
+_BLOCK_LIMIT_SECONDS = 600.0
+
+_loop: list[asyncio.AbstractEventLoop] = []
+_release = threading.Event()
+_poller_started = threading.Event()
+
+
+def _inject_dir() -> str | None:
+    home = os.environ.get("HERMES_HOME")
+    return os.path.join(home, "test-inject") if home else None
+
+
+def _ack(name: str, **fields: Any) -> None:
+    d = _inject_dir()
+    if not d:
+        return
+    body = {"pid": os.getpid(), "thread": threading.current_thread().name,
+            "native_id": threading.get_native_id(), "time": time.time(), **fields}
+    tmp = os.path.join(d, f".{name}.ack.tmp")
+    with open(tmp, "w") as fh:
+        json.dump(body, fh)
+    os.replace(tmp, os.path.join(d, f"{name}.ack"))
+
+
+def injected_blocking_call() -> None:
+    """Holds the event loop thread in a synchronous call, CPU idle: a stand-in for sync SQLite or a slow
+    fsync on the loop. Short sleeps keep this function the innermost Python frame in every stack dump."""
+    _ack("block", loop_thread=threading.current_thread() is threading.main_thread())
+    deadline = time.monotonic() + _BLOCK_LIMIT_SECONDS
+    while not _release.is_set() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def _failing_atomic_json_write(*args: Any, **kwargs: Any) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def _fail_heartbeat() -> None:
+    mod = sys.modules.get("gateway.shutdown_watchdog")
+    patched = mod is not None and hasattr(mod, "atomic_json_write")
+    if patched:
+        mod.atomic_json_write = _failing_atomic_json_write  # type: ignore[union-attr]
+    _ack("fail-heartbeat", patched=patched)
+
+
+def _block() -> None:
+    loop = _loop[-1] if _loop else None
+    if loop is None or not loop.is_running():
+        _ack("block", error="no running main-thread loop")
+        return
+    loop.call_soon_threadsafe(injected_blocking_call)
+
+
+def _release_block() -> None:
+    _release.set()
+    _ack("release")
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost", "", None}
+_NET_EVENTS = {"socket.connect", "socket.getaddrinfo", "socket.sendto"}
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _NET_EVENTS:
+        return
+    if event == "socket.getaddrinfo":
+        host = args[0]
+    else:
+        address = args[1] if len(args) > 1 else None
+        if not isinstance(address, tuple):
+            return  # AF_UNIX and the like: local by nature
+        host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    if host in _LOOPBACK or (isinstance(host, str) and host.startswith("127.")):
+        return
+    d = _inject_dir()
+    if d:
+        with contextlib.suppress(OSError):
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "network-refused.jsonl"), "a") as fh:
+                fh.write(json.dumps({"pid": os.getpid(), "event": event, "host": str(host)}) + "\n")
+    raise OSError(errno.ENETUNREACH, f"test harness: only 127.0.0.1 may be contacted, not {host}")
+
+
+_TRIGGERS = {"block": _block, "release": _release_block, "fail-heartbeat": _fail_heartbeat}
+
+
+def _poll() -> None:
+    d = _inject_dir()
+    if not d:
+        return
+    os.makedirs(d, exist_ok=True)
+    while True:
+        for name, action in _TRIGGERS.items():
+            path = os.path.join(d, name)
+            if os.path.exists(path):
+                try:
+                    os.unlink(path)
+                    action()
+                except Exception as exc:  # a test hook must never take the gateway down
+                    with contextlib.suppress(OSError):
+                        _ack(name, error=repr(exc))
+        time.sleep(_POLL_SECONDS)
+
+
+def _is_gateway_process() -> bool:
+    argv = sys.argv
+    return "gateway" in argv and "run" in argv[argv.index("gateway"):]
+
+
+_orig_set_running_loop = asyncio.events._set_running_loop
+
+
+def _set_running_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    # run_forever calls events._set_running_loop(self) on entry: wrapping it (not run_forever) leaves no
+    # frame of ours in the loop thread's stack.
+    _orig_set_running_loop(loop)
+    if loop is not None and threading.current_thread() is threading.main_thread():
+        _loop.append(loop)
+        del _loop[:-1]
+        if _is_gateway_process() and not _poller_started.is_set():
+            _poller_started.set()
+            threading.Thread(target=_poll, name="test-inject-poller", daemon=True).start()
+
+
+def _point_at_fake(module: Any) -> None:
+    port = os.environ.get("HERMES_TEST_QQ_PORT")
+    if port:
+        module.TOKEN_URL = f"http://127.0.0.1:{port}/app/getAppAccessToken"
+        module.API_BASE = f"http://127.0.0.1:{port}"
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs a function on a module right after it is executed, without touching its file."""
+
+    hooks: ClassVar[dict[str, Any]] = {_ADAPTER: _point_at_fake}
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        hook = self.hooks.get(name)
+        if hook is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        original = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            original(module)
+            hook(module)
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+def install() -> None:
+    sys.addaudithook(_audit)
+    asyncio.events._set_running_loop = _set_running_loop
+    sys.meta_path.insert(0, _AfterImport())
