@@ -78,3 +78,12 @@ def daemons():
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(10)
+
+
+@pytest.fixture
+def real_gateway(tmp_path: Path):
+    """Start the real whole Hermes gateway: real_gateway(version, supervised=..., extra_env=..., pth=...)
+    -> tests.realhermes.gateway_harness.Gateway, running with qqbot connected; killed after the test."""
+    from tests.realgateway import real_gateways
+
+    yield from real_gateways(tmp_path)

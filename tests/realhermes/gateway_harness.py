@@ -202,6 +202,14 @@ class Gateway:
         except OSError:
             return ""
 
+    def network_refused(self) -> list[dict[str, Any]]:
+        """Every non-loopback connection or name lookup the gateway tried (gateway_inject refuses them)."""
+        try:
+            text = (self.home / "test-inject" / "network-refused.jsonl").read_text()
+        except OSError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
     def running_connected(self, pid: int | None = None) -> bool:
         st = self.state()
         qq = (st.get("platforms") or {}).get("qqbot") or {}
