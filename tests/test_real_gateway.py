@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 from pathlib import Path
 
 import psutil
@@ -86,6 +88,7 @@ def test_0_19_blocked_loop_is_loop_frozen_names_the_blocking_call_and_is_not_kil
     d = watch(daemons, tmp_path, gw, *HEARTBEAT)
     ack = gw.inject("block")
     assert ack["loop_thread"] is True and ack["native_id"] == pid  # the call runs on the loop (main) thread
+    assert all(s[0] == "injected_blocking_call" for s in gw.loop_stacks()), gw.loop_stacks()
     wait_for(lambda: d.incidents() and d.incident().get("signature") == "loop-frozen", LONG,
              what="a loop-frozen incident")
     inc = d.incident()
@@ -115,6 +118,8 @@ def test_0_19_failing_heartbeat_writes_with_a_running_loop_are_never_restarted(
 
     wait_for(stale_for_a_window_and_more, LONG, what="the heartbeat to be stale beyond --frozen-after + window")
     assert gw.heartbeat_mtime() == last_beat  # the writes really failed
+    # ... while the loop runs: idle in its selector, as a healthy loop is between events.
+    assert any(s[0] == "EpollSelector.select" for s in gw.loop_stacks()), gw.loop_stacks()
     assert gw.alive(pid) and d.gateway()["pid"] == pid
     assert not any((read_json(f / "incident.json") or {}).get("restart") for f in d.incidents())
     assert " KILL " not in d.events() and not d.gateway().get("restart_history")
@@ -140,3 +145,14 @@ def test_0_14_whole_gateway_qqbot_spin_is_busy_loop_and_restarted(tmp_path, real
     assert inc["new_pid"] == new != old
     gw.wait_ready(pid=new)
     assert gw.network_refused() == []
+
+
+def test_harness_passes_extra_env_and_pth_hooks_to_the_whole_gateway(real_gateway) -> None:
+    """For tests that need the gateway started with their own hooks (e.g. faulthandler on a signal)."""
+    hook = "import faulthandler, signal; faulthandler.register(signal.SIGUSR2, all_threads=True, chain=False)\n"
+    gw = real_gateway("0.14.0", extra_env={"PYTHONFAULTHANDLER": "1"}, pth={"test-faulthandler": hook})
+    assert b"PYTHONFAULTHANDLER=1" in Path(f"/proc/{gw.pid}/environ").read_bytes()
+    os.kill(gw.pid, signal.SIGUSR2)  # our own child, started by this test
+    wait_for(lambda: "hermes_cli/main.py" in gw.out() and "in run_gateway" in gw.out(),
+             what="the faulthandler dump of every thread")
+    assert gw.alive() and gw.running_connected()

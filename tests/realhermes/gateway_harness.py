@@ -239,6 +239,19 @@ class Gateway:
     def has_heartbeat(self) -> bool:
         return tuple(int(x) for x in self.version.split(".")[:2]) >= (0, 19)
 
+    def loop_stacks(self, dumps: int = 3) -> list[list[str]]:
+        """The main (event-loop) thread's functions, innermost first, in ``dumps`` real py-spy dumps."""
+        from hermes_watchdog.observe import pyspy
+
+        binary = pyspy.find_py_spy()
+        assert binary, "py-spy not found"
+        pid, got = self.pid, []
+        for _ in range(dumps):
+            dump, reason, _hint = pyspy.dump_once(binary, pid, 30.0)
+            assert dump is not None, f"py-spy dump of {pid} failed: {reason}"
+            got += [[f.function for f in t.frames] for t in dump.threads if t.os_tid == pid]
+        return got
+
     # -- test-only faults (see gateway_inject.py) ------------------------------------------------------
     def inject(self, name: str, timeout: float = 60.0) -> dict[str, Any]:
         """Create the trigger file and wait for the gateway's answer; returns the ack (JSON)."""
