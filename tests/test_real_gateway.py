@@ -48,8 +48,10 @@ def daemon_age(d, since: float) -> float:  # type: ignore[no-untyped-def]
     return (now - since) if now is not None else 0.0
 
 
-def heartbeat_age(d) -> float:  # type: ignore[no-untyped-def]
-    return float((d.gateway().get("heartbeat") or {}).get("age_seconds") or 0.0)
+def heartbeat_age(d, gw) -> float:  # type: ignore[no-untyped-def]
+    """How old the gateway's last heartbeat is, by the daemon's clock: what the daemon had in front of it."""
+    beat = epoch((gw.heartbeat() or {}).get("updated_at"))
+    return daemon_age(d, beat) if beat is not None else 0.0
 
 
 def test_0_19_healthy_whole_gateway_stays_healthy(tmp_path, real_gateway, daemons) -> None:
@@ -98,9 +100,13 @@ def test_0_19_blocked_loop_is_loop_frozen_names_the_blocking_call_and_is_not_kil
     assert "injected_blocking_call" in json.dumps(inc["reasons"]), inc["reasons"]
     assert "injected_blocking_call" in (folder / "stack.txt").read_text()
     assert inc["action"]["kind"] == "alert"  # --frozen-action defaults to alert: no kill
-    assert gw.alive(pid) and d.gateway()["pid"] == pid
-    assert not inc.get("restart") and " KILL " not in d.events()
-    assert heartbeat_age(d) > FROZEN_AFTER
+    assert heartbeat_age(d, gw) > FROZEN_AFTER
+    # Two more windows after the alert: still no kill.
+    alerted = epoch(d.status().get("updated_at"))
+    assert alerted is not None
+    wait_for(lambda: daemon_age(d, alerted) >= 2 * WINDOW, LONG, what="two more windows of watching")
+    assert gw.alive(pid) and d.gateway()["pid"] == pid and len(d.incidents()) == 1
+    assert not d.incident().get("restart") and " KILL " not in d.events()
 
 
 def test_0_19_failing_heartbeat_writes_with_a_running_loop_are_never_restarted(
@@ -115,7 +121,7 @@ def test_0_19_failing_heartbeat_writes_with_a_running_loop_are_never_restarted(
 
     def stale_for_a_window_and_more() -> bool:
         assert gw.alive(pid), f"the gateway {pid} was killed:\n{d.events()}"
-        return heartbeat_age(d) > FROZEN_AFTER + WINDOW + 10
+        return heartbeat_age(d, gw) > FROZEN_AFTER + WINDOW + 10
 
     wait_for(stale_for_a_window_and_more, LONG, what="the heartbeat to be stale beyond --frozen-after + window")
     assert gw.heartbeat_mtime() == last_beat  # the writes really failed
