@@ -121,3 +121,12 @@ def systemd_user(shared_dir: Path, user_site: Path):
         pytest.skip(str(exc))
     yield manager
     manager.stop()
+
+
+@pytest.fixture
+def real_gateway(tmp_path: Path):
+    """Start the real whole Hermes gateway: real_gateway(version, supervised=..., extra_env=..., pth=...)
+    -> tests.realhermes.gateway_harness.Gateway, running with qqbot connected; killed after the test."""
+    from tests.realgateway import real_gateways
+
+    yield from real_gateways(tmp_path)

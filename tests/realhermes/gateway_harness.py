@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,6 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEADLINE = 120.0  # generous: a gateway start imports a lot, and the machine is shared
-QQ_APP_ID = "102030"
 QQ_CLIENT_SECRET = "fake-client-secret-for-tests"
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "wss_proxy", "ws_proxy", "ftp_proxy"}
 
@@ -101,13 +101,19 @@ def start_fake_qq(python: Path, *, hold: bool = True) -> FakeQQ:
     return FakeQQ(proc, int(line.split()[1]))
 
 
+def qq_app_id(home: Path) -> str:
+    """One bot per home: Hermes 0.19.0 holds a machine-wide lock per QQ app id (under
+    ~/.local/state/hermes/gateway-locks) and refuses a second gateway with the same one."""
+    return str(100000 + zlib.crc32(str(home).encode()) % 900000)
+
+
 def write_home(home: Path) -> None:
     """What the real gateway needs to start with QQBot and no LLM at all: QQ credentials in HERMES_HOME/.env
     (0600, as Hermes writes it). No config.yaml: the defaults do. TIRITH_ENABLED=false stops the gateway's
     background download of the tirith scanner from github.com at start (refused by gateway_inject anyway)."""
     home.mkdir(parents=True, exist_ok=True)
     env_file = home / ".env"
-    env_file.write_text(f"QQ_APP_ID={QQ_APP_ID}\nQQ_CLIENT_SECRET={QQ_CLIENT_SECRET}\nTIRITH_ENABLED=false\n")
+    env_file.write_text(f"QQ_APP_ID={qq_app_id(home)}\nQQ_CLIENT_SECRET={QQ_CLIENT_SECRET}\nTIRITH_ENABLED=false\n")
     env_file.chmod(0o600)
 
 
@@ -202,6 +208,14 @@ class Gateway:
         except OSError:
             return ""
 
+    def network_refused(self) -> list[dict[str, Any]]:
+        """Every non-loopback connection or name lookup the gateway tried (gateway_inject refuses them)."""
+        try:
+            text = (self.home / "test-inject" / "network-refused.jsonl").read_text()
+        except OSError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
     def running_connected(self, pid: int | None = None) -> bool:
         st = self.state()
         qq = (st.get("platforms") or {}).get("qqbot") or {}
@@ -230,6 +244,19 @@ class Gateway:
     @property
     def has_heartbeat(self) -> bool:
         return tuple(int(x) for x in self.version.split(".")[:2]) >= (0, 19)
+
+    def loop_stacks(self, dumps: int = 3) -> list[list[str]]:
+        """The main (event-loop) thread's functions, innermost first, in ``dumps`` real py-spy dumps."""
+        from hermes_watchdog.observe import pyspy
+
+        binary = pyspy.find_py_spy()
+        assert binary, "py-spy not found"
+        pid, got = self.pid, []
+        for _ in range(dumps):
+            dump, reason, _hint = pyspy.dump_once(binary, pid, 30.0)
+            assert dump is not None, f"py-spy dump of {pid} failed: {reason}"
+            got += [[f.function for f in t.frames] for t in dump.threads if t.os_tid == pid]
+        return got
 
     # -- test-only faults (see gateway_inject.py) ------------------------------------------------------
     def inject(self, name: str, timeout: float = 60.0) -> dict[str, Any]:

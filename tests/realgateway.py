@@ -1,0 +1,43 @@
+"""The real whole Hermes gateway for tests: ``real_gateway(version, ...)`` (the fixture in conftest.py)
+starts ``python -m hermes_cli.main gateway run`` from the cached hermes-agent==version venv, in a scratch
+HERMES_HOME, against its own loopback fake QQ server, waits until it runs with qqbot connected (and, on
+0.19+, its heartbeat exists), and kills it all after the test. See tests/realhermes/gateway_harness.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from tests.realhermes.gateway_harness import FakeQQ, Gateway, start_fake_qq, start_gateway
+from tests.realhermes.venvs import hermes_venv
+
+
+class StartGateway(Protocol):
+    def __call__(self, version: str, *, supervised: bool = False, extra_env: dict[str, str] | None = None,
+                 pth: dict[str, str] | None = None, wait: bool = True) -> Gateway: ...
+
+
+def real_gateways(tmp_path: Path) -> Iterator[StartGateway]:
+    gateways: list[Gateway] = []
+    fakes: list[FakeQQ] = []
+
+    def start(version: str, *, supervised: bool = False, extra_env: dict[str, str] | None = None,
+              pth: dict[str, str] | None = None, wait: bool = True) -> Gateway:
+        python = hermes_venv(version)
+        fake = start_fake_qq(python)
+        fakes.append(fake)
+        home = tmp_path / f"hermes-{len(gateways)}"
+        gw = start_gateway(python, version, home, fake, extra_env=extra_env, pth=pth, supervised=supervised)
+        gateways.append(gw)
+        if wait:
+            gw.wait_ready()
+        return gw
+
+    try:
+        yield start
+    finally:
+        for gw in gateways:
+            gw.stop()
+        for fake in fakes:
+            fake.stop()
