@@ -13,12 +13,14 @@ from hermes_watchdog.judge.signatures import (
     MEMORY_HIGH,
     STARTUP_HANG,
     STUCK_DISCONNECTED,
+    W_STACK,
     Verdict,
 )
 
 RESTART = "restart"
 ALERT = "alert"
 WAIT = "wait"  # a problem, not yet held long enough
+FROZEN_CONFIRM = 8.0  # seconds: about two dense 3 s loop bursts after a heartbeat or socket turned suspect
 NONE = "none"
 
 
@@ -79,8 +81,11 @@ def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
             return Action(kind, f"a platform has been down for {down:.0f} s with the CPU idle")
         return Action(WAIT, "platform down, not yet long enough to report")
     if sig == LOOP_FROZEN:
-        # The witnesses already cover --frozen-after each; no window on top.
+        # The witnesses already cover --frozen-after each; no window on top, only a few seconds for the
+        # dense loop samples a suspicion starts to veto it (a failing heartbeat write) or to name the call.
         named = " and ".join(verdict.witnesses)
+        if held_for < FROZEN_CONFIRM and W_STACK not in verdict.witnesses:
+            return Action(WAIT, f"loop-frozen ({named}) seen; sampling the loop's stack before saying so")
         if rules.frozen_action != "restart":
             return Action(ALERT, f"loop-frozen ({named}): evidence; --frozen-action restart would restart it")
         if len(verdict.witnesses) >= 2:

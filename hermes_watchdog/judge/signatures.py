@@ -399,10 +399,15 @@ class _Judgement:
             self.frozen_vetoed = [*said, *(f"not frozen: {v}" for v in vetoes)]
             return None
         conf = min(0.95, 0.6 + 0.15 * (len(witnesses) - 1) + (0.1 if W_STACK in witnesses else 0.0))
+        where = st.same_call or st.top if st is not None else None
+        if st is not None and W_STACK not in witnesses and where is not None:
+            # Not yet a witness (too short, or not one call), but it says where the loop is now.
+            said.append(f"the event-loop thread {st.tid} has been in {where} for the {st.seconds:.0f} s sampled "
+                        f"so far ({st.samples} samples, never in its selector)")
         if len(witnesses) == 1:
             said.append(f"one witness ({witnesses[0]}); a restart needs two that agree")
         return self.make(LOOP_FROZEN, conf, [*base, *said], witnesses=tuple(witnesses),
-                         blocking=str(st.same_call) if st is not None and st.same_call else None)
+                         blocking=str(where) if where is not None else None)
 
     def memory_high(self, base: list[str]) -> Verdict | None:
         limit, mem = self.th.memory_limit, self.seen.memory

@@ -96,11 +96,13 @@ def test_stuck_disconnected_alerts_or_restarts_as_configured() -> None:
 def test_loop_frozen_alerts_and_restarts_only_on_request_with_two_witnesses() -> None:
     one = Verdict(LOOP_FROZEN, 0.6, ("test",), span=60, witnesses=("heartbeat",))
     two = Verdict(LOOP_FROZEN, 0.85, ("test",), span=60, witnesses=("stack", "heartbeat"))
-    # The witnesses each cover --frozen-after already: no window on top.
-    assert policy.decide(one, 0, RULES).kind == policy.ALERT
+    # The witnesses each cover --frozen-after already: no window on top, only a few seconds of dense loop
+    # samples when the stack is not among them (to veto a failing heartbeat write, or name the call).
+    assert policy.decide(one, 0, RULES).kind == policy.WAIT
+    assert policy.decide(one, policy.FROZEN_CONFIRM, RULES).kind == policy.ALERT
     assert policy.decide(two, 0, RULES).kind == policy.ALERT  # default --frozen-action alert
     restart = policy.Rules(**{**RULES.__dict__, "frozen_action": "restart"})
-    assert policy.decide(one, 0, restart).kind == policy.ALERT  # a stale heartbeat alone is not proof
+    assert policy.decide(one, 600, restart).kind == policy.ALERT  # a stale heartbeat alone is not proof
     assert policy.decide(two, 0, restart).kind == policy.RESTART
 
 
