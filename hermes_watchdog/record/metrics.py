@@ -16,7 +16,7 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
   hermes_watchdog_loop_off_selector_seconds    how long dense stack samples have not seen the loop in its selector
   hermes_watchdog_restarts_total               restarts by signature and result
   hermes_watchdog_incidents_total              incidents opened, by signature
-  hermes_watchdog_stack_captures_total         py-spy captures by result (captured, failed)
+  hermes_watchdog_stack_captures_total         incident stack captures (py-spy or the hook) by result
   hermes_watchdog_restart_budget_remaining     restarts left in the budget window
   hermes_watchdog_last_tick_timestamp_seconds  when the daemon last completed a tick (staleness = hung)
 """
@@ -87,7 +87,8 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     restarts = CounterMetricFamily(P + "restarts", "Gateway restarts by signature and result",
                                    labels=["profile", "signature", "result"])
     incidents = CounterMetricFamily(P + "incidents", "Incidents opened, by signature", labels=["profile", "signature"])
-    stacks = CounterMetricFamily(P + "stack_captures", "py-spy stack captures, by result", labels=["profile", "result"])
+    stacks = CounterMetricFamily(P + "stack_captures", "Incident stack captures (py-spy or the faulthandler hook), "
+                                 "by result", labels=["profile", "result"])
     for g in snap.gateways:
         up.add_metric([g.profile], 1.0 if g.up else 0.0)
         if g.cpu_cores is not None:

@@ -50,7 +50,26 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
             stack_lines.append(f"hint: {stack['hint']}")
     verdict = [f"{v.get('signature')} (confidence {v.get('confidence')})"] + [f"- {r}" for r in v.get("reasons", [])]
     return [("Process", process), ("CPU", cpu_lines), ("State file", state_lines),
-            ("Hot thread stack", stack_lines), ("Verdict", verdict)]
+            ("Event loop", loop_text(v.get("loop"))), ("Hot thread stack", stack_lines), ("Verdict", verdict)]
+
+
+def loop_text(loop: dict[str, Any] | None) -> list[str]:
+    """What the loop thread's own samples showed: the witness the loop verdicts stand on."""
+    if not loop:
+        return ["not sampled"]
+    if loop.get("problem") and not loop.get("usable_bursts"):
+        return [f"no loop samples: {loop['problem']}"]
+    lines = [f"thread {loop.get('loop_thread')}, {loop.get('usable_bursts')} burst(s) of {loop.get('method')}"]
+    if loop.get("off_selector_seconds"):
+        lines.append(f"never in its selector for {loop['off_selector_seconds']} s ({loop.get('off_selector_samples')} "
+                     "samples)" + (f", wanting {loop['loop_demand']} core" if loop.get("loop_demand") is not None
+                                   else ""))
+        for key, label in (("same_call", "blocked in"), ("entry_frame", "running"), ("top_frame", "innermost")):
+            if loop.get(key):
+                lines.append(f"{label}: {loop[key]}")
+    else:
+        lines.append("reached its selector: the loop turns")
+    return lines
 
 
 def cpu_text(cpu: dict[str, Any]) -> list[str]:

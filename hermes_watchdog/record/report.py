@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hermes_watchdog.record.redact import redact
+from hermes_watchdog.record.render import loop_text
 
 _FENCE = "```"
 
@@ -71,6 +72,8 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
         out += [_row(s["t"], s["cores"]) for s in cpu.get("samples", [])]
         out += ["", _row("thread", "cores"), _row("---:", "---:")]
         out += [_row(t["tid"], t["ratio"]) for t in cpu.get("threads", [])]
+    out += ["", "## Event loop", ""]
+    out += [f"- {line}" for line in loop_text(v.get("loop"))]
     out += ["", "## Stack of the hot thread", ""]
     if stack.get("captured"):
         out.append(f"Classification: `{stack.get('classification')}` "
