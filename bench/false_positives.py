@@ -1,62 +1,114 @@
-"""False positives: a soak of DURATION seconds (default 10 minutes) with the real daemon (default window
-60 s, interval 5 s, --restart-with signal so a wrong decision would really restart) watching
-  - the default home: a gateway doing legitimate CPU work (a worker thread burning one core) with every
-    platform connected (qqbot, telegram, slack);
-  - profile "idle": a gateway whose QQ socket closed and whose reconnects keep failing, with backoff
-    (the fixed adapter with the network down): disconnected but idle.
-Counted: restarts (from the daemon's state.json and from the gateways' PIDs), incidents and their kinds.
-Target: 0 restarts.
+"""False positives: a soak of DURATION seconds (default 10 minutes) of legitimate gateways on a loaded
+machine, watched by the real daemon at its default settings plus ``--restart-with signal`` and
+``--frozen-action restart``, so that any wrong decision would really restart (no supervisor relaunches
+these gateways: a restart shows as a gateway that exited). Watched with --all-profiles:
+  - the default home, "busy": a worker thread burns one core (legitimate work); qqbot, telegram and
+    slack all connected;
+  - profile "bursty": a coroutine keeps the event loop busy 4 s, then lets it idle in its selector 0.5 s,
+    again and again (legitimate work on the loop);
+  - profile "idle": the QQ socket closed and every reconnect fails, with backoff (the fixed adapter with
+    the network down): disconnected, idle;
+  - profile "heartbeat": healthy, Hermes 0.19's heartbeat every 30 s, whose writes fail after 5 s (as on
+    a full disk): the heartbeat goes stale while the loop turns.
+Contention: HOGS extra processes (``python -c "while True: pass"``, default 3) load every core for the
+whole soak, so the gateways and py-spy get a fraction of a CPU.
+Counted: restarts (the daemon's state.json and the gateways that exited), incidents by signature, the
+verdicts seen. Target: 0 restarts; exits 1 if any restart happened, with the daemon's lines around it.
 
-  python bench/false_positives.py [--duration 600]
+  python bench/false_positives.py [--duration 600] [--hogs 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, read_json, running, start_daemon, start_gateway, stop_group, wait_for
 
+GATEWAYS = [  # (profile, mode, extra args)
+    (None, "busy", ["--extra-platforms", "telegram,slack"]),
+    ("bursty", "bursty", []),
+    ("idle", "idle-disconnected", ["--spin-after", "5", "--backoff-scale", "1"]),
+    ("heartbeat", "healthy", ["--heartbeat-period", "30", "--heartbeat-fail-after", "5"]),
+]
+_VERDICT = re.compile(r" VERDICT (?:\[(?P<where>[^\]]+)\] )?\S+ -> (?P<to>\S+)")
+_ACTS = (" ALERT ", " RESTART ", " KILL ", " VERIFY ", " GIVE-UP ")
+
+
+def start_hog() -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=600.0)
+    p.add_argument("--hogs", type=int, default=3, help="busy processes loading the cores")
     a = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    base, idle = root / ".hermes", root / ".hermes" / "profiles" / "idle"
-    busy_gw = start_gateway(base, "busy", "--extra-platforms", "telegram,slack")
-    idle_gw = start_gateway(idle, "idle-disconnected", "--spin-after", "5", "--backoff-scale", "1")
-    procs = [busy_gw, idle_gw]
+    base = root / ".hermes"
+    procs: list[subprocess.Popen[bytes]] = [start_hog() for _ in range(a.hogs)]
+    gateways: dict[str, subprocess.Popen[bytes]] = {}
     try:
-        for h in (base, idle):
-            wait_for(lambda h=h: running(h), 60)
+        for profile, mode, extra in GATEWAYS:
+            home = base if profile is None else base / "profiles" / profile
+            gw = start_gateway(home, mode, *extra)
+            gateways[profile or "default"] = gw
+            procs.append(gw)
+            if not wait_for(lambda h=home: running(h), 120):
+                print(f"hermes-watchdog bench: gateway {profile or 'default'} never ran", file=sys.stderr)
+                return 2
         state_dir = root / "watchdog"
+        log = root / "daemon.log"
         daemon = start_daemon("--all-profiles", "--hermes-home", str(base), "--restart-with", "signal",
-                              "--state-dir", str(state_dir), log=root / "daemon.log")
+                              "--frozen-action", "restart", "--state-dir", str(state_dir), log=log)
         procs.append(daemon)
-        time.sleep(a.duration)
+        started = time.monotonic()
+        while (left := a.duration - (time.monotonic() - started)) > 0:
+            time.sleep(min(60.0, left))
+            acts = [x for x in log.read_text().splitlines() if any(k in x for k in _ACTS)]
+            exited = [n for n, g in gateways.items() if g.poll() is not None]
+            print(f"  {time.monotonic() - started:.0f} s: {len(acts)} alert/restart lines, exited: {exited or '-'}",
+                  file=sys.stderr)
         status = read_json(state_dir / "state.json") or {}
+        lines = log.read_text().splitlines()
         restarts = sum(len(g.get("restart_history", [])) for g in status.get("gateways", []))
-        pid_changes = sum(gw.poll() is not None for gw in (busy_gw, idle_gw))
+        exited = sorted(n for n, g in gateways.items() if g.poll() is not None)
         incidents = []
         for folder in sorted((state_dir / "incidents").glob("*")):
             rec = read_json(folder / "incident.json") or {}
-            incidents.append({"signature": rec.get("signature"), "action": (rec.get("action") or {}).get("kind"),
-                              "result": rec.get("result")})
-        kinds = sorted({f"{i['signature']}:{i['action']}" for i in incidents})
-        emit("false_positives", ["minutes", "restarts", "gateways that exited", "incidents", "incident kinds"],
-             [[round(a.duration / 60, 1), restarts, pid_changes, len(incidents), ", ".join(kinds) or "-"]],
-             {"duration": a.duration, "restarts": restarts, "gateways_exited": pid_changes,
-              "incidents": incidents, "verdicts": [g.get("verdict", {}).get("signature")
-                                                   for g in status.get("gateways", [])]})
-        print(json.dumps({"daemon_log_tail": (root / "daemon.log").read_text().splitlines()[-8:]}), file=sys.stderr)
-        return 0 if restarts == 0 and pid_changes == 0 else 1
+            incidents.append({"folder": folder.name, "signature": rec.get("signature"),
+                              "action": (rec.get("action") or {}).get("kind"), "result": rec.get("result")})
+        by_sig = Counter(str(i["signature"]) for i in incidents)
+        verdicts: dict[str, Counter[str]] = {}
+        for x in lines:
+            m = _VERDICT.search(x)
+            if m:
+                verdicts.setdefault(m["where"] or "default", Counter())[m["to"]] += 1
+        final = {str(g.get("profile") or "default"): (g.get("verdict") or {}).get("signature")
+                 for g in status.get("gateways", [])}
+        emit("false_positives", ["minutes", "hogs", "gateways", "restarts", "gateways that exited", "incidents",
+                                 "incidents by signature"],
+             [[round(a.duration / 60, 1), a.hogs, len(gateways), restarts, len(exited), len(incidents),
+               ", ".join(f"{k}: {v}" for k, v in sorted(by_sig.items())) or "-"]],
+             {"duration": a.duration, "hogs": a.hogs, "settings": "defaults + --restart-with signal "
+              "--frozen-action restart", "restarts": restarts, "gateways_exited": exited, "incidents": incidents,
+              "incidents_by_signature": dict(by_sig),
+              "verdict_changes": {k: dict(v) for k, v in verdicts.items()}, "final_verdicts": final})
+        bad = restarts > 0 or bool(exited)
+        for i, x in enumerate(lines):
+            if any(k in x for k in _ACTS):
+                print("\n".join(["--- daemon log around:", *lines[max(0, i - 12):i + 6]]), file=sys.stderr)
+        print(json.dumps({"daemon_log_tail": lines[-8:], "root": str(root)}), file=sys.stderr)
+        return 1 if bad else 0
     finally:
         for proc in reversed(procs):
             stop_group(proc)

@@ -5,8 +5,8 @@ hooks loaded into the gateway process (tests/realhermes/gateway_inject.py): a sy
 the event loop, and heartbeat writes failing as on a full disk while the loop runs on.
 
 Hermes 0.19.0 rewrites state/gateway.heartbeat every 30 s from its loop, so these tests watch with
---frozen-after 45 (one and a half periods: a healthy beat is never that old) and a short window. They take
-minutes each: one gateway per test, generous deadlines, polling, no sleeps.
+--frozen-after 45 (one and a half periods: a healthy beat is never that old) and a short window. The 0.19.0
+scenarios run side by side in one test (minutes, once); generous deadlines, polling, no sleeps.
 """
 
 from __future__ import annotations
@@ -54,83 +54,81 @@ def heartbeat_age(d, gw) -> float:  # type: ignore[no-untyped-def]
     return daemon_age(d, beat) if beat is not None else 0.0
 
 
-def test_0_19_healthy_whole_gateway_stays_healthy(tmp_path, real_gateway, daemons) -> None:
-    gw = real_gateway("0.19.0")
-    pid = gw.pid
-    assert psutil.Process(pid).cmdline()[1:] == ["-m", "hermes_cli.main", "gateway", "run"]
-    d = watch(daemons, tmp_path, gw, *HEARTBEAT)
-    start = epoch(d.status().get("updated_at"))
+def gateway_at(d, home: Path) -> dict:  # type: ignore[no-untyped-def]
+    return next((g for g in d.status().get("gateways") or [] if g.get("home") == str(home)), {})
+
+
+def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_gateway, daemons) -> None:
+    """Three real 0.19.0 gateways at once (one run of minutes, not three): one left alone must stay healthy
+    for 90 s; one whose loop is blocked in a synchronous call must be loop-frozen, naming the call, and not
+    killed (--frozen-action defaults to alert); one whose heartbeat writes fail as on a full disk while its
+    loop runs must never be restarted, even with --frozen-action restart (upstream's own watchdog once
+    killed such a healthy gateway, #90502)."""
+    healthy, blocked, diskfull = (real_gateway("0.19.0") for _ in range(3))
+    assert psutil.Process(healthy.pid).cmdline()[1:] == ["-m", "hermes_cli.main", "gateway", "run"]
+    a = daemons(tmp_path / "state-a", "--hermes-home", str(healthy.home), "--hermes-home", str(blocked.home),
+                *WATCH, *HEARTBEAT)
+    b = daemons(tmp_path / "state-b", "--hermes-home", str(diskfull.home), *WATCH, *HEARTBEAT,
+                "--frozen-action", "restart")
+
+    def watching_healthy() -> bool:
+        for d in (a, b):
+            if d.proc.poll() is not None:
+                raise AssertionError(f"the daemon exited ({d.proc.returncode}):\n{d.events()}")
+        return all(gateway_at(d, gw.home).get("pid") == gw.pid
+                   and (gateway_at(d, gw.home).get("verdict") or {}).get("signature") == "healthy"
+                   for d, gw in ((a, healthy), (a, blocked), (b, diskfull)))
+
+    wait_for(watching_healthy, LONG, what="the daemons to watch the three gateways and find them healthy")
+    start = epoch(a.status().get("updated_at"))
     assert start is not None
+    ack = blocked.inject("block")
+    assert ack["loop_thread"] is True and ack["native_id"] == blocked.pid  # on the loop (main) thread
+    assert all(s[0] == "injected_blocking_call" for s in blocked.loop_stacks()), blocked.loop_stacks()
+    assert diskfull.inject("fail-heartbeat")["patched"] is True
+    last_beat = diskfull.heartbeat_mtime()
     verdicts: set[str] = set()
     beats: list[dict] = []
+    alerted: list[float] = []
 
-    def ninety_seconds_watched() -> bool:
-        verdicts.add((d.gateway().get("verdict") or {}).get("signature"))
-        beat = gw.heartbeat()
+    def all_seen() -> bool:
+        verdicts.add((gateway_at(a, healthy.home).get("verdict") or {}).get("signature"))
+        beat = healthy.heartbeat()
         if beat and (not beats or beat["monotonic"] != beats[-1]["monotonic"]):
             beats.append(beat)
-        return daemon_age(d, start) >= 90
+        assert diskfull.alive(diskfull.pid), f"the gateway {diskfull.pid} was killed:\n{b.events()}"
+        done = [f for f in a.incidents() if (f / "report.md").exists()]
+        if done and not alerted:
+            alerted.append(epoch(a.status().get("updated_at")) or 0.0)
+        return (daemon_age(a, start) >= 90 and bool(alerted) and daemon_age(a, alerted[0]) >= 2 * WINDOW
+                and heartbeat_age(b, diskfull) > FROZEN_AFTER + WINDOW + 10)
 
-    wait_for(ninety_seconds_watched, LONG, what="90 s of watching by the daemon's clock")
+    wait_for(all_seen, LONG, what="90 s of watching, the blocked loop's alert and two windows after it, and the "
+                                  "failed heartbeat stale beyond --frozen-after + window")
+    # Healthy: nothing but healthy for 90 s by the daemon's clock; its real heartbeat every 30 s.
     assert verdicts == {"healthy"}, verdicts
-    assert d.gateway()["pid"] == pid and gw.alive(pid) and not d.incidents()
-    assert " ALERT " not in d.events() and " KILL " not in d.events()
-    assert d.gateway()["heartbeat"]["stale"] is False
-    # The real 0.19.0 heartbeat: this PID's, rewritten from the loop every 30 s (never sooner).
-    assert len(beats) >= 3 and {b["pid"] for b in beats} == {pid}
-    gaps = [b["monotonic"] - a["monotonic"] for a, b in itertools.pairwise(beats)]
+    assert gateway_at(a, healthy.home)["pid"] == healthy.pid and healthy.alive(healthy.pid)
+    assert gateway_at(a, healthy.home)["heartbeat"]["stale"] is False
+    assert len(beats) >= 3 and {x["pid"] for x in beats} == {healthy.pid}
+    gaps = [y["monotonic"] - x["monotonic"] for x, y in itertools.pairwise(beats)]
     assert all(g >= 29.9 for g in gaps), gaps
-    assert gw.network_refused() == []  # the whole gateway needed nothing but 127.0.0.1
-
-
-def test_0_19_blocked_loop_is_loop_frozen_names_the_blocking_call_and_is_not_killed(
-        tmp_path, real_gateway, daemons) -> None:
-    gw = real_gateway("0.19.0")
-    pid = gw.pid
-    d = watch(daemons, tmp_path, gw, *HEARTBEAT)
-    ack = gw.inject("block")
-    assert ack["loop_thread"] is True and ack["native_id"] == pid  # the call runs on the loop (main) thread
-    assert all(s[0] == "injected_blocking_call" for s in gw.loop_stacks()), gw.loop_stacks()
-    wait_for(lambda: d.incidents() and d.incident().get("signature") == "loop-frozen"
-             and (d.incidents()[-1] / "report.md").exists(), LONG, what="a loop-frozen incident, written whole")
-    inc = d.incident()
-    folder = d.incidents()[-1]
-    assert inc["pid"] == pid
-    # The verdict itself names what holds the loop thread, not only a dump of every thread.
+    # Blocked: one loop-frozen incident, on that gateway, naming the call, an alert and no kill.
+    assert len(a.incidents()) == 1
+    inc, folder = a.incident(), a.incidents()[-1]
+    assert inc["signature"] == "loop-frozen" and inc["pid"] == blocked.pid, inc
     assert "injected_blocking_call" in json.dumps(inc["reasons"]), inc["reasons"]
     assert "injected_blocking_call" in (folder / "stack.txt").read_text()
-    assert inc["action"]["kind"] == "alert"  # --frozen-action defaults to alert: no kill
-    assert heartbeat_age(d, gw) > FROZEN_AFTER
-    # Two more windows after the alert: still no kill.
-    alerted = epoch(d.status().get("updated_at"))
-    assert alerted is not None
-    wait_for(lambda: daemon_age(d, alerted) >= 2 * WINDOW, LONG, what="two more windows of watching")
-    assert gw.alive(pid) and d.gateway()["pid"] == pid and len(d.incidents()) == 1
-    assert not d.incident().get("restart") and " KILL " not in d.events()
-
-
-def test_0_19_failing_heartbeat_writes_with_a_running_loop_are_never_restarted(
-        tmp_path, real_gateway, daemons) -> None:
-    """A full disk stops the heartbeat but not the loop (upstream's own watchdog once killed such a healthy
-    gateway, #90502): even with --frozen-action restart the watchdog must leave it alone."""
-    gw = real_gateway("0.19.0")
-    pid = gw.pid
-    d = watch(daemons, tmp_path, gw, *HEARTBEAT, "--frozen-action", "restart")
-    assert gw.inject("fail-heartbeat")["patched"] is True
-    last_beat = gw.heartbeat_mtime()
-
-    def stale_for_a_window_and_more() -> bool:
-        assert gw.alive(pid), f"the gateway {pid} was killed:\n{d.events()}"
-        return heartbeat_age(d, gw) > FROZEN_AFTER + WINDOW + 10
-
-    wait_for(stale_for_a_window_and_more, LONG, what="the heartbeat to be stale beyond --frozen-after + window")
-    assert gw.heartbeat_mtime() == last_beat  # the writes really failed
-    # ... while the loop runs: idle in its selector, as a healthy loop is between events.
-    assert any(s[0] == "EpollSelector.select" for s in gw.loop_stacks()), gw.loop_stacks()
-    assert gw.alive(pid) and d.gateway()["pid"] == pid
-    assert not any((read_json(f / "incident.json") or {}).get("restart") for f in d.incidents())
-    assert " KILL " not in d.events() and not d.gateway().get("restart_history")
-    assert gw.running_connected(pid)
+    assert inc["action"]["kind"] == "alert" and not inc.get("restart")
+    assert blocked.alive(blocked.pid) and gateway_at(a, blocked.home)["pid"] == blocked.pid
+    assert " KILL " not in a.events() and " RESTART " not in a.events()
+    # Failing heartbeat writes: stale, but the loop runs (idle in its selector): never restarted.
+    assert diskfull.heartbeat_mtime() == last_beat  # the writes really failed
+    assert any(s[0] == "EpollSelector.select" for s in diskfull.loop_stacks()), diskfull.loop_stacks()
+    assert diskfull.alive(diskfull.pid) and gateway_at(b, diskfull.home)["pid"] == diskfull.pid
+    assert not any((read_json(f / "incident.json") or {}).get("restart") for f in b.incidents())
+    assert " KILL " not in b.events() and not gateway_at(b, diskfull.home).get("restart_history")
+    assert diskfull.running_connected(diskfull.pid)
+    assert healthy.network_refused() == blocked.network_refused() == diskfull.network_refused() == []
 
 
 def test_0_14_whole_gateway_qqbot_spin_is_busy_loop_and_restarted(tmp_path, real_gateway, daemons) -> None:

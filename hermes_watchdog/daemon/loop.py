@@ -34,6 +34,7 @@ from hermes_watchdog.record.exporter import Exporter
 
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 DENSE_TICK = 1.0  # seconds between CPU samples while something is suspect (the stack is being sampled)
+STOP_WAIT = 4.0  # seconds a stopping daemon gives loop-stack bursts in progress to end and clean up
 
 
 class Daemon:
@@ -116,7 +117,7 @@ class Daemon:
         finally:
             self.notifier.stopping()
             for w in self.watches.values():
-                w.close_sampler()
+                w.close_sampler(wait=STOP_WAIT / max(1, len(self.watches)))
             self.status.write(force=True)
             self.dispatch.close(cfg.notify_timeout)
             self.exporter.stop()
@@ -196,6 +197,7 @@ class Daemon:
             # A profile removed while running is dropped, unless it is in the middle of something.
             if key not in keep and w.machine is None and w.incident is None:
                 self.log.emit("INFO", f"{w.home} has no gateway files any more; no longer watched", w.name)
+                w.close_sampler()
                 del self.watches[key]
         for w in list(self.watches.values()):
             if self.stop.is_set():
@@ -211,6 +213,7 @@ class Daemon:
 
     def _tick_watch(self, w: Watch) -> None:
         if not self.locks.hold_home(w.home):
+            w.close_sampler()  # not even its stacks: the watchdog holding the home samples them
             return  # another watchdog acts on this home (or it is gone): nothing is done here
         if w.machine is not None:
             w.machine.step()  # a restart in flight: its edges, until it is done

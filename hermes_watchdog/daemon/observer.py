@@ -59,13 +59,14 @@ class Observer:
                                 f"{state.read.path}: {state.read.status}"
                                 + (f" ({state.read.problem})" if state.read.problem else f" ({note})"))
         w.window.snaps.append(snap)
+        w.window.long_snaps.append(snap)
         w.window.states.append((snap.at, StateSeen(state, ok, note)))
         cfg = self.d.cfg
         w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
-        seen = Seen(loop=loop_findings(list(w.window.bursts), snaps), heartbeat=w.window.heartbeat,
+        seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                     age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at)
         verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)

@@ -28,6 +28,8 @@ class Window:
     states: deque[tuple[float, StateSeen]] = field(default_factory=deque)
     heartbeat: HeartbeatSeen | None = None  # Hermes >= 0.19 only
     bursts: deque[Burst] = field(default_factory=deque)  # loop-stack bursts, oldest first
+    # CPU samples kept as long as the bursts: the loop thread's demand over a stretch up to --frozen-after.
+    long_snaps: deque[CpuSnapshot] = field(default_factory=deque)
     tick: TickProbe | None = None  # the newest loop-tick socket probe (git releases 0.19.1+)
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
@@ -40,11 +42,14 @@ class Window:
         # Bursts live longer than the window: loop-frozen looks back --frozen-after seconds.
         while self.bursts and self.bursts[0].end < now - keep_bursts:
             self.bursts.popleft()
+        while len(self.long_snaps) >= 2 and self.long_snaps[1].at <= now - keep_bursts:
+            self.long_snaps.popleft()
 
     def clear(self) -> None:
         self.snaps.clear()
         self.states.clear()
         self.bursts.clear()
+        self.long_snaps.clear()
         self.heartbeat = None
         self.tick = None
 
@@ -119,9 +124,9 @@ class Watch:
         self.verdict_since = 0.0
         self.close_sampler()
 
-    def close_sampler(self) -> None:
+    def close_sampler(self, wait: float = 0.0) -> None:
         if self.sampler is not None:
-            self.sampler.close()
+            self.sampler.close(wait)
             self.sampler = None
-        self.plan.suspect_until = 0.0
-        self.plan.last_start = None
+        # A fresh plan: the old sampler's thread may still write to its own for a moment.
+        self.plan = SamplingPlan(background=self.plan.background)

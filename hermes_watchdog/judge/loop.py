@@ -5,8 +5,10 @@ The loop thread is found by structure, not by name: its stack runs ``run_forever
 sample of it is one of three kinds, read from the frame ``_run_once`` called:
 
 - ``selector``: ``_run_once`` is in ``<Selector>.select`` (epoll/poll/select/kqueue): the loop waits for I/O;
-- ``turning``: ``_run_once`` is in its own bookkeeping (timers, ``_process_events``): between callbacks;
-- ``callback``: ``_run_once`` is in ``Handle._run``: a callback or a coroutine step is running.
+- ``turning``: ``_run_once`` is in its own bookkeeping (timers, ``_process_events``), or a task is
+  suspending or resuming (the innermost frame is asyncio's own: ``sleep``, ``Handle._run``): between steps;
+- ``callback``: ``_run_once`` is in ``Handle._run`` and the innermost frame is outside asyncio: a callback
+  or a coroutine step is running its own code.
 
 A loop that shows only ``callback`` samples for a long, densely sampled stretch never returned to its
 selector in that stretch: a spin if its thread wants the CPU all the time (demand), a blocking call if
@@ -14,11 +16,21 @@ it sits off the CPU in one call. One ``selector`` or ``turning`` sample proves t
 
 Sampling rate and coverage (what makes "never reached its selector" safe). Bursts of ``py-spy record``
 at ``RATE`` Hz are taken back to back while something is suspect; a run of bursts counts as one stretch
-only if no gap between them is over ``MAX_GAP`` seconds. A loop that reaches its selector for at least
-``2 / RATE`` s (0.08 s at 25 Hz) at least once in every ``proof`` seconds is therefore sampled there about
-twice per visit, and the stretch is broken. The simulated "bursty" gateway (4 s busy, 0.5 s idle) gives
-about 12 selector samples per visit; ``proof`` (8 s by default) is longer than its 4.5 s cycle, so a full
-cycle always falls inside the stretch.
+only if no gap between them is over ``MAX_GAP`` seconds and each burst holds at least ``MIN_COVERAGE`` of
+the samples its length should give (py-spy needs ~0.3 s to attach, so a 3 s burst samples ~2.7 s). A loop
+that rests in its selector for 0.5 s in every 4.5 s (the simulated "bursty" gateway) gives about 50
+selector samples per visit at 100 Hz, and ``proof`` (8 s) always holds a whole cycle: it is never taken
+for starved. Several tasks taking turns show asyncio's own frames as they suspend and resume (``turning``)
+and more than one callback: not a busy loop either, which needs one callback the loop never got back
+from (``Stretch.one_callback``).
+
+The limit of sampling: a single callback that yields to the loop only every few tens of milliseconds, and
+otherwise computes, visits the selector for microseconds per turn, and at 100 Hz a few seconds may pass
+without one sample there (measured: a task computing 20 ms between ``await asyncio.sleep(0)`` showed no
+such sample in 2 of 5 bursts of 3 s). Hermes' own witnesses veto it where they exist (a heartbeat written,
+or a loop-tick byte, during the stretch); on older releases such a gateway, wanting a full core on its
+loop for the proof window, can be taken for a spin. Hermes does its heavy work off the loop (threads), so
+this is a loop that no message can get through to either.
 
 Adapter and function names never decide anything here: they only say where the loop was.
 """
@@ -34,10 +46,11 @@ from typing import Any
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage
 from hermes_watchdog.observe.stacks import Frame
 
-RATE = 25  # samples per second of a py-spy record burst
+RATE = 100  # samples per second of a py-spy record burst
 MAX_GAP = 1.0  # seconds between two bursts that still count as one stretch (py-spy startup is ~0.3 s)
 MIN_SAMPLES = 10  # of the loop thread in a burst, for the burst to count
-MIN_COVERAGE = 0.5  # samples / (RATE x burst seconds): less means py-spy itself was starved or slow to attach
+MIN_COVERAGE = 0.5  # samples / (rate x burst seconds): less means py-spy itself was starved or slow to attach
+SAME_SHARE = 0.95  # of a stretch's samples in one frame for "the same call" / "one callback"
 
 SELECTOR = "selector"
 TURNING = "turning"
@@ -74,7 +87,10 @@ def kind_of(frames: Sequence[Frame]) -> str | None:
             if _SELECT_FN.search(child.function):
                 return SELECTOR
             if _HANDLE_RUN.search(child.function) or not _ASYNCIO_PART.search(child.file):
-                return CALLBACK
+                # Innermost in asyncio itself (a task suspending or resuming: ``sleep``, ``__sleep0``,
+                # ``Handle._run`` with no coroutine frame above it) is the loop between two steps: it turns.
+                # A callback that never returns sits in its own code, never there.
+                return TURNING if _ASYNCIO_PART.search(frames[0].file) else CALLBACK
             return TURNING  # asyncio's own bookkeeping between callbacks (timers, call_soon, ...)
     return None
 
@@ -176,6 +192,7 @@ class Stretch:
     same_call: Frame | None  # every callback sample of the run in this one innermost frame, else None
     top: Frame | None  # the innermost frame seen most
     entry: Frame | None  # the callback the loop called, seen most
+    one_callback: bool = True  # (nearly) every sample under that one entry frame
 
     @property
     def seconds(self) -> float:
@@ -247,10 +264,15 @@ def stretch(bursts: Sequence[Burst]) -> tuple[Stretch | None, Burst | None]:
             entries[f] += n
     total = sum(b.samples for b in run)
     top = inner.most_common(1)[0][0] if inner else None
-    # "The same call": every callback sample of every burst in one innermost frame (a spin moves about).
-    same = top if top is not None and inner[top] == sum(b.callback for b in run) == total else None
+    # "The same call": (nearly) every sample of every burst in one innermost frame; a spin moves about.
+    # A few strays are allowed: --nonblocking sampling can read a stack mid-change.
+    same = top if top is not None and inner[top] >= SAME_SHARE * total else None
     entry = entries.most_common(1)[0][0] if entries else None
-    return Stretch(run[0].start, run[-1].end, total, len(run), run[0].tid, same, top, entry), turned
+    # One callback the loop never got back from: the same entry frame (the coroutine or callback the loop
+    # called) in (nearly) every sample. Many tasks taking turns show several.
+    one_callback = entry is not None and entries[entry] >= SAME_SHARE * total
+    return Stretch(run[0].start, run[-1].end, total, len(run), run[0].tid, same, top, entry,
+                   one_callback), turned
 
 
 def thread_demand(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float) -> float | None:
@@ -300,10 +322,16 @@ class SamplingPlan:
     def dense(self, now: float) -> bool:
         return now < self.suspect_until
 
+    backoff_until: float = 0.0  # bursts fail for a reason retrying will not change (no ptrace): wait
+
     def due(self, now: float) -> float | None:
         """The length of the burst to start now, or None."""
+        if now < self.backoff_until:
+            return None
         if self.dense(now):
             return self.dense_burst
+        if self.background <= 0:
+            return None  # --stack-every 0: only while suspect
         if self.last_start is None or now - self.last_start >= self.background:
             return self.background_burst
         return None

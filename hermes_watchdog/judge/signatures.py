@@ -281,9 +281,10 @@ class _Judgement:
                 where += f" -> {st.top}"
             elif st.top:
                 where = f" in {st.top}"
+            rate = loop.bursts[-1].rate if loop.bursts else 0
             return (f"the event-loop thread {st.tid} did not reach its selector in {st.samples} samples over "
-                    f"{st.seconds:.1f} s ({loop.method} at 25 Hz, {st.bursts} burst(s) back to back); it "
-                    f"ran a callback{where}")
+                    f"{st.seconds:.1f} s ({loop.method} at {rate:.0f} Hz, {st.bursts} burst(s) back to back); "
+                    f"it ran " + ("one callback" if st.one_callback else "callbacks") + where)
         if loop.last_turned is not None:
             ago = f" {self.seen.mono - loop.last_turned:.0f} s ago" if self.seen.mono is not None else ""
             return f"the event loop reached its selector{ago} ({loop.turned_samples} samples): it turns"
@@ -325,10 +326,10 @@ class _Judgement:
         blocking = str(st.top) if st and st.top else None
         # 1. The loop itself, two independent signals: its thread wants the CPU all the time (demand), and
         #    dense samples never saw it in its selector. The state file and heartbeat only add confidence.
-        if st is not None and self.loop is not None:
+        if st is not None and self.loop is not None and st.one_callback and not self.loop_ran_during(st.since):
             demand = self.loop.loop_demand
             if demand is None and u.hot is not None and u.hot.tid == st.tid:
-                demand = u.pegged_value
+                demand = u.hot.demand if u.hot.demand is not None else u.hot.cores  # that thread, not the process
             if demand is not None and demand >= th.cpu:
                 extra = [f"the loop thread wanted {demand:.2f} core over that stretch"]
                 conf = 0.9
@@ -359,6 +360,16 @@ class _Judgement:
                 reasons.append("the hot thread's stack shows a platform adapter's listen/read loop")
             return self.make(BUSY_LOOP, 0.7, reasons, proof=BY_CPU_STATE)
         return None
+
+    def loop_ran_during(self, since: float) -> bool:
+        """Hermes' own witnesses say the loop ran after ``since`` (monotonic): a heartbeat written, or a
+        byte from the loop-tick socket. Either vetoes a busy loop the samples alone suggest."""
+        seen, mono = self.seen, self.seen.mono
+        if mono is None:
+            return False
+        if seen.heartbeat is not None and mono - seen.heartbeat.age > since + 1.0:
+            return True
+        return seen.tick is not None and seen.tick.answered and seen.tick.at > since
 
     def all_own_down(self) -> bool:
         return bool(self.states) and all(s.state.ok and s.matches and s.state.not_connected for s in self.states)

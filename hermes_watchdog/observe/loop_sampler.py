@@ -18,6 +18,7 @@ from hermes_watchdog.observe.looptick import TickProbe
 BurstFn = Callable[[int, int, int | None], Burst]
 ProbeFn = Callable[[], TickProbe | None]
 PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
+MIN_BACKOFF = 30.0  # seconds before retrying bursts that failed for a lasting reason, --stack-every 0 too
 
 
 class LoopSampler:
@@ -50,9 +51,13 @@ class LoopSampler:
             probes, self._probes = self._probes, []
         return bursts, probes
 
-    def close(self) -> None:
+    def close(self, wait: float = 0.0) -> None:
+        """Stop; ``wait`` seconds at most for a burst in progress to end (and remove its temp files)."""
         self._stop.set()
         self._wake.set()
+        deadline = time.monotonic() + wait
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
 
     def _bursting(self) -> None:
         while not self._stop.is_set():
@@ -64,18 +69,25 @@ class LoopSampler:
                 continue
             self.plan.last_start = now
             assert self._take is not None
-            b = self._take(self.pid, round(seconds), self.pid)
+            try:
+                b = self._take(self.pid, round(seconds), self.pid)
+            except Exception as exc:  # a full /tmp, no file descriptors: said as a failed burst, not a dead thread
+                b = Burst(now, time.monotonic(), "stack sampler", error=f"{type(exc).__name__}: {exc}")
             with self._lock:
                 self._bursts.append(b)
-            if b.error and b.hint:
-                # Not permitted (ptrace): retrying at once changes nothing; back to the background pace.
-                self.plan.suspect_until = 0.0
+            if b.error and (b.hint or not b.loop_found):
+                # Not permitted (ptrace), no hook, nothing to sample: retrying at once changes nothing.
+                # Back off to the background pace; the suspicion itself stays (the probe thread uses it).
+                self.plan.backoff_until = time.monotonic() + max(self.plan.background, MIN_BACKOFF)
 
     def _probing(self) -> None:
         assert self._probe is not None
         while not self._stop.is_set():
             if self.plan.dense(time.monotonic()):
-                tick = self._probe()
+                try:
+                    tick = self._probe()
+                except OSError:
+                    tick = None  # no descriptors left, ...: no answer is not an answer
                 if tick is not None:
                     with self._lock:
                         self._probes.append(tick)

@@ -1,4 +1,4 @@
-"""Where the loop's stack bursts come from, by ``--stack-with``: ``py-spy record`` (25 Hz, needs ptrace
+"""Where the loop's stack bursts come from, by ``--stack-with``: ``py-spy record`` (100 Hz, needs ptrace
 rights), or the faulthandler hook armed in the gateway (no root: the gateway dumps its own threads on a
 signal, proven by its marker before every one), or nothing.
 
@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hermes_watchdog.judge.loop import Burst, StackSample, classify
+from hermes_watchdog.judge.loop import MIN_SAMPLES, Burst, StackSample, classify
 from hermes_watchdog.observe import pyspy_record, stack_capture
 from hermes_watchdog.observe.processes import Identity
 
@@ -24,9 +24,10 @@ BurstFn = Callable[[int, int, int | None], Burst]
 def hook_burst(ident: Identity, home: Path) -> BurstFn:
     def take(pid: int, seconds: int, main_tid: int | None) -> Burst:
         start = time.monotonic()
-        count = max(2, round(seconds * HOOK_RATE))
-        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, float(seconds),
-                                                                     seconds + 10.0)
+        # Never fewer dumps than a burst needs to count (a 1 s background burst would give 5).
+        count = max(MIN_SAMPLES, round(seconds * HOOK_RATE))
+        spread = count / HOOK_RATE
+        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, spread, spread + 10.0)
         end = time.monotonic()
         if not dumps:
             return Burst(start, end, "faulthandler", error=reason or "no dump", hint=hint)

@@ -33,13 +33,18 @@ def socket_path(home: Path, pid: int) -> Path:
     return home / "state" / f"gateway.loop-tick.{pid}.sock"
 
 
-def _once(path: Path, timeout: float) -> bool:
+def _once(path: Path, timeout: float) -> bool | None:
+    """True: a byte came. False: connected, and silence. None: no connection at all (refused, denied):
+    a frozen loop's socket still accepts into its backlog, so that says nothing about the loop."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         try:
             s.connect(str(path))
+        except OSError:
+            return None
+        try:
             return s.recv(1) == b"1"
-        except (TimeoutError, OSError):
+        except OSError:  # TimeoutError included: silence
             return False
 
 
@@ -54,7 +59,10 @@ def probe(home: Path, pid: int, uid: int | None, tries: int = TRIES, timeout: fl
     if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != uid):
         return None
     for i in range(tries):
-        if _once(path, timeout):
+        got = _once(path, timeout)
+        if got is None:
+            return None
+        if got:
             return TickProbe(time.monotonic(), True, f"{path.name} answered (probe {i + 1} of {tries})")
         if i < tries - 1:
             time.sleep(pause)

@@ -63,7 +63,8 @@ def raw(*lines: tuple[str, int]) -> list[str]:
 
 
 def burst(start: float, lines: list[str], seconds: float = 3.0) -> Burst:
-    return classify(parse_raw(lines), start, start + seconds, "py-spy record", PID)
+    # 25 samples a second here: the arithmetic in these tests stays small; the rules scale with the rate.
+    return classify(parse_raw(lines), start, start + seconds, "py-spy record", PID, rate=25)
 
 
 def test_parse_raw_reads_thread_ids_names_and_frames_innermost_first() -> None:
@@ -311,11 +312,80 @@ def test_sampling_plan_is_dense_only_while_suspect() -> None:
     assert plan.due(61.0) == plan.background_burst
     plan.note(61.0, suspect=True)
     assert plan.due(62.0) == plan.dense_burst
-    assert plan.due(61.0 + plan.calm_after + 1) is None or plan.due(61.0 + plan.calm_after + 1) == \
-        plan.background_burst
+    plan.last_start = 62.0
     assert not plan.dense(61.0 + plan.calm_after + 1)
+    assert plan.due(61.0 + plan.calm_after + 1) is None  # calm: the next background burst is 60 s on
+    assert plan.due(62.0 + plan.background) == plan.background_burst
 
 
 def test_stack_samples_are_plain_data() -> None:
     s = StackSample(1, (Frame("f", "a.py", 1),), 3)
     assert s.count == 3 and s.frames[0].function == "f"
+
+
+YIELDING = LOOP_BASE + ";Handle._run (asyncio/events.py:80);work (app/jobs.py:20);sleep (asyncio/tasks.py:640)"
+BETWEEN = LOOP_BASE + ";Handle._run (asyncio/events.py:80)"
+OTHER_TASK = LOOP_BASE + ";Handle._run (asyncio/events.py:80);other_job (app/jobs.py:50)"
+
+
+def test_a_task_suspending_or_resuming_in_asyncio_is_the_loop_turning() -> None:
+    def kind(line: str) -> str | None:
+        return kind_of(parse_raw([line + " 1"])[0].frames)
+
+    assert kind(YIELDING) == TURNING
+    assert kind(BETWEEN) == TURNING
+
+
+def test_many_tasks_taking_turns_are_not_one_starved_callback() -> None:
+    """A loop turning hundreds of times a second between short steps of several tasks: 25 Hz may never
+    catch it in its selector, but it never ran one callback it did not get back from."""
+    snaps = snaps_for(PID, 1.0)
+    bursts = [burst(1.0 + i * 3.2, raw((SPINNING, 40), (OTHER_TASK, 35))) for i in range(3)]
+    loop = findings(bursts, snaps)
+    assert loop.stretch is not None and not loop.stretch.one_callback
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=12.0))
+    assert v.signature == CPU_PEGGED
+
+
+def test_a_heartbeat_or_socket_byte_during_the_stretch_vetoes_a_busy_loop() -> None:
+    snaps = snaps_for(PID, 1.0)
+    loop = findings(spin_bursts(3, start=1.0), snaps)
+    written_during = HeartbeatSeen(age=3.0, stale_after=60.0)  # written at mono 9, after the stretch began
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=loop, heartbeat=written_during, mono=12.0))
+    assert v.signature == CPU_PEGGED
+    t = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=loop, tick=TickProbe(8.0, True, "answered"), mono=12.0))
+    assert t.signature == CPU_PEGGED
+    before = HeartbeatSeen(age=30.0, stale_after=60.0)  # written before the spin: no veto
+    assert judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+                 seen=Seen(loop=loop, heartbeat=before, mono=12.0)).signature == BUSY_LOOP
+
+
+def test_stack_every_zero_samples_only_while_suspect_and_failures_back_off() -> None:
+    plan = SamplingPlan(background=0.0)
+    assert plan.due(0.0) is None and plan.due(1000.0) is None
+    plan.note(5.0, suspect=True)
+    assert plan.due(6.0) == plan.dense_burst
+    plan.backoff_until = 40.0
+    assert plan.due(7.0) is None and plan.dense(7.0)  # still suspect: the socket probe keeps going
+    assert plan.due(41.0) is None  # calm again, and no background sampling
+
+
+def test_a_refused_loop_tick_socket_says_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import socket
+
+    from hermes_watchdog.observe import looptick
+
+    path = looptick.socket_path(tmp_path, 4242)
+    path.parent.mkdir()
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(path))  # bound, never listening: connect is refused, as after the server closed
+    try:
+        assert looptick.probe(tmp_path, 4242, os.getuid(), tries=1, timeout=0.2) is None
+        s.listen(1)  # listening, never answering: silence, as a frozen loop gives
+        got = looptick.probe(tmp_path, 4242, os.getuid(), tries=2, timeout=0.2, pause=0.0)
+        assert got is not None and not got.answered
+    finally:
+        s.close()
