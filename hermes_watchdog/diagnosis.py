@@ -117,10 +117,10 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
              with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER,
              stack_dumps: int = 5, stack_time: float = 10.0, stack_with: str = "auto") -> Diagnosis:
-    # One sample of a few seconds is all there is: the loop's stack proves starvation or a block over
-    # most of it (the heartbeat keeps its own, longer, staleness).
+    # One sample of a few seconds is all there is: the loop's stack proves starvation over most of it. A
+    # block is loop-frozen only if it lasts --frozen-after (as for `run`): the sample must cover that.
     th = thresholds or Thresholds(proof=min(Thresholds.proof, 0.8 * seconds),
-                                  frozen_after=min(frozen_after, 0.8 * seconds))
+                                  frozen_after=0.8 * frozen_after if frozen_after <= seconds else frozen_after)
     proc, ident = open_process(pid)
     proc_env = processes.environ(pid)
     home = discovery.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)

@@ -75,7 +75,7 @@ def test_spin_on_the_loop_with_every_platform_connected_is_restarted_at_defaults
     assert inc["restart"]["signals"] == ["SIGTERM", "SIGKILL"], inc["restart"]
     assert any("SIGKILL after 3 s" in n for n in inc["timeline"]), inc["timeline"]
     assert inc["result"] == "restarted" and inc["new_pid"] not in (None, first)
-    assert (d.incidents()[0] / "stack.txt").read_text().startswith("event loop (py-spy record)")
+    assert "event loop (py-spy record)" in (d.incidents()[0] / "stack.txt").read_text()
 
 
 @linux_only
@@ -150,4 +150,4 @@ def test_memory_above_the_limit_is_restarted(tmp_path: Path, supervised, daemons
     assert any("above the limit" in r and "/h" in r for r in inc["verdict"]["reasons"])
     wait_for(lambda: sup.launches >= 2, timeout=120, what="the relaunch")
     assert sup.child != first
-    assert (d.gateway().get("rss_bytes") or 0) > 0
+    wait_for(lambda: (d.gateway().get("rss_bytes") or 0) > 0, timeout=120, what="the new gateway's RSS")

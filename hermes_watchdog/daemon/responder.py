@@ -19,6 +19,7 @@ from hermes_watchdog.judge.signatures import UNKNOWN, Verdict
 from hermes_watchdog.observe import discovery, logs, processes, stack_capture, statefile
 from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.record import incidents, notifications
+from hermes_watchdog.record.render import loop_text
 from hermes_watchdog.record.timefmt import iso
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ class Responder:
             d.say_write_problem(f"cannot create an incident folder in {d.state_dir}: {exc.strerror or exc}")
             folder = None
         w.incident = incidents.Incident(folder or d.state_dir / "incidents" / "unwritable", verdict.signature,
-                                        now, rec, _loop_lines(verdict) + stack_capture.render(stack),
+                                        now, rec, stack_capture.render(stack) + _loop_lines(verdict),
                                         logs.gateway_tail(w.home),
                                         raw_state=statefile.read_state(w.home).read.data, writable=folder is not None)
         w.acted = False
@@ -249,17 +250,9 @@ class Responder:
 
 
 def _loop_lines(verdict: Verdict) -> str:
-    """The event loop's own samples head the stack file: they decided; the hot thread's dumps follow."""
+    """The event loop's own samples, after the hot thread's dumps: they are what the verdict stands on."""
     loop = verdict.loop
     if not loop:
         return ""
-    lines = [f"event loop ({loop.get('method') or 'stack samples'}): thread {loop.get('loop_thread')}, "
-             f"{loop.get('off_selector_samples')} samples over {loop.get('off_selector_seconds')} s without its "
-             "selector"]
-    for key, label in (("same_call", "blocked in"), ("top_frame", "innermost frame seen most"),
-                       ("entry_frame", "callback the loop ran")):
-        if loop.get(key):
-            lines.append(f"    {label}: {loop[key]}")
-    if loop.get("problem"):
-        lines.append(f"    no loop stack: {loop['problem']}")
-    return "\n".join(lines) + "\n\n"
+    return "\nevent loop (" + str(loop.get("method") or "stack samples") + "):\n" + "".join(
+        f"    {line}\n" for line in loop_text(loop))

@@ -177,7 +177,7 @@ def classify(samples: Sequence[StackSample], start: float, end: float, method: s
             if entry is not None:
                 entries[entry] += s.count
     return Burst(start, end, method, True, tid, name, sum(counts.values()), counts[SELECTOR], counts[TURNING],
-                 counts[CALLBACK], tuple(inner.most_common(5)), tuple(entries.most_common(5)), rate=rate)
+                 counts[CALLBACK], tuple(inner.most_common()), tuple(entries.most_common()), rate=rate)
 
 
 @dataclass(frozen=True)
@@ -263,16 +263,28 @@ def stretch(bursts: Sequence[Burst]) -> tuple[Stretch | None, Burst | None]:
         for f, n in b.entries:
             entries[f] += n
     total = sum(b.samples for b in run)
-    top = inner.most_common(1)[0][0] if inner else None
-    # "The same call": (nearly) every sample of every burst in one innermost frame; a spin moves about.
+    # Frames are compared by function and file, not line: a loop body runs through several lines.
+    # "The same call": (nearly) every sample of every burst in one innermost function; a spin moves about.
     # A few strays are allowed: --nonblocking sampling can read a stack mid-change.
-    same = top if top is not None and inner[top] >= SAME_SHARE * total else None
-    entry = entries.most_common(1)[0][0] if entries else None
-    # One callback the loop never got back from: the same entry frame (the coroutine or callback the loop
-    # called) in (nearly) every sample. Many tasks taking turns show several.
-    one_callback = entry is not None and entries[entry] >= SAME_SHARE * total
+    top, top_n = _most(inner)
+    same = top if top is not None and top_n >= SAME_SHARE * total else None
+    # One callback the loop never got back from: the same entry function (the coroutine or callback the
+    # loop called) in (nearly) every sample. Many tasks taking turns show several.
+    entry, entry_n = _most(entries)
+    one_callback = entry is not None and entry_n >= SAME_SHARE * total
     return Stretch(run[0].start, run[-1].end, total, len(run), run[0].tid, same, top, entry,
                    one_callback), turned
+
+
+def _most(frames: Counter[Frame]) -> tuple[Frame | None, int]:
+    """The function (by name and file) seen most, as its most frequent frame, and its count."""
+    by_fn: Counter[tuple[str, str]] = Counter()
+    for f, n in frames.items():
+        by_fn[(f.function, f.file)] += n
+    if not by_fn:
+        return None, 0
+    key, n = by_fn.most_common(1)[0]
+    return max((f for f in frames if (f.function, f.file) == key), key=lambda f: frames[f]), n
 
 
 def thread_demand(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float) -> float | None:

@@ -492,4 +492,8 @@ class _Judgement:
         loop_line = self.loop_text()
         if loop_line and loop_line not in reasons:
             reasons.append(loop_line)
+        st = self.stretch
+        if st is not None and st.same_call is not None and not self.pending:
+            reasons.append(f"the loop sat in {st.same_call} for the {st.seconds:.0f} s sampled: blocked, but not yet "
+                           f"for --frozen-after ({self.th.frozen_after:.0f} s)")
         return self.make(HEALTHY, 0.9 if latest is not None else 0.6, reasons)

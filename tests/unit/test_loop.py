@@ -389,3 +389,14 @@ def test_a_refused_loop_tick_socket_says_nothing(tmp_path) -> None:  # type: ign
         assert got is not None and not got.answered
     finally:
         s.close()
+
+
+def test_one_callback_is_judged_by_function_not_line() -> None:
+    """A spinning coroutine runs through several lines of its body: still one callback."""
+    other_line = SPINNING.replace("app/sync.py:257", "app/sync.py:256")
+    snaps = snaps_for(PID, 1.0)
+    bursts = [burst(1.0 + i * 3.2, raw((SPINNING, 60), (other_line, 15))) for i in range(3)]
+    loop = findings(bursts, snaps)
+    assert loop.stretch is not None and loop.stretch.one_callback
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=12.0))
+    assert v.signature == BUSY_LOOP and v.proof == BY_STACK
