@@ -186,7 +186,7 @@ def run(
         "--starved-grace", help="Seconds before SIGKILL when the stack proved the loop starved (it cannot run its "
         "SIGTERM handler).", default=3, metavar="SECONDS")] = None,
     stack_every: Annotated[float | None, _opt(
-        "--stack-every", help="Seconds between background loop-stack samples (0: only when suspect).", default=60,
+        "--stack-every", help="Seconds between background loop-stack samples (0: only when suspect).", default=120,
         metavar="SECONDS")] = None,
     memory_limit: Annotated[str | None, _opt(
         "--memory-limit", help="RSS above this for the whole window is memory-high (e.g. 2GiB, 400MiB).",

@@ -48,7 +48,7 @@ class Config:
     frozen_action: str = "alert"  # loop-frozen: alert | restart (a restart also needs two witnesses)
     loop_proof: float = 8.0  # seconds of dense stack samples, loop never in its selector, that prove starvation
     starved_grace: float = 3.0  # seconds before SIGKILL when starvation is proven (its SIGTERM handler cannot run)
-    stack_every: float = 60.0  # seconds between background loop-stack bursts (0: only when suspect)
+    stack_every: float = 120.0  # seconds between background loop-stack bursts (0: only when suspect)
     memory_limit: int | None = None  # bytes of RSS; None: no memory-high verdict
     memory_action: str = "restart"  # memory-high: alert | restart
     metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)

@@ -64,6 +64,7 @@ class Daemon:
         self.status = Status(self)
         self._ticked = False
         self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
+        self._named_homes: list[tuple[Path, str | None]] | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
@@ -146,7 +147,9 @@ class Daemon:
             found = [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
                      or (h / GATEWAY_STATE_FILE).exists()]
         else:
-            found = [(h, discovery.profile_of(h)) for h in self.cfg.homes]
+            if self._named_homes is None:  # the same homes every tick: name their profiles once
+                self._named_homes = [(h, discovery.profile_of(h)) for h in self.cfg.homes]
+            found = self._named_homes
         # A home that does not exist is said once and waited for: never created, never "watched".
         return [(h, n) for h, n in found if self._home_exists(h)]
 

@@ -320,7 +320,7 @@ class SamplingPlan:
     """When to sample the loop: densely (bursts back to back) while something is suspect, otherwise one
     short burst every ``background`` seconds, so a loop blocked with an idle CPU is found too."""
 
-    background: float = 60.0  # seconds between background bursts
+    background: float = 120.0  # seconds between background bursts
     dense_burst: float = 3.0  # seconds per burst while suspect (py-spy takes whole seconds)
     background_burst: float = 1.0
     calm_after: float = 30.0  # seconds with nothing suspect before going back to background sampling

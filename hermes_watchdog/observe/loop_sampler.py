@@ -12,18 +12,16 @@ import time
 from collections.abc import Callable
 
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
-from hermes_watchdog.observe import pyspy_record
 from hermes_watchdog.observe.looptick import TickProbe
 
-BurstFn = Callable[[int, int, int | None], Burst]
+BurstFn = Callable[[int, int, int | None, bool], Burst]  # (pid, seconds, main thread, dense)
 ProbeFn = Callable[[], TickProbe | None]
 PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
 MIN_BACKOFF = 30.0  # seconds before retrying bursts that failed for a lasting reason, --stack-every 0 too
 
 
 class LoopSampler:
-    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None = pyspy_record.burst,
-                 probe: ProbeFn | None = None) -> None:
+    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None, probe: ProbeFn | None = None) -> None:
         """``take`` None: no loop stacks (``--stack-with none``); the socket is still probed."""
         self.pid = pid
         self.plan = plan
@@ -70,7 +68,7 @@ class LoopSampler:
             self.plan.last_start = now
             assert self._take is not None
             try:
-                b = self._take(self.pid, round(seconds), self.pid)
+                b = self._take(self.pid, round(seconds), self.pid, self.plan.dense(now))
             except Exception as exc:  # a full /tmp, no file descriptors: said as a failed burst, not a dead thread
                 b = Burst(now, time.monotonic(), "stack sampler", error=f"{type(exc).__name__}: {exc}")
             with self._lock:

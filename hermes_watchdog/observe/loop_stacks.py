@@ -13,16 +13,19 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hermes_watchdog.judge.loop import MIN_SAMPLES, Burst, StackSample, classify
+from hermes_watchdog.judge.loop import MIN_SAMPLES, RATE, Burst, StackSample, classify
 from hermes_watchdog.observe import pyspy_record, stack_capture
 from hermes_watchdog.observe.processes import Identity
 
 HOOK_RATE = 5.0
-BurstFn = Callable[[int, int, int | None], Burst]
+# A background burst only has to see whether the loop is in its selector or stuck: 25 Hz does that, and
+# the cost of a burst is mostly py-spy's start. Dense bursts take 100 Hz (judge/loop.py says why).
+BACKGROUND_RATE = 25
+BurstFn = Callable[[int, int, int | None, bool], Burst]  # (pid, seconds, main thread, dense)
 
 
 def hook_burst(ident: Identity, home: Path) -> BurstFn:
-    def take(pid: int, seconds: int, main_tid: int | None) -> Burst:
+    def take(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
         start = time.monotonic()
         # Never fewer dumps than a burst needs to count (a 1 s background burst would give 5).
         count = max(MIN_SAMPLES, round(seconds * HOOK_RATE))
@@ -42,12 +45,15 @@ def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
         return None
     if method == "faulthandler":
         return hook_burst(ident, home)
+    def spy(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
+        return pyspy_record.burst(pid, seconds, main_tid, rate=RATE if dense else BACKGROUND_RATE)
+
     if method == "py-spy":
-        return pyspy_record.burst
+        return spy
     hook = hook_burst(ident, home)
 
-    def auto(pid: int, seconds: int, main_tid: int | None) -> Burst:
-        b = pyspy_record.burst(pid, seconds, main_tid)
+    def auto(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
+        b = spy(pid, seconds, main_tid, dense)
         if b.error and b.hint and stack_capture.read_marker(ident, home)[0] is not None:
             return hook(pid, seconds, main_tid)  # py-spy may not attach here; the gateway's own hook can
         return b

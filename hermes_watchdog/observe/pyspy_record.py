@@ -56,8 +56,10 @@ def parse_raw(lines: Iterable[str]) -> list[StackSample]:
     return out
 
 
-def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | None = None) -> Burst:
-    """Sample ``pid`` for ``seconds`` and classify its loop thread. Blocks for about ``seconds``."""
+def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | None = None,
+          rate: int = RATE) -> Burst:
+    """Sample ``pid`` for ``seconds`` at ``rate`` Hz and classify its loop thread. Blocks for about
+    ``seconds``."""
     binary = binary or find_py_spy()
     start = time.monotonic()
     if binary is None:
@@ -65,7 +67,7 @@ def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | Non
                      hint="pip install py-spy (it is a dependency of hermes-watchdog)")
     with tempfile.TemporaryDirectory(prefix="hermes-watchdog-") as tmp:  # 0700: stacks stay private
         out = os.path.join(tmp, "stacks.txt")
-        argv = [binary, "record", "--pid", str(pid), "--rate", str(RATE), "--duration", str(max(1, seconds)),
+        argv = [binary, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(max(1, seconds)),
                 "--idle", "--nonblocking", "--threads", "--format", "raw", "--output", out]
         env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
         try:
@@ -80,4 +82,4 @@ def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | Non
             return Burst(start, end, METHOD, error=reason, hint=hint)
         with open(out, encoding="utf-8", errors="replace") as f:
             samples = parse_raw(f)
-    return classify(samples, start, end, METHOD, main_tid)
+    return classify(samples, start, end, METHOD, main_tid, rate=rate)

@@ -10,6 +10,7 @@ Every pattern is linear: no nested quantifiers, bounded or disjoint repeats, so 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -274,13 +275,19 @@ def _is_webhook_key(key: str) -> bool:
     return "hook" in key.lower()
 
 
+@functools.lru_cache(maxsize=4096)
+def _redact_cached(text: str, home: str | None) -> str:
+    # redact() is pure; state.json is rewritten every few seconds with mostly the same strings.
+    return redact(text, home)
+
+
 def redact_obj(obj: Any, home: str | None = None) -> Any:
     """Redact every string in a JSON-like structure; values under secret-looking keys are masked whole,
     webhook URLs keep only scheme and host, and a list of strings is treated as a command line first."""
     if isinstance(obj, dict):
         out: dict[Any, Any] = {}
         for k, v in obj.items():
-            key = redact(k, home) if isinstance(k, str) else k
+            key = _redact_cached(k, home) if isinstance(k, str) else k
             if isinstance(k, str) and is_secret_key(k) and isinstance(v, str | int | float) and v != "":
                 out[key] = MASK
             elif isinstance(k, str) and _is_webhook_key(k) and isinstance(v, str) and "://" in v:
@@ -293,5 +300,5 @@ def redact_obj(obj: Any, home: str | None = None) -> Any:
             obj = redact_argv(obj)
         return [redact_obj(v, home) for v in obj]
     if isinstance(obj, str):
-        return redact(obj, home)
+        return _redact_cached(obj, home)
     return obj
