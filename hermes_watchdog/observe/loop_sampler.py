@@ -14,7 +14,7 @@ from collections.abc import Callable
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
 from hermes_watchdog.observe.looptick import TickProbe
 
-BurstFn = Callable[[int, int, int | None, bool], Burst]  # (pid, seconds, main thread, dense)
+BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)
 ProbeFn = Callable[[], TickProbe | None]
 PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
 MIN_BACKOFF = 30.0  # seconds before retrying bursts that failed for a lasting reason, --stack-every 0 too
@@ -68,9 +68,11 @@ class LoopSampler:
             self.plan.last_start = now
             assert self._take is not None
             try:
-                b = self._take(self.pid, round(seconds), self.pid, self.plan.dense(now))
+                b = self._take(self.pid, round(seconds), self.pid, self.plan.dense(now), self._stop)
             except Exception as exc:  # a full /tmp, no file descriptors: said as a failed burst, not a dead thread
                 b = Burst(now, time.monotonic(), "stack sampler", error=f"{type(exc).__name__}: {exc}")
+            if self._stop.is_set():
+                return
             with self._lock:
                 self._bursts.append(b)
             if b.error and (b.hint or not b.loop_found):

@@ -9,6 +9,7 @@ still holds a whole cycle of a loop that reaches its selector once in every few 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,16 +22,17 @@ HOOK_RATE = 5.0
 # A background burst only has to see whether the loop is in its selector or stuck: 25 Hz does that, and
 # the cost of a burst is mostly py-spy's start. Dense bursts take 100 Hz (judge/loop.py says why).
 BACKGROUND_RATE = 25
-BurstFn = Callable[[int, int, int | None, bool], Burst]  # (pid, seconds, main thread, dense)
+BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)
 
 
 def hook_burst(ident: Identity, home: Path) -> BurstFn:
-    def take(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
+    def take(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
+             stop: threading.Event | None = None) -> Burst:
         start = time.monotonic()
         # Never fewer dumps than a burst needs to count (a 1 s background burst would give 5).
         count = max(MIN_SAMPLES, round(seconds * HOOK_RATE))
         spread = count / HOOK_RATE
-        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, spread, spread + 10.0)
+        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, spread, spread + 10.0, stop)
         end = time.monotonic()
         if not dumps:
             return Burst(start, end, "faulthandler", error=reason or "no dump", hint=hint)
@@ -45,16 +47,18 @@ def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
         return None
     if method == "faulthandler":
         return hook_burst(ident, home)
-    def spy(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
-        return pyspy_record.burst(pid, seconds, main_tid, rate=RATE if dense else BACKGROUND_RATE)
+    def spy(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
+            stop: threading.Event | None = None) -> Burst:
+        return pyspy_record.burst(pid, seconds, main_tid, rate=RATE if dense else BACKGROUND_RATE, stop=stop)
 
     if method == "py-spy":
         return spy
     hook = hook_burst(ident, home)
 
-    def auto(pid: int, seconds: int, main_tid: int | None, dense: bool = True) -> Burst:
-        b = spy(pid, seconds, main_tid, dense)
+    def auto(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
+             stop: threading.Event | None = None) -> Burst:
+        b = spy(pid, seconds, main_tid, dense, stop)
         if b.error and b.hint and stack_capture.read_marker(ident, home)[0] is not None:
-            return hook(pid, seconds, main_tid)  # py-spy may not attach here; the gateway's own hook can
+            return hook(pid, seconds, main_tid, dense, stop)  # py-spy may not attach here; the hook can
         return b
     return auto

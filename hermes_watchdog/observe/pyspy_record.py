@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 
@@ -57,7 +58,7 @@ def parse_raw(lines: Iterable[str]) -> list[StackSample]:
 
 
 def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | None = None,
-          rate: int = RATE) -> Burst:
+          rate: int = RATE, stop: threading.Event | None = None) -> Burst:
     """Sample ``pid`` for ``seconds`` at ``rate`` Hz and classify its loop thread. Blocks for about
     ``seconds``."""
     binary = binary or find_py_spy()
@@ -70,15 +71,26 @@ def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | Non
         argv = [binary, "record", "--pid", str(pid), "--rate", str(rate), "--duration", str(max(1, seconds)),
                 "--idle", "--nonblocking", "--threads", "--format", "raw", "--output", out]
         env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
+        err_path = os.path.join(tmp, "stderr.txt")
         try:
-            proc = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, env=env, check=False)
-        except subprocess.TimeoutExpired:
-            return Burst(start, time.monotonic(), METHOD, error=f"py-spy record did not end within {seconds + 30} s")
+            with open(err_path, "w") as err:
+                proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
         except OSError as exc:
             return Burst(start, time.monotonic(), METHOD, error=f"py-spy could not run: {exc.strerror or exc}")
+        deadline = start + seconds + 30
+        while proc.poll() is None:
+            if (stop is not None and stop.wait(0.1)) or time.monotonic() > deadline:
+                # Asked to stop (the daemon is ending), or py-spy hangs: end it, leave nothing behind.
+                proc.kill()
+                proc.wait()
+                return Burst(start, time.monotonic(), METHOD, error="stopped" if stop is not None and
+                             stop.is_set() else f"py-spy record did not end within {seconds + 30} s")
+            if stop is None:
+                time.sleep(0.1)
         end = time.monotonic()
         if proc.returncode != 0 or not os.path.exists(out):
-            reason, hint = _classify_failure(proc.stderr)
+            with open(err_path, encoding="utf-8", errors="replace") as f:
+                reason, hint = _classify_failure(f.read())
             return Burst(start, end, METHOD, error=reason, hint=hint)
         with open(out, encoding="utf-8", errors="replace") as f:
             samples = parse_raw(f)
