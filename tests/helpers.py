@@ -199,6 +199,10 @@ class DaemonProc:
     def gateway_named(self, name: str) -> dict[str, Any]:
         return next((g for g in self.status().get("gateways") or [] if g.get("name") == name), {})
 
+    def gateway_at(self, home: Path) -> dict[str, Any]:
+        """The watched gateway of ``home`` (any name: the first home is "default", others their path)."""
+        return next((g for g in self.status().get("gateways") or [] if g.get("home") == str(home)), {})
+
     def verdict_held(self, signature: str, seconds: float, name: str | None = None) -> bool:
         """By the daemon's own clock (state.json), ``signature`` has been the verdict for ``seconds``:
         the daemon had that long to act on it. A condition to poll, not a sleep."""

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import DaemonProc, Supervised, start_supervised, wait_for
+from tests.helpers import Supervised, start_supervised, wait_for
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat demand is Linux-only")
 
@@ -46,10 +46,6 @@ def every_core_busy() -> Iterator[list[int]]:
             p.kill()
         for p in procs:
             p.wait(10)
-
-
-def gateway_at(d: DaemonProc, home: Path) -> dict:
-    return next((g for g in d.status().get("gateways") or [] if g.get("home") == str(home)), {})
 
 
 def loop_info(g: dict) -> dict:
@@ -98,7 +94,7 @@ def test_legitimate_modes_side_by_side_under_load_are_never_restarted(tmp_path: 
                 "restart", "--frozen-after", "10", "--stack-every", "5")
 
     def soaked() -> bool:
-        st = {name: gateway_at(d, homes[name]) for name in modes}
+        st = {name: d.gateway_at(homes[name]) for name in modes}
         if not all(st.values()):
             return False
         beat = st["diskfull"].get("heartbeat") or {}
@@ -116,7 +112,7 @@ def test_legitimate_modes_side_by_side_under_load_are_never_restarted(tmp_path: 
     for name, s in sups.items():
         assert s.launches == 1 and psutil.pid_exists(pids[name]), name
     # The failing heartbeat was seen, and vetoed by the loop turning, not ignored.
-    v = gateway_at(d, homes["diskfull"])["verdict"]
+    v = d.gateway_at(homes["diskfull"])["verdict"]
     assert v["signature"] == "healthy" and any("not frozen" in r for r in v["reasons"]), v
 
 

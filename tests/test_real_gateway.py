@@ -54,10 +54,6 @@ def heartbeat_age(d, gw) -> float:  # type: ignore[no-untyped-def]
     return daemon_age(d, beat) if beat is not None else 0.0
 
 
-def gateway_at(d, home: Path) -> dict:  # type: ignore[no-untyped-def]
-    return next((g for g in d.status().get("gateways") or [] if g.get("home") == str(home)), {})
-
-
 def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_gateway, daemons) -> None:
     """Three real 0.19.0 gateways at once (one run of minutes, not three): one left alone must stay healthy
     for 90 s; one whose loop is blocked in a synchronous call must be loop-frozen, naming the call, and not
@@ -75,8 +71,8 @@ def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_
         for d in (a, b):
             if d.proc.poll() is not None:
                 raise AssertionError(f"the daemon exited ({d.proc.returncode}):\n{d.events()}")
-        return all(gateway_at(d, gw.home).get("pid") == gw.pid
-                   and (gateway_at(d, gw.home).get("verdict") or {}).get("signature") == "healthy"
+        return all(d.gateway_at(gw.home).get("pid") == gw.pid
+                   and (d.gateway_at(gw.home).get("verdict") or {}).get("signature") == "healthy"
                    for d, gw in ((a, healthy), (a, blocked), (b, diskfull)))
 
     wait_for(watching_healthy, LONG, what="the daemons to watch the three gateways and find them healthy")
@@ -92,7 +88,7 @@ def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_
     alerted: list[float] = []
 
     def all_seen() -> bool:
-        verdicts.add((gateway_at(a, healthy.home).get("verdict") or {}).get("signature"))
+        verdicts.add((a.gateway_at(healthy.home).get("verdict") or {}).get("signature"))
         beat = healthy.heartbeat()
         if beat and (not beats or beat["monotonic"] != beats[-1]["monotonic"]):
             beats.append(beat)
@@ -107,8 +103,8 @@ def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_
                                   "failed heartbeat stale beyond --frozen-after + window")
     # Healthy: nothing but healthy for 90 s by the daemon's clock; its real heartbeat every 30 s.
     assert verdicts == {"healthy"}, verdicts
-    assert gateway_at(a, healthy.home)["pid"] == healthy.pid and healthy.alive(healthy.pid)
-    assert gateway_at(a, healthy.home)["heartbeat"]["stale"] is False
+    assert a.gateway_at(healthy.home)["pid"] == healthy.pid and healthy.alive(healthy.pid)
+    assert a.gateway_at(healthy.home)["heartbeat"]["stale"] is False
     assert len(beats) >= 3 and {x["pid"] for x in beats} == {healthy.pid}
     gaps = [y["monotonic"] - x["monotonic"] for x, y in itertools.pairwise(beats)]
     assert all(g >= 29.9 for g in gaps), gaps
@@ -119,14 +115,14 @@ def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_
     assert "injected_blocking_call" in json.dumps(inc["reasons"]), inc["reasons"]
     assert "injected_blocking_call" in (folder / "stack.txt").read_text()
     assert inc["action"]["kind"] == "alert" and not inc.get("restart")
-    assert blocked.alive(blocked.pid) and gateway_at(a, blocked.home)["pid"] == blocked.pid
+    assert blocked.alive(blocked.pid) and a.gateway_at(blocked.home)["pid"] == blocked.pid
     assert " KILL " not in a.events() and " RESTART " not in a.events()
     # Failing heartbeat writes: stale, but the loop runs (idle in its selector): never restarted.
     assert diskfull.heartbeat_mtime() == last_beat  # the writes really failed
     assert any(s[0] == "EpollSelector.select" for s in diskfull.loop_stacks()), diskfull.loop_stacks()
-    assert diskfull.alive(diskfull.pid) and gateway_at(b, diskfull.home)["pid"] == diskfull.pid
+    assert diskfull.alive(diskfull.pid) and b.gateway_at(diskfull.home)["pid"] == diskfull.pid
     assert not any((read_json(f / "incident.json") or {}).get("restart") for f in b.incidents())
-    assert " KILL " not in b.events() and not gateway_at(b, diskfull.home).get("restart_history")
+    assert " KILL " not in b.events() and not b.gateway_at(diskfull.home).get("restart_history")
     assert diskfull.running_connected(diskfull.pid)
     assert healthy.network_refused() == blocked.network_refused() == diskfull.network_refused() == []
 

@@ -22,7 +22,7 @@ from hermes_watchdog.daemon.observer import Observer
 from hermes_watchdog.daemon.responder import Responder, StopRequested
 from hermes_watchdog.daemon.sd_notify import Notifier
 from hermes_watchdog.daemon.status import Status
-from hermes_watchdog.daemon.watch import Watch
+from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.signatures import Thresholds
 from hermes_watchdog.observe import discovery
@@ -33,7 +33,6 @@ from hermes_watchdog.record.events import EventLog
 from hermes_watchdog.record.exporter import Exporter
 
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
-DENSE_TICK = 1.0  # seconds between CPU samples while something is suspect (the stack is being sampled)
 STOP_WAIT = 4.0  # seconds a stopping daemon gives loop-stack bursts in progress to end and clean up
 
 

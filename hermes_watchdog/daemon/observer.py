@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from hermes_watchdog.daemon.watch import Watch
+from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.signatures import (
@@ -31,8 +31,6 @@ from hermes_watchdog.observe import (
     upstream,
 )
 from hermes_watchdog.observe.loop_sampler import LoopSampler
-
-DENSE_TICK = 1.0  # as the loop's: the next CPU sample once something turns suspect
 
 if TYPE_CHECKING:
     from hermes_watchdog.daemon.loop import Daemon

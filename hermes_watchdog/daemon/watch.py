@@ -18,6 +18,7 @@ from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.record.incidents import Incident
 
 WATCHING = "watching"
+DENSE_TICK = 1.0  # seconds between CPU samples while something is suspect (the stack is being sampled)
 
 
 @dataclass
