@@ -12,14 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, CpuUsage
+from hermes_watchdog.judge.cpu import CPU_TIME, CpuUsage
 from hermes_watchdog.judge.loop import LoopFindings
+from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
 from hermes_watchdog.observe.statefile import GatewayState
 from hermes_watchdog.observe.upstream import Upstream
-from hermes_watchdog.record.timefmt import parse_iso
 
 BUSY_LOOP = "busy-loop"
 LOOP_FROZEN = "loop-frozen"
@@ -153,50 +153,6 @@ class Verdict:
         }
 
 
-def _down_text(state: GatewayState, now: float | None) -> tuple[str, float | None]:
-    """'qqbot is disconnected (since ..., 12 min)' and the longest known down time in seconds."""
-    parts, longest = [], None
-    for p in state.not_connected:
-        since = parse_iso(p.updated_at)
-        text = f"{p.name} is '{p.state}'"
-        if p.error_code:
-            text += f" ({p.error_code})"
-        if since is not None and now is not None:
-            age = max(0.0, now - since)
-            longest = age if longest is None else max(longest, age)
-            text += f" since {p.updated_at} ({_duration(age)} ago)"
-        parts.append(text)
-    return ", ".join(parts), longest
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _cpu_text(usage: CpuUsage, th: Thresholds) -> str:
-    """What the CPU figures say, naming the measure that judged."""
-    hot = usage.hot
-    if hot is not None and usage.measure == DEMAND:
-        return (f"hottest thread {hot.tid} wants {hot.demand:.2f} core (demand: on CPU {hot.on_cpu:.2f} + "
-                f"waiting {hot.waiting:.2f}), gets {hot.cores:.2f}; process CPU {usage.cores:.2f} cores over "
-                f"{usage.span:.1f} s (threshold {th.cpu:.2f}, judged by demand)")
-    return (f"CPU {usage.cores:.2f} cores over {usage.span:.1f} s (CPU time; no run-queue data on this system; "
-            f"threshold {th.cpu:.2f})" + (f"; hottest thread {hot.tid} at {hot.cores:.2f} cores" if hot else ""))
-
-
-
-
-def _size(n: float) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n:.0f} B"
-
-
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
           th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None,
           seen: Seen | None = None) -> Verdict:
@@ -219,7 +175,7 @@ class _Judgement:
         self.latest = self.own[-1] if self.own else None
         self.latest_read = states[-1] if states else None
         self.down = self.latest.not_connected if self.latest else ()
-        self.down_text, self.down_for = _down_text(self.latest, now) if self.latest else ("", None)
+        self.down_text, self.down_for = down_text(self.latest, now) if self.latest else ("", None)
         self.loop = seen.loop
         self.stretch = self.loop.stretch if self.loop else None
         self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead
@@ -310,7 +266,7 @@ class _Judgement:
     def verdict(self) -> Verdict:
         if self.usage is None:
             return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
-        base = [_cpu_text(self.usage, self.th), *self.state_reasons()]
+        base = [cpu_text(self.usage, self.th.cpu), *self.state_reasons()]
         for rule in (self.busy_loop, self.loop_frozen, self.memory_high, self.startup_hang, self.cpu_pegged,
                      self.stuck_disconnected):
             v = rule(base)
@@ -425,10 +381,10 @@ class _Judgement:
         if limit is None or not mem.samples or not all(rss > limit for _, rss in mem.samples):
             return None
         growth = mem.growth
-        text = (f"RSS {_size(mem.samples[-1][1])} above the limit {_size(limit)} in all {len(mem.samples)} samples "
+        text = (f"RSS {size(mem.samples[-1][1])} above the limit {size(limit)} in all {len(mem.samples)} samples "
                 f"of {mem.samples[-1][0] - mem.samples[0][0]:.0f} s")
         if growth is not None:
-            text += f", growing {_size(growth * 3600)}/h" if growth > 0 else ", not growing"
+            text += f", growing {size(growth * 3600)}/h" if growth > 0 else ", not growing"
         return self.make(MEMORY_HIGH, 0.9, [*base, text])
 
     def startup_hang(self, base: list[str]) -> Verdict | None:
@@ -477,7 +433,7 @@ class _Judgement:
         current = lr is not None and lr.state.ok and lr.matches
         if self.down_for is not None and self.down_for >= self.th.stuck_after and current:
             return self.make(STUCK_DISCONNECTED, 0.85, reasons)
-        reasons.append(f"down for less than {_duration(self.th.stuck_after)} (or unknown): may be a normal reconnect")
+        reasons.append(f"down for less than {duration(self.th.stuck_after)} (or unknown): may be a normal reconnect")
         return self.make(STUCK_DISCONNECTED, 0.4, reasons)
 
     def healthy(self, base: list[str]) -> Verdict:
