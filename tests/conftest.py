@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import Sim, start_sim
+from tests.helpers import ON_FAILURE, Sim, on_failure, start_sim
 
 
 @pytest.fixture(autouse=True)
@@ -61,9 +61,22 @@ def supervised(tmp_path: Path):
         s.stop()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    rep = yield
+    if rep.when == "call" and rep.failed:
+        for title, text in item.stash.get(ON_FAILURE, []):
+            try:
+                rep.sections.append((title, text()))
+            except Exception as exc:  # a report of the failure must not hide it
+                rep.sections.append((title, f"cannot show: {exc!r}"))
+    return rep
+
+
 @pytest.fixture
-def daemons():
-    """Start `hermes-watchdog run` in the background: daemons(state_dir, *args, env=...) -> DaemonProc."""
+def daemons(request: pytest.FixtureRequest):
+    """Start `hermes-watchdog run` in the background: daemons(state_dir, *args, env=...) -> DaemonProc.
+    A failed test shows each daemon's log tail and the gateways in its state.json."""
     from tests.helpers import DaemonProc, start_daemon
 
     started: list[DaemonProc] = []
@@ -71,6 +84,10 @@ def daemons():
     def _start(state_dir: Path, *args: str, **kw) -> DaemonProc:
         d = start_daemon(state_dir, *args, **kw)
         started.append(d)
+        on_failure(request, f"daemon {state_dir.name}: log tail",
+                   lambda: "\n".join(d.events().splitlines()[-80:]))
+        on_failure(request, f"daemon {state_dir.name}: gateways in state.json",
+                   lambda: "\n".join(str(g) for g in d.status().get("gateways") or []))
         return d
 
     yield _start

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hermes_watchdog.sim.poll import poll
 
 DEADLINE = 60.0  # generous: only to keep a broken test from hanging
@@ -25,6 +27,16 @@ def wait_for(cond: Callable[[], Any], timeout: float = DEADLINE, what: str = "co
     if not value:
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
     return value
+
+
+# What a failed test shows beside its traceback: CI prints only the output, so the processes' own
+# accounts (a daemon's log, a gateway's log) must be in it. Fixtures add (title, callable) here and
+# conftest's pytest_runtest_makereport adds them to the failure's report.
+ON_FAILURE = pytest.StashKey[list[tuple[str, Callable[[], str]]]]()
+
+
+def on_failure(request: pytest.FixtureRequest, title: str, text: Callable[[], str]) -> None:
+    request.node.stash.setdefault(ON_FAILURE, []).append((title, text))
 
 
 def epoch(text: str | None) -> float | None:

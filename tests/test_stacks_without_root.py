@@ -17,7 +17,7 @@ import pytest
 
 from hermes_watchdog.observe import processes, stack_capture
 from hermes_watchdog.observe.stack_capture import FaultHandlerHook
-from tests.helpers import cli, wait_for
+from tests.helpers import cli, on_failure, wait_for
 from tests.realhermes.gateway_harness import Gateway, start_fake_qq, start_gateway
 from tests.realhermes.overlay import overlay_venv, purelib
 from tests.realhermes.venvs import hermes_venv
@@ -145,8 +145,10 @@ def hermes_014() -> Path:
 
 
 @pytest.fixture
-def gateways() -> Iterator[list[Gateway]]:
+def gateways(request: pytest.FixtureRequest) -> Iterator[list[Gateway]]:
     started: list[Gateway] = []
+    on_failure(request, "gateways: launches and log tails", lambda: "\n".join(
+        f"{g.home}: launches {g.launches}\n" + "\n".join(g.log().splitlines()[-30:]) for g in started))
     yield started
     for g in started:
         g.stop()
@@ -201,7 +203,8 @@ def test_real_gateway_hook_only_in_the_gateway_and_stacks_in_run_and_diagnose(
     stack_txt = (d.incidents()[0] / "stack.txt").read_text()
     assert inc["stack"]["method"] == "faulthandler" and inc["stack"]["classification"] == "adapter-read-loop"
     assert stack_txt.startswith("method: faulthandler") and "_listen_loop" in stack_txt, stack_txt
-    assert "_read_events" in " ".join(inc["stack"]["functions_seen"])
+    # The adapter's frame, which every sample of the spin holds (a 5 Hz hook may miss the short _read_events).
+    assert "_listen_loop" in inc["stack"]["functions_seen"], inc["stack"]
     assert inc["restart"]["signals"][-1] == "SIGKILL"  # a stack was taken: no SIGABRT needed
     assert inc["result"] == "restarted", inc.get("timeline")
 
