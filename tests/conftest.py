@@ -40,17 +40,6 @@ def sim(sims: list[Sim], tmp_path: Path):
     return _start
 
 
-# One `systemd --user` of the `nobody` user at a time, and its package copy installed once: every test that
-# runs as that user goes to the same xdist worker.
-AS_NOBODY = {"systemd_user", "user_site", "as_user"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if AS_NOBODY & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("as-nobody"))
-
-
 def pytest_report_header() -> str:
     return f"HOME for tests: per-test temporary; uid {os.getuid()}"
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.observe import pyspy, sampler
+from hermes_watchdog.observe import processes, sampler, stack_capture
 from tests.helpers import cli, wait_for
 from tests.realhermes.venvs import hermes_venv
 
@@ -117,7 +117,8 @@ def scenario(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
 def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path, clean_patch, scenario) -> None:
     s = scenario(hermes_014)
     assert s.cores() >= 0.9  # the real adapter pins a core
-    stack = pyspy.capture(s.adapter.pid, s.adapter.pid, dumps=20, spread=1.0)
+    stack = stack_capture.PySpy().capture(processes.identity(s.adapter.pid), None, s.adapter.pid, count=20,
+                                          spread=1.0)
     assert stack.classification == "adapter-read-loop"
     names = [f.function for f in stack.frames]
     # The innermost frames are the adapter's read loop; a dump may catch it one call deeper, inside

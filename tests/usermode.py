@@ -45,7 +45,12 @@ def install_site(shared: Path) -> Path:
     if minor != str(tuple(sys.version_info[:2])):
         raise Unavailable(f"{SYSTEM_PYTHON} is {minor}, not this Python's {sys.version_info[:2]}")
     site = shared / "site"
-    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), str(ROOT)],
+    # From a copy of the sources: building in the checkout would write build/ and egg-info there, and two
+    # test workers building at once would trip over each other's files.
+    source = shared / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "tests", "bench", "__pycache__", ".pytest_cache", ".hypothesis"))
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), str(source)],
                        capture_output=True, text=True, check=False, timeout=600)
     if r.returncode != 0:
         raise Unavailable(f"cannot install the package for another user (registry unreachable?): {r.stderr[-300:]}")

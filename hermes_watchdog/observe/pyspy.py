@@ -10,11 +10,9 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from hermes_watchdog.observe.stacks import Dump, StackAnalysis, analyse, parse_dump
+from hermes_watchdog.observe.stacks import Dump, parse_dump
 
 ENV_OVERRIDE = "HERMES_WATCHDOG_PY_SPY"  # path of the py-spy binary to use; mainly for tests
 
@@ -73,39 +71,3 @@ def dump_once(binary: str, pid: int, timeout: float) -> tuple[Dump | None, str |
         return parse_dump(json.loads(proc.stdout)), None, None
     except json.JSONDecodeError:
         return None, "py-spy printed something that is not JSON", None
-
-
-def capture(pid: int, hot_tid: int | None, *, dumps: int = 5, spread: float = 1.0,
-            time_limit: float = 10.0, stop: threading.Event | None = None) -> StackAnalysis:
-    """Take ``dumps`` dumps spread over about ``spread`` seconds, all within ``time_limit``."""
-    binary = find_py_spy()
-    if binary is None:
-        where = os.environ.get(ENV_OVERRIDE) or "beside the Python interpreter or on PATH"
-        return StackAnalysis(captured=False, reason=f"py-spy not found ({where})",
-                             hint="pip install py-spy (it is a dependency of hermes-watchdog)")
-    deadline = time.monotonic() + time_limit
-    got: list[Dump] = []
-    last_reason, last_hint = None, None
-    gap = spread / max(1, dumps - 1)
-    for i in range(dumps):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0.2 or (stop is not None and stop.is_set()):
-            break
-        dump, reason, hint = dump_once(binary, pid, remaining)
-        if dump is not None:
-            got.append(dump)
-        else:
-            last_reason, last_hint = reason, hint
-            # Permission, not-Python and a gone process will not change on retry.
-            if not got:
-                break
-        if i < dumps - 1:
-            pause = min(gap, max(0.0, deadline - time.monotonic()))
-            if stop is not None:
-                stop.wait(pause)
-            else:
-                time.sleep(pause)
-    if not got:
-        return StackAnalysis(captured=False, reason=last_reason or "no dump within the time limit",
-                             hint=last_hint)
-    return analyse(got, hot_tid)

@@ -72,18 +72,25 @@ def loop_text(loop: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def cpu_text(cpu: dict[str, Any]) -> list[str]:
-    """Both measures, CPU time (what it got) and demand (what it wanted), and which one judged."""
+def cpu_summary(cpu: dict[str, Any]) -> tuple[str, str]:
+    """The process and its hottest thread, both measures: CPU time (what it got) and demand (what it
+    wanted). One wording for the terminal and the markdown report."""
     hot = cpu.get("hot_thread") or {}
+    process = (f"{cpu.get('ratio')} cores of CPU time over {cpu.get('seconds')} s"
+               + (f", demand {cpu.get('demand')} cores" if cpu.get("demand") is not None else ""))
+    thread = f"hottest thread {hot.get('tid')} ({hot.get('name') or 'unnamed'}) gets {hot.get('ratio')} cores"
+    if hot.get("demand") is not None:
+        thread += f", wants {hot.get('demand')} (on CPU {hot.get('on_cpu')} + waiting {hot.get('waiting')})"
+    return process, thread
+
+
+def cpu_text(cpu: dict[str, Any]) -> list[str]:
+    """Both measures and which one judged, with the per-second figures."""
     has_demand = cpu.get("measure") == "demand"
     judged = ("judged by demand (on CPU + waiting for a CPU, from schedstat)" if has_demand
               else "judged by CPU time (no run-queue data on this system)")
-    lines = [f"process: {cpu.get('ratio')} cores of CPU time over {cpu.get('seconds')} s"
-             + (f", demand {cpu.get('demand')} cores" if cpu.get("demand") is not None else "")]
-    thread = f"hottest thread: {hot.get('tid')} ({hot.get('name') or 'unnamed'}) gets {hot.get('ratio')} cores"
-    if hot.get("demand") is not None:
-        thread += f", wants {hot.get('demand')} (on CPU {hot.get('on_cpu')} + waiting {hot.get('waiting')})"
-    lines += [thread, judged]
+    process, thread = cpu_summary(cpu)
+    lines = [f"process: {process}", thread, judged]
     samples = cpu.get("samples", [])
     lines.append("per second, CPU time: " + ", ".join(f"{s['cores']:.2f}" for s in samples))
     if has_demand:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hermes_watchdog.record.redact import redact
-from hermes_watchdog.record.render import loop_text
+from hermes_watchdog.record.render import cpu_summary, loop_text
 
 _FENCE = "```"
 
@@ -29,7 +29,6 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     stack = rec.get("stack", {}) or {}
     vers = rec.get("versions", {}) or {}
     proc = rec.get("process", {}) or {}
-    hot = cpu.get("hot_thread") or {}
     out: list[str] = [f"# {title}", ""]
     out.append(f"**Verdict: `{v.get('signature')}`** (confidence {v.get('confidence')}) "
                f"for PID {rec.get('pid')} at {rec.get('taken_at')}")
@@ -52,12 +51,8 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
                                    f"({rec.get('hermes_home', {}).get('source')})"))
     out += ["", "## CPU", ""]
     has_demand = cpu.get("measure") == "demand"
-    line = (f"Process: **{cpu.get('ratio')} cores** of CPU time over {cpu.get('seconds')} s"
-            + (f", demand {cpu.get('demand')} cores" if cpu.get("demand") is not None else "")
-            + f"; hottest thread {hot.get('tid')} ({hot.get('name') or 'unnamed'}) gets {hot.get('ratio')} cores")
-    if hot.get("demand") is not None:
-        line += f", wants {hot.get('demand')} (on CPU {hot.get('on_cpu')} + waiting {hot.get('waiting')})"
-    out.append(line + ".")
+    process_line, thread_line = cpu_summary(cpu)
+    out.append(f"Process: {process_line}; {thread_line}.")
     out += ["", "Judged by **demand** (time on a CPU + time waiting for one, from Linux schedstat): a thread that "
                 "is runnable all the time wants a whole core even when other processes leave it little CPU time."
             if has_demand else "Judged by **CPU time** (no run-queue data on this system)."]
