@@ -49,11 +49,13 @@ def write(folder: Path, rec: dict[str, Any], stack_text: str, log_tail: str, *, 
     pub = redact_obj(rec, home)
     stack_pub = redact(stack_text, home)
     logs_pub = redact(log_tail, home)
-    private.write_json(folder / record_name, pub)
     private.write_text(folder / "stack.txt", stack_pub)
     state = redact_obj(raw_state, home) if raw_state is not None else pub.get("state")
     private.write_text(folder / "state.json", json.dumps(state, indent=2) + "\n")
     private.write_text(folder / "logs-tail.txt", logs_pub)
     private.write_text(folder / "report.md", report.render(pub, stack_pub, logs_pub, title=title,
                                                            extra=extra, home=home))
+    # The record last: whoever reads a result in it (a user, a script, the tests) finds the stack and
+    # report that go with that result already in place.
+    private.write_json(folder / record_name, pub)
     return folder
