@@ -17,7 +17,8 @@ from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
 from hermes_watchdog.judge.loop import Burst
 from hermes_watchdog.judge.loop import findings as loop_findings
-from hermes_watchdog.judge.signatures import Memory, Seen, StateSeen, Thresholds, Verdict, judge
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import Memory, Seen, StateSeen, Thresholds, Verdict
 from hermes_watchdog.observe import (
     discovery,
     heartbeat,

@@ -19,7 +19,8 @@ import pytest
 
 from hermes_watchdog.diagnosis import cpu_dict
 from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.judge.signatures import BUSY_LOOP, STUCK_DISCONNECTED, StateSeen, Thresholds, judge
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import BUSY_LOOP, STUCK_DISCONNECTED, StateSeen, Thresholds
 from hermes_watchdog.observe import sampler
 from hermes_watchdog.observe.statefile import parse_state
 from hermes_watchdog.record import metrics, render, report

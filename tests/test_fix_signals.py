@@ -22,7 +22,8 @@ import psutil
 import pytest
 
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.judge.signatures import BUSY_LOOP, CPU_PEGGED, StateSeen, Thresholds, judge
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, StateSeen, Thresholds
 from hermes_watchdog.observe.discovery import home_claimed, prove
 from hermes_watchdog.observe.processes import Identity, identity, looks_like_gateway, program_of
 from hermes_watchdog.observe.signals import guarded_signal

@@ -21,7 +21,8 @@ from hermes_watchdog import config
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.installers import Spec, select
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.judge.signatures import CPU_PEGGED, StateSeen, Thresholds, judge
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import CPU_PEGGED, StateSeen, Thresholds
 from hermes_watchdog.observe import pyspy
 from hermes_watchdog.observe.statefile import parse_state
 from tests.helpers import assert_one_line_error, cli, standin_calls, standin_env, wait_for

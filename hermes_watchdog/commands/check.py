@@ -14,7 +14,7 @@ from typing import Any
 from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.config import Config
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.judge.signatures import CPU_PEGGED, GATEWAY_GONE, HEALTHY, Thresholds
+from hermes_watchdog.judge.verdict import CPU_PEGGED, GATEWAY_GONE, HEALTHY, Thresholds
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import hermes_home_default
 from hermes_watchdog.record.safetext import one_line

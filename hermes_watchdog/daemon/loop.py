@@ -24,7 +24,7 @@ from hermes_watchdog.daemon.sd_notify import Notifier
 from hermes_watchdog.daemon.status import Status
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge import budget, policy
-from hermes_watchdog.judge.signatures import Thresholds
+from hermes_watchdog.judge.verdict import Thresholds
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import PID_FILE
 from hermes_watchdog.observe.statefile import STATE_FILE as GATEWAY_STATE_FILE

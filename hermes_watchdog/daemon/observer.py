@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.loop import findings as loop_findings
-from hermes_watchdog.judge.signatures import (
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     GATEWAY_GONE,
     HEALTHY,
@@ -18,7 +19,6 @@ from hermes_watchdog.judge.signatures import (
     Seen,
     StateSeen,
     Verdict,
-    judge,
 )
 from hermes_watchdog.observe import (
     discovery,

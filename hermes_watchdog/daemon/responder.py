@@ -15,7 +15,7 @@ from hermes_watchdog.daemon import restarts
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.signatures import UNKNOWN, Verdict
+from hermes_watchdog.judge.verdict import UNKNOWN, Verdict
 from hermes_watchdog.observe import discovery, logs, processes, stack_capture, statefile
 from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.record import incidents, notifications

@@ -10,7 +10,7 @@ from typing import Any
 from hermes_watchdog.act.restart import RestartMachine
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
-from hermes_watchdog.judge.signatures import StateSeen, Verdict
+from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.looptick import TickProbe

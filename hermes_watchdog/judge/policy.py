@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.judge.signatures import (
+from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_STACK,
     CPU_PEGGED,

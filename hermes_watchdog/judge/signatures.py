@@ -9,148 +9,37 @@ which witness each verdict needs and what vetoes what.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
-from hermes_watchdog.judge.cpu import CPU_TIME, CpuUsage
-from hermes_watchdog.judge.loop import LoopFindings
+from hermes_watchdog.judge.cpu import CpuUsage
+from hermes_watchdog.judge.verdict import (
+    BUSY_LOOP,
+    BY_CPU_STATE,
+    BY_STACK,
+    CPU_PEGGED,
+    HEALTHY,
+    LOOP_FROZEN,
+    MEMORY_HIGH,
+    STARTUP_HANG,
+    STUCK_DISCONNECTED,
+    UNKNOWN,
+    W_HEARTBEAT,
+    W_STACK,
+    W_TICK,
+    Seen,
+    StateSeen,
+    Thresholds,
+    Verdict,
+)
 from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
-from hermes_watchdog.observe.statefile import GatewayState
-from hermes_watchdog.observe.upstream import Upstream
-
-BUSY_LOOP = "busy-loop"
-LOOP_FROZEN = "loop-frozen"
-MEMORY_HIGH = "memory-high"
-STARTUP_HANG = "startup-hang"
-CPU_PEGGED = "cpu-pegged"
-STUCK_DISCONNECTED = "stuck-disconnected"
-HEALTHY = "healthy"
-GATEWAY_GONE = "gateway-gone"
-UNKNOWN = "unknown"
-ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISCONNECTED, GATEWAY_GONE, HEALTHY,
-       UNKNOWN)
 
 RUNNING = "running"
 STARTING = "starting"
 DEGRADED = "degraded"
 UPSTREAM_EXITS = {"loop_liveness_watchdog", "shutdown_watchdog"}
-
-# How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
-BY_STACK = "stack"
-BY_CPU_STATE = "cpu+state"
-
-W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    # cores: the process's CPU time, or its hottest thread's demand (Linux; its CPU time elsewhere), at or
-    # above this is "pegged"
-    cpu: float = 0.9
-    stuck_after: float = 900.0  # seconds a platform must be down, CPU idle, before that is sure
-    proof: float = 8.0  # seconds of dense samples with the loop never in its selector that prove starvation
-    frozen_after: float = 60.0  # seconds the loop must not turn for loop-frozen
-    memory_limit: int | None = None  # bytes of RSS; None: no memory verdict
-    start_timeout: float = 90.0  # seconds a gateway may stay "starting" (or write no state file)
-
-
-@dataclass(frozen=True)
-class StateSeen:
-    """One read of the state file and whether it describes the process being judged."""
-
-    state: GatewayState
-    matches: bool
-    match_note: str = ""
-
-
-@dataclass(frozen=True)
-class Memory:
-    """RSS samples over the window: (monotonic seconds, bytes)."""
-
-    samples: tuple[tuple[float, int], ...] = ()
-
-    @property
-    def latest(self) -> int | None:
-        return self.samples[-1][1] if self.samples else None
-
-    @property
-    def growth(self) -> float | None:
-        """Bytes per second from the first to the last sample."""
-        if len(self.samples) < 2 or self.samples[-1][0] <= self.samples[0][0]:
-            return None
-        return (self.samples[-1][1] - self.samples[0][1]) / (self.samples[-1][0] - self.samples[0][0])
-
-
-@dataclass(frozen=True)
-class Seen:
-    """Everything one judgement looks at besides CPU and the state reads; all optional."""
-
-    stack: StackAnalysis | None = None  # dumps of the hot thread (diagnose, incidents): text only
-    loop: LoopFindings | None = None
-    heartbeat: HeartbeatSeen | None = None
-    tick: TickProbe | None = None  # the newest loop-tick socket probe
-    memory: Memory = field(default_factory=Memory)
-    age: float | None = None  # seconds since the gateway process started
-    upstream: Upstream | None = None
-    mono: float | None = None  # monotonic now, to age the loop findings and probes
-
-
-@dataclass(frozen=True)
-class Verdict:
-    signature: str
-    confidence: float
-    reasons: tuple[str, ...]
-    cores: float | None = None
-    hot_cores: float | None = None
-    span: float = 0.0
-    platforms_down: tuple[str, ...] = field(default_factory=tuple)
-    down_for: float | None = None  # seconds the longest-down platform has been down, when known
-    demand: float | None = None  # process CPU demand (on CPU + waiting for one), in cores; None off Linux
-    hot_demand: float | None = None  # the hottest thread's demand
-    measure: str = CPU_TIME  # what judged "pegged": "demand" or "cpu-time"
-    proof: str = ""  # busy-loop: "stack" (starvation proven), "cpu+state", "pending"
-    witnesses: tuple[str, ...] = ()  # loop-frozen: which independent witnesses agree
-    vetoes: tuple[str, ...] = ()  # what argued against loop-frozen or busy-loop
-    blocking: str | None = None  # the frame the loop sat in (loop-frozen) or spun in (busy-loop)
-    rss: int | None = None  # bytes, newest sample
-    upstream: str | None = None  # Hermes' own watchdog is handling it, or it is backing off a respawn storm
-    loop: dict[str, Any] | None = None
-
-    @property
-    def is_problem(self) -> bool:
-        return self.signature not in {HEALTHY, UNKNOWN}
-
-    @property
-    def starvation_proven(self) -> bool:
-        """The loop thread was seen never reaching its selector (spinning, or blocked in one call): it
-        cannot run Hermes' SIGTERM handler, which runs on that loop."""
-        return (self.signature == BUSY_LOOP and self.proof == BY_STACK) or \
-            (self.signature == LOOP_FROZEN and W_STACK in self.witnesses)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "signature": self.signature,
-            "confidence": round(self.confidence, 2),
-            "reasons": list(self.reasons),
-            "cores": None if self.cores is None else round(self.cores, 3),
-            "hot_thread_cores": None if self.hot_cores is None else round(self.hot_cores, 3),
-            "span_seconds": round(self.span, 2),
-            "platforms_down": list(self.platforms_down),
-            "down_for_seconds": None if self.down_for is None else round(self.down_for),
-            "demand": None if self.demand is None else round(self.demand, 3),
-            "hot_demand": None if self.hot_demand is None else round(self.hot_demand, 3),
-            "measure": self.measure,
-            "proof": self.proof or None,
-            "witnesses": list(self.witnesses),
-            "vetoes": list(self.vetoes),
-            "blocking_frame": self.blocking,
-            "rss_bytes": self.rss,
-            "upstream": self.upstream,
-            "loop": self.loop,
-        }
 
 
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from hermes_watchdog.judge.signatures import ALL as SIGNATURES
+from hermes_watchdog.judge.verdict import ALL as SIGNATURES
 
 P = "hermes_watchdog_"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hermes_watchdog.judge import budget, policy
-from hermes_watchdog.judge.signatures import (
+from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     CPU_PEGGED,
     GATEWAY_GONE,

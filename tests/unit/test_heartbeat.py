@@ -8,7 +8,8 @@ import json
 import pytest
 
 from hermes_watchdog.judge import policy
-from hermes_watchdog.judge.signatures import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN, judge
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN
 from hermes_watchdog.observe import heartbeat
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from tests.unit.test_signatures import NOW, TH, cpu, state

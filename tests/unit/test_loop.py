@@ -20,7 +20,8 @@ from hermes_watchdog.judge.loop import (
     kind_of,
     stretch,
 )
-from hermes_watchdog.judge.signatures import (
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_CPU_STATE,
     BY_STACK,
@@ -33,7 +34,6 @@ from hermes_watchdog.judge.signatures import (
     Seen,
     StateSeen,
     Thresholds,
-    judge,
 )
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.looptick import TickProbe

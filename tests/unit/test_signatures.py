@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.judge.signatures import (
+from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     CPU_PEGGED,
     HEALTHY,
@@ -13,7 +14,6 @@ from hermes_watchdog.judge.signatures import (
     UNKNOWN,
     StateSeen,
     Thresholds,
-    judge,
 )
 from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, Frame, StackAnalysis
 from hermes_watchdog.observe.statefile import parse_state
