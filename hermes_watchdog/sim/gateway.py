@@ -42,11 +42,22 @@ import logging
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
+from hermes_watchdog.sim.loop_modes import (
+    _burn,
+    _compact_history,
+    _freeze_later,
+    _heartbeat,
+    _leak,
+    _reconcile_presence,
+    _record_event,
+    _serve_loop_tick,
+    _settle_accounts,
+)
 
 # Fake credentials in every shape the redactor knows. None of them is real.
 PLANTED_SECRETS = (
@@ -65,46 +76,6 @@ PLANTED_SECRETS = (
 
 RECONNECT_BACKOFF = (2, 5, 10, 30, 60)  # seconds, as the real adapter; scaled by --backoff-scale
 logger = logging.getLogger("gateway.platforms.qqbot")
-
-
-def start_ticks() -> int | None:
-    """What Hermes records as start_time: /proc/self/stat field 22, else create time in centiseconds."""
-    try:
-        return int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-class StateFile:
-    """gateway_state.json written the way Hermes writes it: whole-file compact JSON, temp + rename."""
-
-    def __init__(self, home: Path) -> None:
-        self.path = home / "gateway_state.json"
-        self.record = {
-            "pid": os.getpid(), "kind": "hermes-gateway", "argv": list(sys.argv), "start_time": start_ticks(),
-            "gateway_state": "starting", "exit_reason": None, "restart_requested": False,
-            "active_agents": 0, "platforms": {}, "updated_at": utc_now(),
-        }
-
-    def write(self, gateway_state: str | None = None, platform: str | None = None,
-              platform_state: str | None = None, error_code: str | None = None, exit_reason: str | None = None) -> None:
-        rec = self.record
-        rec["updated_at"] = utc_now()
-        if gateway_state:
-            rec["gateway_state"] = gateway_state
-        if exit_reason:
-            rec["exit_reason"] = exit_reason
-        if platform:
-            rec["platforms"][platform] = {"state": platform_state, "error_code": error_code,
-                                          "error_message": None, "updated_at": utc_now()}
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".gateway_state.", suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(rec, fh, separators=(",", ":"))
-        os.replace(tmp, self.path)
 
 
 class QQCloseError(Exception):
@@ -226,118 +197,6 @@ class QQAdapter:
                 self._ws.server_closes(4009)
 
 
-async def _heartbeat(home: Path, period: float, fail_after: float | None = None) -> None:
-    """Hermes >= 0.19's loop heartbeat: rewritten atomically from a task on the event loop."""
-    path = home / "state" / "gateway.heartbeat"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.time()
-    while True:
-        try:
-            if fail_after is not None and time.time() - started >= fail_after:
-                raise OSError(28, "No space left on device")  # as a full disk: the loop itself is fine
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
-            with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "updated_at": utc_now(), "monotonic": time.monotonic(),
-                           "start_time": started}, fh)
-            os.replace(tmp, path)
-        except OSError as exc:
-            logging.getLogger("gateway.shutdown_watchdog").debug("Failed to write gateway loop heartbeat: %s", exc)
-        await asyncio.sleep(period)
-
-
-async def _reconcile_presence(home: Path, after: float, marker: str | None) -> None:
-    """A coroutine that never yields once started: the loop never gets back to its selector."""
-    await asyncio.sleep(after)
-    _record_event(home, "spin")
-    if marker:
-        Path(marker).touch()
-    roster: dict[int, int] = {}
-    while True:
-        for i in range(1000):
-            roster[i] = (roster.get(i, 0) * 31 + i) % 1000003
-
-
-async def _compact_history(busy_for: float, idle_for: float) -> None:
-    """Legitimate bursts of work on the loop: busy, then idle in the selector, again and again."""
-    while True:
-        until = time.monotonic() + busy_for
-        x = 0
-        while time.monotonic() < until:
-            x = (x * 31 + 7) % 1000003
-        await asyncio.sleep(idle_for)
-
-
-def _flush_ledger_sync() -> None:
-    time.sleep(10**6)  # a synchronous call on the loop thread, off the CPU: nothing else on the loop runs
-
-
-async def _settle_accounts(home: Path, after: float, marker: str | None) -> None:
-    await asyncio.sleep(after)
-    _record_event(home, "frozen")
-    if marker:
-        Path(marker).touch()
-    _flush_ledger_sync()
-
-
-async def _leak(mb_per_s: float) -> None:
-    kept: list[bytearray] = []
-    while True:
-        chunk = bytearray(int(mb_per_s * 1024 * 1024 / 4))
-        chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page so it counts in RSS
-        kept.append(chunk)
-        await asyncio.sleep(0.25)
-
-
-async def _serve_loop_tick(home: Path) -> asyncio.AbstractServer:
-    path = home / "state" / f"gateway.loop-tick.{os.getpid()}.sock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"1")
-        with contextlib.suppress(OSError):
-            await writer.drain()
-        writer.close()
-
-    return await asyncio.start_unix_server(answer, path=str(path))
-
-
-async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
-    await asyncio.sleep(after)
-    _record_event(home, "frozen")
-    if marker:
-        Path(marker).touch()
-    time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
-
-
-def _record_event(home: Path, event: str) -> None:
-    with open(home / "sim-events.jsonl", "a") as fh:
-        fh.write(json.dumps({"event": event, "pid": os.getpid(), "at": time.time()}) + "\n")
-
-
-def _burn(stop: threading.Event) -> None:
-    x = 0
-    while not stop.is_set():
-        x = (x * 31 + 7) % 1000003  # legitimate-looking CPU work
-
-
-def _write_pid_file(home: Path) -> Path:
-    path = home / "gateway.pid"
-    record = json.dumps({"pid": os.getpid(), "kind": "hermes-gateway", "argv": list(sys.argv),
-                         "start_time": start_ticks()})
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            path.unlink(missing_ok=True)  # a stale file from a killed gateway; the lock below is the guard
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(record)
-        return path
-    raise SystemExit("cannot write gateway.pid")
-
-
 def _write_secret_files(home: Path) -> None:
     env = home / ".env"
     if not env.exists():
@@ -444,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         print("another gateway holds gateway.lock", file=sys.stderr)
         return 1
-    pid_path = _write_pid_file(home)
+    pid_path = write_pid_file(home)
     try:
         return asyncio.run(_run(args))
     finally:

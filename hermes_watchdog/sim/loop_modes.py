@@ -1,0 +1,116 @@
+"""The simulated gateway's loop behaviours besides the QQ adapter, each a task or thread the mode starts:
+Hermes 0.19's heartbeat, a spin with every platform connected, legitimate bursts, blocking calls on the
+loop thread, a leak, the loop-tick socket of git releases, and a worker thread's legitimate CPU.
+
+Standard library only, like the rest of the simulated gateway. The function names are what the stack
+shows: no rule of the watchdog knows them, on purpose (``_reconcile_presence``, ``_settle_accounts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+async def _heartbeat(home: Path, period: float, fail_after: float | None = None) -> None:
+    """Hermes >= 0.19's loop heartbeat: rewritten atomically from a task on the event loop."""
+    path = home / "state" / "gateway.heartbeat"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    while True:
+        try:
+            if fail_after is not None and time.time() - started >= fail_after:
+                raise OSError(28, "No space left on device")  # as a full disk: the loop itself is fine
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"pid": os.getpid(), "updated_at": datetime.now(UTC).isoformat(),
+                           "monotonic": time.monotonic(), "start_time": started}, fh)
+            os.replace(tmp, path)
+        except OSError as exc:
+            logging.getLogger("gateway.shutdown_watchdog").debug("Failed to write gateway loop heartbeat: %s", exc)
+        await asyncio.sleep(period)
+
+
+async def _reconcile_presence(home: Path, after: float, marker: str | None) -> None:
+    """A coroutine that never yields once started: the loop never gets back to its selector."""
+    await asyncio.sleep(after)
+    _record_event(home, "spin")
+    if marker:
+        Path(marker).touch()
+    roster: dict[int, int] = {}
+    while True:
+        for i in range(1000):
+            roster[i] = (roster.get(i, 0) * 31 + i) % 1000003
+
+
+async def _compact_history(busy_for: float, idle_for: float) -> None:
+    """Legitimate bursts of work on the loop: busy, then idle in the selector, again and again."""
+    while True:
+        until = time.monotonic() + busy_for
+        x = 0
+        while time.monotonic() < until:
+            x = (x * 31 + 7) % 1000003
+        await asyncio.sleep(idle_for)
+
+
+def _flush_ledger_sync() -> None:
+    time.sleep(10**6)  # a synchronous call on the loop thread, off the CPU: nothing else on the loop runs
+
+
+async def _settle_accounts(home: Path, after: float, marker: str | None) -> None:
+    await asyncio.sleep(after)
+    _record_event(home, "frozen")
+    if marker:
+        Path(marker).touch()
+    _flush_ledger_sync()
+
+
+async def _leak(mb_per_s: float) -> None:
+    kept: list[bytearray] = []
+    while True:
+        chunk = bytearray(int(mb_per_s * 1024 * 1024 / 4))
+        chunk[::4096] = b"x" * len(chunk[::4096])  # touch every page so it counts in RSS
+        kept.append(chunk)
+        await asyncio.sleep(0.25)
+
+
+async def _serve_loop_tick(home: Path) -> asyncio.AbstractServer:
+    path = home / "state" / f"gateway.loop-tick.{os.getpid()}.sock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"1")
+        with contextlib.suppress(OSError):
+            await writer.drain()
+        writer.close()
+
+    return await asyncio.start_unix_server(answer, path=str(path))
+
+
+async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
+    await asyncio.sleep(after)
+    _record_event(home, "frozen")
+    if marker:
+        Path(marker).touch()
+    time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
+
+
+def _record_event(home: Path, event: str) -> None:
+    with open(home / "sim-events.jsonl", "a") as fh:
+        fh.write(json.dumps({"event": event, "pid": os.getpid(), "at": time.time()}) + "\n")
+
+
+def _burn(stop: threading.Event) -> None:
+    x = 0
+    while not stop.is_set():
+        x = (x * 31 + 7) % 1000003  # legitimate-looking CPU work
