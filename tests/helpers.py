@@ -39,6 +39,21 @@ def on_failure(request: pytest.FixtureRequest, title: str, text: Callable[[], st
     request.node.stash.setdefault(ON_FAILURE, []).append((title, text))
 
 
+def demand(pid: int, seconds: float = 0.5) -> float:
+    """Cores the main thread of ``pid`` wanted over ``seconds``: time on a CPU plus time waiting for one
+    (Linux schedstat). Unlike its CPU time, this stays near 1.0 for a spin on a machine whose cores other
+    processes keep busy. 0.0 where schedstat cannot be read."""
+    from hermes_watchdog.observe.sampler import read_schedstat
+
+    path = f"/proc/{pid}/task/{pid}/schedstat"
+    before, t0 = read_schedstat(path), time.monotonic()
+    time.sleep(seconds)
+    after, t1 = read_schedstat(path), time.monotonic()
+    if before is None or after is None:
+        return 0.0
+    return (sum(after) - sum(before)) / 1e9 / (t1 - t0)
+
+
 def epoch(text: str | None) -> float | None:
     """An ISO time from the daemon's files as epoch seconds (None if absent)."""
     if not text:

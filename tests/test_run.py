@@ -20,6 +20,7 @@ from tests.helpers import (
     all_files,
     assert_one_line_error,
     cli,
+    demand,
     epoch,
     read_json,
     standin_calls,
@@ -88,7 +89,7 @@ def test_restart_storm_stops_at_the_budget(tmp_path, supervised, daemons) -> Non
                                      "exhausted": True}
     assert d.events().count(" GIVE-UP ") == 1
     assert [d.incident(i)["result"] for i in range(len(d.incidents()))] == ["restarted", "restarted", "gave-up"]
-    assert psutil.Process(sup.child).cpu_percent(0.5) > 50  # still spinning: we watch, we do not act
+    assert demand(sup.child) > 0.9  # still spinning (wanting a core, however busy the machine): we do not act
 
 
 def test_legitimate_cpu_with_connected_platforms_is_never_restarted(tmp_path, supervised, daemons) -> None:
@@ -227,7 +228,8 @@ def test_state_file_trouble_and_a_vanishing_gateway_keep_the_daemon_running(tmp_
     g.kill()
     d.wait_event(f"gateway PID {g.pid} lost")
     g2 = sim("healthy", home=home).wait_running()
-    d.wait_event(f"gateway PID {g2.pid} (gateway.pid names PID {g2.pid})")
+    # Found by its pid file, or by the process table when the daemon looks before the file is written.
+    d.wait_event(f"FOUND [default] gateway PID {g2.pid} (")
     assert d.proc.poll() is None and d.incidents() == []
 
 
@@ -311,7 +313,7 @@ def test_once_exits_1_after_an_incident(tmp_path, supervised) -> None:
     home = tmp_path / "hermes"
     sup = supervised(home, *spin_args())
     pid = sup.wait_running()
-    wait_for(lambda: psutil.Process(pid).cpu_percent(0.2) > 50, what="the gateway to spin")
+    wait_for(lambda: demand(pid, 0.2) > 0.9, what="the gateway to spin")
     r = cli("run", "--once", "--dry-run", "--state-dir", str(tmp_path / "state"), "--hermes-home", str(home), *FAST)
     assert r.code == 1, r.out + r.err
     assert " ALERT " in r.err and "DRY-RUN" in r.err
