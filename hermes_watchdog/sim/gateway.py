@@ -54,9 +54,9 @@ from hermes_watchdog.sim.loop_modes import (
     _heartbeat,
     _leak,
     _reconcile_presence,
-    _record_event,
     _serve_loop_tick,
     _settle_accounts,
+    record_event,
 )
 
 # Fake credentials in every shape the redactor knows. None of them is real.
@@ -166,7 +166,7 @@ class QQAdapter:
             logger.warning("[QQBot] Reconnect failed: %s", exc)
             if self.args.mode == "spin" and not self._spinning:
                 self._spinning = True
-                _record_event(self.args.hermes_home, "spin")
+                record_event(self.args.hermes_home, "spin")
                 if self.args.spin_once_marker:
                     Path(self.args.spin_once_marker).touch()
             return False
@@ -237,7 +237,7 @@ async def _run(args: argparse.Namespace) -> int:
     for name in args.extra_platforms:
         state.write(platform=name, platform_state="connected")
     state.write(gateway_state="running")
-    _record_event(home, "running")
+    record_event(home, "running")
     burner_stop = threading.Event()
     if args.mode == "busy":
         threading.Thread(target=_burn, args=(burner_stop,), name="agent-worker", daemon=True).start()

@@ -16,8 +16,9 @@ import os
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
+
+from hermes_watchdog.sim.gateway_files import utc_now
 
 
 async def _heartbeat(home: Path, period: float, fail_after: float | None = None) -> None:
@@ -31,7 +32,7 @@ async def _heartbeat(home: Path, period: float, fail_after: float | None = None)
                 raise OSError(28, "No space left on device")  # as a full disk: the loop itself is fine
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".heartbeat.")
             with os.fdopen(fd, "w") as fh:
-                json.dump({"pid": os.getpid(), "updated_at": datetime.now(UTC).isoformat(),
+                json.dump({"pid": os.getpid(), "updated_at": utc_now(),
                            "monotonic": time.monotonic(), "start_time": started}, fh)
             os.replace(tmp, path)
         except OSError as exc:
@@ -42,7 +43,7 @@ async def _heartbeat(home: Path, period: float, fail_after: float | None = None)
 async def _reconcile_presence(home: Path, after: float, marker: str | None) -> None:
     """A coroutine that never yields once started: the loop never gets back to its selector."""
     await asyncio.sleep(after)
-    _record_event(home, "spin")
+    record_event(home, "spin")
     if marker:
         Path(marker).touch()
     roster: dict[int, int] = {}
@@ -67,7 +68,7 @@ def _flush_ledger_sync() -> None:
 
 async def _settle_accounts(home: Path, after: float, marker: str | None) -> None:
     await asyncio.sleep(after)
-    _record_event(home, "frozen")
+    record_event(home, "frozen")
     if marker:
         Path(marker).touch()
     _flush_ledger_sync()
@@ -99,13 +100,13 @@ async def _serve_loop_tick(home: Path) -> asyncio.AbstractServer:
 
 async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
     await asyncio.sleep(after)
-    _record_event(home, "frozen")
+    record_event(home, "frozen")
     if marker:
         Path(marker).touch()
     time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
 
 
-def _record_event(home: Path, event: str) -> None:
+def record_event(home: Path, event: str) -> None:
     with open(home / "sim-events.jsonl", "a") as fh:
         fh.write(json.dumps({"event": event, "pid": os.getpid(), "at": time.time()}) + "\n")
 
