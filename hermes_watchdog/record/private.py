@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from hermes_watchdog.record import jsonout
 
 
 def _refuse_link(path: Path) -> None:
@@ -84,4 +85,4 @@ def write_text(path: Path, text: str, durable: bool = True) -> None:
 
 
 def write_json(path: Path, data: Any, durable: bool = True) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable)
+    write_text(path, jsonout.dumps(data, indent=2) + "\n", durable)
