@@ -32,6 +32,9 @@ from hermes_watchdog.record.delivery import Dispatcher
 from hermes_watchdog.record.events import EventLog
 from hermes_watchdog.record.exporter import Exporter
 
+# Homes one daemon watches at most: each holds a lock descriptor for the daemon's life and costs a tick its
+# reads; the units raise LimitNOFILE for this many (the arithmetic is in the unit template).
+MAX_HOMES = 256
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 STOP_WAIT = 4.0  # seconds a stopping daemon gives loop-stack bursts in progress to end and clean up
 
@@ -64,6 +67,7 @@ class Daemon:
         self._ticked = False
         self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
         self._named_homes: list[tuple[Path, str | None]] | None = None
+        self._said_cap = False
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
@@ -145,6 +149,13 @@ class Daemon:
             # A profile counts once it has a gateway file; the default home is always watched.
             found = [(h, n) for h, n in found if n is None or (h / PID_FILE).exists()
                      or (h / GATEWAY_STATE_FILE).exists()]
+            if len(found) > MAX_HOMES:
+                if not self._said_cap:
+                    self._said_cap = True
+                    self.log.emit("WARN", f"{len(found) - 1} profiles with gateway files under {root}: watching the "
+                                          f"default home and the first {MAX_HOMES - 1} profiles by name; run another "
+                                          "hermes-watchdog with --hermes-home for the rest")
+                found = found[:1] + sorted(found[1:], key=lambda hn: hn[1] or "")[:MAX_HOMES - 1]
         else:
             if self._named_homes is None:  # the same homes every tick: name their profiles once
                 self._named_homes = [(h, discovery.profile_of(h)) for h in self.cfg.homes]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import pwd
 import re
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,6 +246,29 @@ def _verify(pid: int, start_time: float | None, home: Path) -> tuple[Identity | 
     return ident, "ok"
 
 
+SCAN_TTL = 1.0  # seconds one walk of the process table serves every home (one walk per tick, not per home)
+_scan_cache: tuple[float, list[tuple[int, int]]] | None = None
+_scan_lock = threading.Lock()
+
+
+def _gateway_processes() -> list[tuple[int, int]]:
+    """(pid, real uid) of every process that looks like a gateway; one walk of the process table serves all
+    homes for SCAN_TTL seconds (3,000 profiles once meant 3,000 walks a tick). Candidates only: each is
+    proven for its home before use."""
+    global _scan_cache
+    with _scan_lock:
+        now = time.monotonic()
+        if _scan_cache is not None and 0 <= now - _scan_cache[0] < SCAN_TTL:
+            return _scan_cache[1]
+        found = []
+        for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
+            uids = proc.info.get("uids")
+            if uids is not None and processes.looks_like_gateway(tuple(proc.info.get("cmdline") or ())):
+                found.append((proc.pid, uids.real))
+        _scan_cache = (now, found)
+        return found
+
+
 def _scan(home: Path) -> Identity | None:
     """This home's gateway from the process table, for when its files name none: only processes of the
     home's owner that look like a gateway are candidates, and each must pass the proof."""
@@ -251,12 +276,10 @@ def _scan(home: Path) -> Identity | None:
         owner = os.stat(home).st_uid
     except OSError:
         return None
-    for proc in psutil.process_iter(["pid", "cmdline", "uids"]):
-        uids = proc.info.get("uids")
-        cmd = tuple(proc.info.get("cmdline") or ())
-        if uids is None or uids.real != owner or not processes.looks_like_gateway(cmd):
+    for pid, uid in _gateway_processes():
+        if uid != owner:
             continue
-        ident, _ = prove(proc.pid, home)
+        ident, _ = prove(pid, home)
         if ident is not None:
             return ident
     return None
