@@ -171,3 +171,40 @@ def test_install_without_a_running_s6_says_so(isolated_home: Path, tmp_path: Pat
     r = cli("install", "--manager", "s6")
     assert_one_line_error(r)
     assert "no running s6 found" in r.err and "--s6-scandir" in r.err
+
+
+def test_a_hostile_scandir_never_stalls_the_search(tmp_path: Path) -> None:
+    """Issue 20: services whose `supervise/status` is a FIFO and whose `supervise/lock` is held made each
+    real s6-svstat wait its whole 15 s, one after another on the daemon's tick (8 of them: two minutes, past
+    the unit's WatchdogSec). The search now skips what is not a live service and has one budget for all."""
+    import fcntl
+
+    from hermes_watchdog.act.managers.s6 import FIND_BUDGET, find_service
+
+    scan = tmp_path / "hostile"
+    held = []
+    for i in range(8):
+        sup = scan / f"svc{i}" / "supervise"
+        sup.mkdir(parents=True)
+        os.mkfifo(sup / "status")
+        os.mkfifo(sup / "control")
+        # A reader on control is what s6-svstat takes for a running s6-supervise; the lock held too.
+        held.append(os.open(sup / "control", os.O_RDONLY | os.O_NONBLOCK))
+        fh = open(sup / "lock", "w")  # noqa: SIM115 - held for the test, as a hung s6-supervise would
+        fcntl.lockf(fh, fcntl.LOCK_EX)  # s6 locks with fcntl (POSIX) locks
+        held.append(fh)
+    # The control: the real s6-svstat does wait on such a service.
+    probe = subprocess.run(["timeout", "3", "s6-svstat", "-o", "pid", str(scan / "svc0")], capture_output=True,
+                           check=False)
+    assert probe.returncode == 124, "s6-svstat no longer waits on a FIFO status: this test proves nothing"
+    found: list[object] = []
+    t = threading.Thread(target=lambda: found.append(find_service(os.getpid(), [scan])), daemon=True)
+    t.start()
+    t.join(8 * 15 / 2)  # generous: only there so a regression fails instead of hanging
+    try:
+        assert not t.is_alive(), "the search of 8 hostile services outlived half of their 8 x 15 s"
+        assert found == [None]
+    finally:
+        for fh in held:
+            os.close(fh) if isinstance(fh, int) else fh.close()
+    assert FIND_BUDGET < 120 / 4  # the search can never come near the unit's WatchdogSec=120

@@ -10,18 +10,23 @@ again first, as with every manager.
 from __future__ import annotations
 
 import os
+import stat
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import psutil
 
+from hermes_watchdog import safepath
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target, run_argv
 from hermes_watchdog.observe import processes
 
 # s6-overlay v3 keeps its live scan directory in /run/service; v2 in /var/run/s6/services.
 SCANDIRS = (Path("/run/service"), Path("/var/run/s6/services"))
 S6_TIMEOUT = 15.0
+FIND_BUDGET = 5.0  # seconds for one search of every service (it runs on the daemon's tick): then it gives up
+PROBE_TIMEOUT = 2.0  # one s6-svstat of a service while searching; a real one answers in milliseconds
 _ANCESTORS = 3  # how far up from the gateway a supervised run script may sit
 
 
@@ -29,8 +34,19 @@ def scandirs(extra: Iterable[Path] = ()) -> list[Path]:
     return list(dict.fromkeys([*extra, *SCANDIRS]))
 
 
-def supervised_pid(service: Path, stop: threading.Event | None = None) -> int | None:
-    code, out = run_argv(["s6-svstat", "-o", "pid", str(service)], S6_TIMEOUT, stop or threading.Event())
+def _status_is_regular(service: Path) -> bool:
+    """s6-supervise keeps ``supervise/status`` as a regular file. Anything else there (a FIFO: s6-svstat
+    would wait on it for its whole timeout) is not a live service, and is not probed."""
+    try:
+        return stat.S_ISREG(safepath.lstat(service / "supervise" / "status").st_mode)
+    except OSError:
+        return False
+
+
+def supervised_pid(service: Path, stop: threading.Event | None = None, timeout: float = S6_TIMEOUT) -> int | None:
+    if not _status_is_regular(service):
+        return None
+    code, out = run_argv(["s6-svstat", "-o", "pid", str(service)], timeout, stop or threading.Event())
     if code != 0:
         return None
     try:
@@ -63,15 +79,22 @@ def services(scandir: Path) -> list[Path]:
         return []
 
 
-def find_service(pid: int, dirs: Iterable[Path], stop: threading.Event | None = None) -> Path | None:
+def find_service(pid: int, dirs: Iterable[Path], stop: threading.Event | None = None,
+                 budget: float = FIND_BUDGET) -> Path | None:
+    """The service supervising the gateway, searched within ``budget`` seconds in all: a scan directory of
+    many services that do not answer must not hold the daemon's tick (nor trip its own WatchdogSec)."""
     lineage = _lineage(pid)
     if not any(d.is_dir() for d in dirs):
         return None
+    deadline = time.monotonic() + budget
     for scandir in dirs:
         for service in services(scandir):
+            left = deadline - time.monotonic()
+            if left <= 0 or (stop is not None and stop.is_set()):
+                return None
             if not (service / "supervise").is_dir():
                 continue
-            if supervised_pid(service, stop) in lineage:
+            if supervised_pid(service, stop, min(PROBE_TIMEOUT, left)) in lineage:
                 return service
     return None
 
