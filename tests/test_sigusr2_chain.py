@@ -202,3 +202,30 @@ def test_no_sigusr2_without_the_chain_proof_and_the_control_dies_of_it(tmp_path:
     os.kill(s.pid, signal.SIGUSR2)
     assert s.proc.wait(30) == -signal.SIGUSR2
     assert s.dumped() == 1
+
+
+def test_the_wrapper_turns_chain_true_in_process_and_unregister_takes_the_proof_back(tmp_path: Path) -> None:
+    """In one real interpreter: the hook armed, Hermes' chain=True call turned (the process survives its own
+    SIGUSR2 and dumped once), and unregistering SIGUSR2 removes the marker (its default action is back)."""
+    home = tmp_path / "hermes"
+    code = ("import faulthandler, json, os, signal, sys\n"
+            "sys.path.insert(0, os.environ['REPO'])\n"
+            "from hermes_watchdog.patches import hook\n"
+            "print(hook.arm(['python', '/x/bin/hermes-gateway']))\n"
+            "home = os.environ['HERMES_HOME']\n"
+            "marker = os.path.join(home, 'state', 'hermes-watchdog-hook.json')\n"
+            f"log = open(os.path.join(home, 'logs', '{FAULTHANDLER_LOG}'), 'a')\n"
+            "faulthandler.register(signal.SIGUSR2, file=log, all_threads=True, chain=True)\n"
+            "m = json.load(open(marker))\n"
+            "print(m['chain'], m['chain_requested'], m['owner'], hook.status()['chain_requested'])\n"
+            "os.kill(os.getpid(), signal.SIGUSR2)\n"
+            "print('survived')\n"
+            "faulthandler.unregister(signal.SIGUSR2)\n"
+            "print(os.path.exists(marker))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "HERMES_HOME": str(home), "REPO": str(REPO), "PYTHONPATH": str(REPO)})
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("armed:"), lines
+    assert lines[1:] == ["False True hermes True", "survived", "False"], r.stdout
+    assert (home / "logs" / FAULTHANDLER_LOG).read_text().count("Current thread") == 1
