@@ -62,6 +62,7 @@ def test_the_armed_hook_gives_dumps_and_the_gateway_lives_on(tmp_path: Path, sta
     ident = processes.identity(p.pid)
     marker = json.loads((home / "state" / "hermes-watchdog-hook.json").read_text())
     assert marker["pid"] == p.pid and marker["signal"] == "SIGUSR2" and marker["owner"] == "hermes-watchdog"
+    assert marker["chain"] is False and marker["chain_requested"] is False  # the proof the watchdog needs
     assert (home / "state" / "hermes-watchdog-hook.json").stat().st_mode & 0o777 == 0o600
     assert (home / "logs" / "hermes-watchdog-stacks.log").stat().st_mode & 0o777 == 0o600
     got, reason, _ = FaultHandlerHook().dumps(ident, home, count=3, spread=0.3)
@@ -86,8 +87,9 @@ def _write_marker(home: Path, mode: int = 0o600, **fields: object) -> Path:
 
 def test_no_sigusr2_without_a_marker_that_proves_the_hook_in_that_very_process(tmp_path: Path, standins) -> None:
     """The hook is off in this stand-in, so SIGUSR2 would terminate it (as it terminates Hermes 0.14-0.19):
-    every forged or stale marker must be refused with nothing sent, and only a marker matching pid AND start
-    time (private, the gateway user's) is acted on -- which then kills it, showing the test would catch a send."""
+    every forged or stale marker must be refused with nothing sent -- one without the chain proof, and even a
+    perfect one, since /proc shows SIGUSR2 is not caught -- and SIGUSR2 sent by hand kills it, showing the test
+    would catch a send."""
     home = tmp_path / "hermes"
     p = _start_standin(tmp_path, home, HERMES_WATCHDOG_HOOK="0")
     standins.append(p)
@@ -110,6 +112,9 @@ def test_no_sigusr2_without_a_marker_that_proves_the_hook_in_that_very_process(t
         (good, 0o644, "open to other users"),
         (good | {"signal": "SIGTERM"}, None, "only SIGUSR2"),
         (good | {"file": str(elsewhere)}, None, "is not in"),
+        (good, None, "does not say how SIGUSR2 is registered"),  # an older hook's marker: no chain proof
+        (good | {"chain": True}, None, "chain=True"),
+        (good | {"chain": False}, None, "does not catch SIGUSR2"),  # a forged proof: /proc says otherwise
     ]
     for fields, mode, why in cases:
         if fields:
@@ -132,9 +137,8 @@ def test_no_sigusr2_without_a_marker_that_proves_the_hook_in_that_very_process(t
     assert not analysis.captured and analysis.method == "none"
     assert "py-spy: py-spy not found" in (analysis.reason or "") and "faulthandler hook:" in (analysis.reason or "")
     assert p.poll() is None
-    # The control: a marker that matches is obeyed, and SIGUSR2 without the hook's handler ends the process.
-    _write_marker(home, **good)
-    FaultHandlerHook().dumps(ident, home, count=1, time_limit=3)
+    # The control: SIGUSR2 without the hook's handler ends the process.
+    os.kill(p.pid, signal.SIGUSR2)
     assert p.wait(30) == -signal.SIGUSR2
 
 

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests import capabilities, pipfail
+
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_PYTHON = "/usr/bin/python3"
 USER, GROUP, UID = "nobody", "nogroup", 65534
@@ -53,7 +55,12 @@ def install_site(shared: Path) -> Path:
     r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", str(site), str(source)],
                        capture_output=True, text=True, check=False, timeout=600)
     if r.returncode != 0:
-        raise Unavailable(f"cannot install the package for another user (registry unreachable?): {r.stderr[-300:]}")
+        # Only a proven unreachable index is "not here"; under CI=true not even that: the install-as-user and
+        # real-systemd tests it would skip are what CI must prove.
+        if pipfail.network_failure(r.stderr) and not capabilities.ci_strict():
+            raise Unavailable("cannot reach the package registry to install the package for the test user: "
+                              f"{pipfail.last_lines(r.stderr, 1)}")
+        raise RuntimeError(pipfail.explain("pip install --target for the test user", r.stderr))
     for p in [site, *site.rglob("*")]:
         p.chmod(p.stat().st_mode | 0o755 if p.is_dir() else p.stat().st_mode | 0o644)
     for p in (site / "bin").glob("*"):

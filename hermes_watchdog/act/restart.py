@@ -27,6 +27,7 @@ from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Tar
 from hermes_watchdog.observe.processes import Identity
 
 FINAL_SIGKILL_AFTER = 5.0  # seconds a process may take to die of SIGABRT (writing its stacks) before SIGKILL
+FINAL_SIGNALS = (signal.SIGKILL, signal.SIGABRT)  # what may end a process that outlived its grace
 
 
 class Phase(Enum):
@@ -88,6 +89,7 @@ class Restart:
     stop_until: float = 0.0  # monotonic: give up if the old process survives even SIGKILL this long
     verify_until: float = 0.0  # monotonic: the new gateway must be verified by then
     killed: bool = False  # SIGKILL (or kill_signal) was actually sent
+    stop_asked: bool = False  # the manager took the request or SIGTERM was sent: the process is being stopped
     signals: list[str] = field(default_factory=list)
     new: Identity | None = None
     detail: str = ""  # why it ended
@@ -98,7 +100,15 @@ class Restart:
                 "kill_signal": self.kill_signal.name, "kill_at_wall": mono_to_wall(self.kill_at),
                 "stop_until_wall": mono_to_wall(self.stop_until),
                 "verify_until_wall": mono_to_wall(self.verify_until) if self.verify_until else None,
-                "killed": self.killed, "signals": list(self.signals)}
+                "killed": self.killed, "signals": list(self.signals), "stop_asked": self.stop_asked}
+
+    def final_signal(self) -> signal.Signals:
+        """What ends a process still alive after the grace. SIGABRT (a last stack) only ever goes to a process
+        already being stopped (the manager took the request, or SIGTERM was sent): never as a diagnostic of a
+        process nobody asked to stop. Anything else is SIGKILL."""
+        if self.kill_signal == signal.SIGABRT and self.stop_asked:
+            return signal.SIGABRT
+        return signal.SIGKILL
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], wall_to_mono: Callable[[float], float], *, grace: float,
@@ -118,7 +128,10 @@ class Restart:
                 start_timeout=start_timeout, kill_signal=signal.Signals[str(data.get("kill_signal") or "SIGKILL")],
                 phase=phase, kill_at=kill_at,
                 stop_until=wall_to_mono(float(stop_until)) if stop_until is not None else kill_at + start_timeout,
-                killed=bool(data.get("killed")), signals=[str(s) for s in data.get("signals") or []])
+                killed=bool(data.get("killed")), signals=[str(s) for s in data.get("signals") or []],
+                stop_asked=data.get("stop_asked") is True)  # a record without it: SIGKILL, never SIGABRT
+        if r.kill_signal not in FINAL_SIGNALS:
+            r.kill_signal = signal.SIGKILL
         if data.get("verify_until_wall") is not None:
             r.verify_until = wall_to_mono(float(data["verify_until_wall"]))
         return r
@@ -155,8 +168,9 @@ class RestartMachine:
                 signals.append("SIGTERM")
         now = ports.now()
         r = Restart(old=target.ident, manager=result.manager, started=now, started_wall=wall, grace=grace,
-                    start_timeout=start_timeout, kill_signal=kill_signal, kill_at=now + grace,
-                    stop_until=now + grace + start_timeout, signals=signals)
+                    start_timeout=start_timeout, kill_signal=kill_signal if kill_signal in FINAL_SIGNALS else
+                    signal.SIGKILL, kill_at=now + grace, stop_until=now + grace + start_timeout, signals=signals,
+                    stop_asked=result.ok or "SIGTERM" in signals)
         return cls(r, ports, journal), Requested(result, fallback)
 
     def start(self, why: str) -> None:
@@ -194,16 +208,19 @@ class RestartMachine:
     def _timers(self) -> None:
         r, now = self.r, self.ports.now()
         if r.phase == Phase.STOPPING and now >= r.kill_at and self.ports.alive(r.old):
-            ok, text = self.ports.kill(r.old, r.kill_signal)  # identity re-checked inside the sender
+            final = r.final_signal()
+            if final != r.kill_signal:
+                self.journal.event(r, "INFO", f"{r.kill_signal.name} only ends a process already being stopped, "
+                                              f"and nothing asked PID {r.old.pid} to stop: {final.name}")
+            ok, text = self.ports.kill(r.old, final)  # identity re-checked inside the sender
             r.killed = ok
-            r.signals.append(r.kill_signal.name if ok else f"{r.kill_signal.name} not sent")
+            r.signals.append(final.name if ok else f"{final.name} not sent")
             self._change(Phase.KILLED, f"still alive {r.grace:g} s after the restart request: {text}")
-        elif (r.phase == Phase.KILLED and r.kill_signal != signal.SIGKILL and "SIGKILL" not in r.signals
+        elif (r.phase == Phase.KILLED and "SIGABRT" in r.signals and "SIGKILL" not in r.signals
               and now >= r.kill_at + FINAL_SIGKILL_AFTER and self.ports.alive(r.old)):
             ok, text = self.ports.kill(r.old, signal.SIGKILL)
             r.signals.append("SIGKILL" if ok else "SIGKILL not sent")
-            self.journal.event(r, "KILL", f"PID {r.old.pid} outlived {r.kill_signal.name} by "
-                                          f"{FINAL_SIGKILL_AFTER:g} s: {text}")
+            self.journal.event(r, "KILL", f"PID {r.old.pid} outlived SIGABRT by {FINAL_SIGKILL_AFTER:g} s: {text}")
         elif r.phase.stopping and now >= r.stop_until and self.ports.alive(r.old):
             self._change(Phase.FAILED, f"old PID {r.old.pid} still alive {r.stop_until - r.started:.0f} s "
                                        "after the restart request")

@@ -105,7 +105,7 @@ class WatchJournal:
             w.incident.record["new_pid"] = new_pid
             w.incident.record["verify"] = {"ok": ok, "detail": why, "seconds": round(took, 2),
                                            "sigkill_needed": r.killed}
-        if w.incident is not None and r.killed and r.kill_signal == signal.SIGABRT:
+        if w.incident is not None and r.killed and signal.SIGABRT.name in r.signals:
             self._last_words(r)
         if w.history:
             w.history[-1].update({"result": result, "new_pid": new_pid, "seconds": round(took, 2),

@@ -15,8 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from hermes_watchdog.observe import faulthandler_text
+from hermes_watchdog.observe.hook_marker import read_marker
 from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.stack_capture import read_marker
 from hermes_watchdog.observe.stacks import StackAnalysis, analyse
 from hermes_watchdog.observe.statefile import open_regular, read_fd
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hermes_watchdog.judge.loop import MIN_SAMPLES, RATE, Burst, StackSample, classify
-from hermes_watchdog.observe import pyspy_record, stack_capture
+from hermes_watchdog.observe import hook_marker, pyspy_record, stack_capture
 from hermes_watchdog.observe.processes import Identity
 
 HOOK_RATE = 5.0
@@ -58,7 +58,7 @@ def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
     def auto(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
              stop: threading.Event | None = None) -> Burst:
         b = spy(pid, seconds, main_tid, dense, stop)
-        if b.error and b.hint and stack_capture.read_marker(ident, home)[0] is not None:
+        if b.error and b.hint and hook_marker.signal_marker(ident, home)[0] is not None:
             return hook(pid, seconds, main_tid, dense, stop)  # py-spy may not attach here; the hook can
         return b
     return auto

@@ -3,8 +3,9 @@
 - ``py-spy``: reads the process's memory from outside (ptrace). Needs root on macOS (task_for_pid) and
   CAP_SYS_PTRACE / a permissive ptrace policy on Linux.
 - ``faulthandler``: the hook the fix pack arms inside the gateway (patches/hook.py) dumps every thread when
-  it gets SIGUSR2. Used only when its marker proves it is armed in that very process (pid and start time),
-  since on Hermes 0.14-0.19 an unhandled SIGUSR2 terminates the gateway: no proof, no signal.
+  it gets SIGUSR2. Used only when its marker proves a non-chaining handler armed in that very process (pid,
+  start time, ``"chain": false``: observe/hook_marker.py), since on Hermes 0.14-0.19 an unhandled SIGUSR2
+  terminates the gateway and on 0.19.1-0.21.3 Hermes' own chaining handler does: no proof, no signal.
 - ``none``: no stack, with the reason.
 
 ``auto`` tries py-spy, then the hook, then says why neither worked. Every method yields the same ``Dump``s
@@ -14,25 +15,23 @@
 from __future__ import annotations
 
 import os
-import signal
 import stat
 import sys
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from hermes_watchdog.observe import faulthandler_text, pyspy
+from hermes_watchdog.observe.hook_marker import signal_marker
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.observe.stacks import Dump, StackAnalysis, analyse, render_text
-from hermes_watchdog.observe.statefile import open_regular, parse_json_object, read_fd
+from hermes_watchdog.observe.statefile import open_regular, read_fd
 
 METHODS = ("auto", "py-spy", "faulthandler", "none")
-MARKER = "hermes-watchdog-hook.json"  # written by patches/hook.py inside the gateway
-HOOK_SIGNALS = {"SIGUSR2": signal.SIGUSR2} if hasattr(signal, "SIGUSR2") else {}  # never any other signal
 MAX_DUMP_BYTES = 1024 * 1024
 TRUNCATE_OVER = 4 * 1024 * 1024  # our own stacks file is emptied before a capture once it grows past this
 WRITE_WAIT = 3.0  # seconds for the gateway to write its dump after the signal
@@ -117,79 +116,6 @@ class PySpy(StackMethod):
                       time_limit, stop)
 
 
-@dataclass(frozen=True)
-class Marker:
-    """The hook's marker, checked against the live process."""
-
-    signal: signal.Signals
-    file: Path
-    owner: str  # hermes-watchdog (our file) or hermes (a Hermes release that registers SIGUSR2 itself)
-    main_thread: int | None
-    fatal_handler: bool
-
-
-def _private_regular(path: Path, uid: int | None, *, private: bool) -> tuple[os.stat_result | None, str]:
-    """lstat-level checks: a regular file (no symlink) of the gateway's user, 0600 when ``private``."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None, f"{path} does not exist"
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror or exc}"
-    if not stat.S_ISREG(st.st_mode):
-        return None, f"{path} is not a regular file"
-    if uid is not None and st.st_uid != uid:
-        return None, f"{path} is not owned by the gateway's user (uid {st.st_uid}, not {uid})"
-    if private and st.st_mode & 0o077:
-        return None, f"{path} is open to other users (mode {stat.S_IMODE(st.st_mode):o}): not written by the hook"
-    return st, ""
-
-
-def read_marker(ident: Identity, home: Path | None) -> tuple[Marker | None, str]:
-    """The hook's marker if it proves the hook armed in this very process; else (None, why not)."""
-    if home is None:
-        return None, "no HERMES_HOME known for this process, so no hook marker to check"
-    path = home / "state" / MARKER
-    uid = ident.uid if ident.uid is not None else os.getuid()
-    st, why = _private_regular(path, uid, private=True)
-    if st is None:
-        return None, ("the hook is not armed in this gateway (no marker: is the fix pack installed and the "
-                      "gateway restarted since? `hermes-watchdog patch status`)") if "does not exist" in why else why
-    try:
-        fd = open_regular(path)
-        try:
-            raw = read_fd(fd, 65536)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        return None, f"cannot read {path}: {exc.strerror or exc}"
-    data = parse_json_object(str(path), raw).data
-    if data is None:
-        return None, f"{path} is not a marker the hook wrote"
-    pid, start = data.get("pid"), data.get("start_time")
-    if pid != ident.pid:
-        return None, f"the marker names PID {pid}, not {ident.pid}: armed in an earlier gateway"
-    if not isinstance(start, int) or isinstance(start, bool) or ident.start_ticks is None:
-        return None, "the marker's start time cannot be compared with the process's: not proof enough to signal"
-    if abs(start - ident.start_ticks) > 1:
-        return None, (f"the marker's start time {start} is not PID {pid}'s ({ident.start_ticks}): written by an "
-                      "earlier process with the same PID")
-    sig = HOOK_SIGNALS.get(str(data.get("signal")))
-    if sig is None:
-        return None, f"the marker names signal {data.get('signal')!r}; only SIGUSR2 is ever sent"
-    owner = str(data.get("owner") or "hermes-watchdog")
-    file = Path(str(data.get("file") or ""))
-    logs = home / "logs"
-    if not file.is_absolute() or os.path.realpath(file.parent) != os.path.realpath(logs):
-        return None, f"the marker's stack file {file} is not in {logs}"
-    st, why = _private_regular(file, uid, private=owner == "hermes-watchdog")
-    if st is None:
-        return None, why
-    main = data.get("main_thread")
-    return Marker(sig, file, owner, main if isinstance(main, int) else None,
-                  bool(data.get("fatal_handler"))), "armed in this process"
-
-
 def _size(path: Path) -> int | None:
     try:
         st = os.lstat(path)
@@ -215,8 +141,8 @@ class FaultHandlerHook(StackMethod):
     name = "faulthandler"
 
     def take_one(self, ident: Identity, home: Path, remaining: float) -> tuple[Dump | None, str | None, str | None]:
-        # The marker is proven again before every signal: the gateway may have restarted since.
-        marker, why = read_marker(ident, home)
+        # The marker is proven again before every signal: the gateway may have restarted (or unregistered) since.
+        marker, why = signal_marker(ident, home)
         if marker is None:
             return None, why, None
         before = _size(marker.file)
@@ -259,7 +185,7 @@ class FaultHandlerHook(StackMethod):
     def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
-        marker, why = read_marker(ident, home)
+        marker, why = signal_marker(ident, home)
         if marker is None or home is None:
             return [], f"faulthandler hook: {why}", HOOK_HINT
         if marker.owner == "hermes-watchdog" and (_size(marker.file) or 0) > TRUNCATE_OVER:
@@ -293,7 +219,7 @@ class Auto(StackMethod):
         if "exited" in (spy_reason or ""):
             self._used = "none"
             return [], spy_reason, None
-        marker, why = read_marker(ident, home)
+        marker, why = signal_marker(ident, home)
         if marker is None:
             self._used = "none"
             return [], f"py-spy: {spy_reason}; faulthandler hook: {why}", spy_hint or HOOK_HINT

@@ -8,13 +8,25 @@ Armed, it registers ``faulthandler`` for SIGUSR2 (``all_threads=True, chain=Fals
 ``HERMES_HOME/logs/hermes-watchdog-stacks.log`` (created 0600), enables faulthandler for fatal signals on
 stderr (so a SIGABRT leaves every thread's stack in the service log), and writes a marker,
 ``HERMES_HOME/state/hermes-watchdog-hook.json`` (0600): pid, start time (as Hermes records it), signal, file,
-main thread id. The watchdog sends SIGUSR2 only when that marker names the live process: on Hermes 0.14.0 to
-0.19.0 an unhandled SIGUSR2 terminates the gateway.
+``"chain": false``, main thread id. The watchdog sends SIGUSR2 only when that marker names the live process
+and proves a handler that does not chain: on Hermes 0.14.0 to 0.19.0 an unhandled SIGUSR2 terminates the
+gateway.
 
 Hermes git releases after 0.19.0 register SIGUSR2 themselves (``logs/gateway_faulthandler.log``). Then the
 hook registers nothing: it watches ``faulthandler.register`` and, once Hermes has registered, points the
 marker at Hermes' own file. The faulthandler handler runs in C, so it writes even while the event loop spins
 in pure Python and never gets to run a Python-level signal handler.
+
+SIGUSR2 is never registered to chain. 0.19.1 to 0.21.3 register it with ``chain=True`` (upstream #84373,
+fixed by #111435): after the dump the signal falls through to its default action and kills the gateway.
+Upstream calls it through the module attribute -- ``faulthandler.register(_sigusr2, file=<logs/
+gateway_faulthandler.log opened "a">, all_threads=True, chain=True)`` in ``GatewayStartupMixin.
+_start_install_faulthandler`` (NousResearch/hermes-agent, gateway/run_startup.py at commit
+00067189dfecf833d4d009c2dd977ae85cf800e0; ``import faulthandler`` at the top of the module) -- so the
+wrapper this hook puts on ``faulthandler.register`` at interpreter start (before any Hermes import) catches
+it and registers with ``chain=False`` whatever was asked. The marker says so (``"chain": false`` and what the
+caller asked for): the watchdog signals only on that proof. ``faulthandler.unregister`` of SIGUSR2 takes the
+proof back.
 """
 
 from __future__ import annotations
@@ -163,25 +175,60 @@ def write_marker(home: str, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def _marker(home: str, sig: int, path: str, owner: str) -> dict[str, object]:
+def _marker(home: str, sig: int, path: str, owner: str, chain_requested: bool = False) -> dict[str, object]:
+    # "chain": false is the proof the watchdog needs before it sends SIGUSR2: the handler dumps and returns,
+    # it never falls through to SIGUSR2's default action (terminate).
     return {"pid": os.getpid(), "start_time": _state.get("start_time"), "signal": signal.Signals(sig).name,
-            "file": path, "owner": owner, "main_thread": _state.get("main_thread"),
-            "fatal_handler": faulthandler.is_enabled(), "armed_at": time.time(), "python": sys.version.split()[0]}
+            "file": path, "owner": owner, "chain": False, "chain_requested": bool(chain_requested),
+            "main_thread": _state.get("main_thread"), "fatal_handler": faulthandler.is_enabled(),
+            "armed_at": time.time(), "python": sys.version.split()[0]}
+
+
+def _is_sig(signum: object, sig: int) -> bool:
+    try:
+        return int(signum) == sig  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return False
 
 
 def _watch_register(home: str, sig: int) -> None:
-    """Hermes registering our signal itself (a later git release): the marker follows its file."""
-    original = faulthandler.register
+    """Anyone registering our signal (Hermes 0.19.1+ does): registered without chaining whatever was asked
+    (#84373), and the marker follows its file. Other signals pass through untouched."""
+    original, original_unregister = faulthandler.register, faulthandler.unregister
 
     def register(signum, file=None, all_threads=True, chain=False):  # type: ignore[no-untyped-def]
-        original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads, chain=chain)
-        if signum == sig and file is not None and isinstance(getattr(file, "name", None), str):
-            with contextlib.suppress(Exception):
-                write_marker(home, _marker(home, sig, os.path.abspath(file.name), "hermes"))
+        if not _is_sig(signum, sig):
+            return original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads,
+                            chain=chain)
+        # Re-registering an armed signal updates file and chain in place (CPython keeps the first
+        # previous handler), so a chain=True call after the hook's own registration is turned too.
+        original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads, chain=False)
+        _state["chain_requested"] = bool(chain)
+        name = getattr(file, "name", None)
+        with contextlib.suppress(Exception):
+            if file is not None and isinstance(name, str):
+                write_marker(home, _marker(home, sig, os.path.abspath(name), "hermes", bool(chain)))
                 _state["owner"] = "hermes"
+            else:  # its dumps go somewhere the watchdog cannot read: no marker to act on
+                _remove_marker(home)
+                _state["owner"] = "unknown"
+
+    def unregister(signum):  # type: ignore[no-untyped-def]
+        if _is_sig(signum, sig):
+            with contextlib.suppress(Exception):
+                _remove_marker(home)  # the default action (terminate) is back: no proof any more
+                _state["owner"] = "none"
+        return original_unregister(signum)
 
     register.__wrapped__ = original  # type: ignore[attr-defined]
+    unregister.__wrapped__ = original_unregister  # type: ignore[attr-defined]
     faulthandler.register = register  # type: ignore[assignment]
+    faulthandler.unregister = unregister  # type: ignore[assignment]
+
+
+def _remove_marker(home: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(home, "state", MARKER))
 
 
 def arm(argv: list[str] | None = None) -> str:
@@ -226,4 +273,4 @@ def _done(result: str) -> str:
 
 
 def status() -> dict[str, object]:
-    return {k: v for k, v in _state.items() if k in {"result", "home", "owner"}}
+    return {k: v for k, v in _state.items() if k in {"result", "home", "owner", "chain_requested"}}

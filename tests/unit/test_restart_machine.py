@@ -292,3 +292,37 @@ def test_a_pending_record_of_the_previous_version_is_carried_on_with_the_configu
                   "killed": False, "phase": "stopping", "verify_until_wall": None}
     r = Restart.from_dict(old_format, lambda wall: wall, grace=20, start_timeout=90)
     assert (r.phase, r.grace, r.start_timeout, r.kill_at, r.stop_until) == (Phase.STOPPING, 20, 90, 120.0, 210.0)
+
+
+def test_sigabrt_goes_only_to_a_process_already_being_stopped() -> None:
+    """Nothing took the request (the manager failed, the fallback SIGTERM was refused): the process is still
+    killed after the grace, but with SIGKILL -- SIGABRT is never a diagnostic of its own."""
+    world, rec = World(), Recorder()
+    world.kill = lambda ident, sig: ((False, "not sent SIGTERM: permission denied") if sig == signal.SIGTERM  # type: ignore[method-assign]
+                                     else World.kill(world, ident, sig))
+    m = begin(world, rec, grace=3, kill_signal=signal.SIGABRT, manager=DummyManager("systemd", ok=False, signals=()))
+    assert m.r.stop_asked is False and m.r.final_signal() == signal.SIGKILL
+    world.t = 3.0
+    m.step()
+    assert world.kills == [(OLD.pid, "SIGKILL")] and "SIGABRT" not in m.r.signals
+    assert any("only ends a process already being stopped" in text for _, text in rec.events), rec.events
+
+
+def test_sigabrt_after_a_taken_request_and_never_another_signal_in_its_place() -> None:
+    world, rec = World(obeys={signal.SIGABRT}), Recorder()
+    m = begin(world, rec, grace=3, kill_signal=signal.SIGABRT, manager=DummyManager("systemd", ok=True, signals=()))
+    assert m.r.stop_asked and m.r.final_signal() == signal.SIGABRT
+    odd = begin(World(), Recorder(), kill_signal=signal.SIGUSR2)  # not a final signal: SIGKILL instead
+    assert odd.r.kill_signal == signal.SIGKILL and odd.r.final_signal() == signal.SIGKILL
+
+
+def test_a_resumed_record_without_the_stop_proof_ends_with_sigkill() -> None:
+    world, rec = World(), Recorder()
+    m = begin(world, rec, grace=3, kill_signal=signal.SIGABRT)
+    data = m.r.to_dict(lambda mono: 1e9 + mono)
+    assert data["stop_asked"] is True
+    assert Restart.from_dict(data, lambda wall: wall - 1e9, grace=3, start_timeout=90).final_signal() == signal.SIGABRT
+    del data["stop_asked"]  # written by an older daemon
+    assert Restart.from_dict(data, lambda wall: wall - 1e9, grace=3, start_timeout=90).final_signal() == signal.SIGKILL
+    data["kill_signal"] = "SIGUSR2"
+    assert Restart.from_dict(data, lambda wall: wall - 1e9, grace=3, start_timeout=90).kill_signal == signal.SIGKILL
