@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog import safepath
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.statefile import open_regular, parse_json_object, read_fd
 
@@ -90,7 +91,7 @@ def _proc_status(pid: int) -> str | None:
 def _private_regular(path: Path, uid: int | None, *, private: bool) -> tuple[os.stat_result | None, str]:
     """lstat-level checks: a regular file (no symlink) of the gateway's user, 0600 when ``private``."""
     try:
-        st = os.lstat(path)
+        st = safepath.lstat(path)  # no folder on the way may be a link of the user's
     except FileNotFoundError:
         return None, f"{path} does not exist"
     except OSError as exc:

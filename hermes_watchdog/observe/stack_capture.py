@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from hermes_watchdog import safepath
 from hermes_watchdog.observe import faulthandler_text, pyspy
 from hermes_watchdog.observe.hook_marker import signal_marker
 from hermes_watchdog.observe.processes import Identity
@@ -118,20 +119,24 @@ class PySpy(StackMethod):
 
 def _size(path: Path) -> int | None:
     try:
-        st = os.lstat(path)
+        st = safepath.lstat(path)
     except OSError:
         return None
     return st.st_size if stat.S_ISREG(st.st_mode) else None
 
 
-def _truncate_ours(path: Path) -> None:
-    """Empty our own stacks file (the gateway appends with O_APPEND, so its next dump starts at 0)."""
+def _truncate_ours(path: Path, uid: int | None) -> None:
+    """Empty our own stacks file (the gateway appends with O_APPEND, so its next dump starts at 0). Opened
+    through safepath (a folder on the way swapped for the user's link cannot redirect it), and truncated
+    only when the descriptor itself is a regular file of the gateway's user with one name: never a file of
+    root's the user linked or hard-linked into the way."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = safepath.open_file(path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:
         return
     try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and (uid is None or st.st_uid == uid):
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)
@@ -189,7 +194,7 @@ class FaultHandlerHook(StackMethod):
         if marker is None or home is None:
             return [], f"faulthandler hook: {why}", HOOK_HINT
         if marker.owner == "hermes-watchdog" and (_size(marker.file) or 0) > TRUNCATE_OVER:
-            _truncate_ours(marker.file)
+            _truncate_ours(marker.file, ident.uid if ident.uid is not None else os.getuid())
         return sample(lambda remaining: self.take_one(ident, home, remaining), count, spread, time_limit, stop)
 
 
