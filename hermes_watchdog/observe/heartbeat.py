@@ -87,7 +87,8 @@ def parse(path: str, raw: bytes | None) -> Heartbeat | None:
     return Heartbeat(path, pid, updated, start_time=start, keys=frozenset(str(k) for k in list(read.data)[:64]),
                      loop_tick_socket=flag if isinstance(flag, bool) else None,
                      loop_tick_tcp_port=port if _is_int(port) and 0 < port < 65536 else None,
-                     mem={str(k): v for k, v in list(mem.items())[:16] if _is_int(v)} if isinstance(mem, dict) else None)
+                     mem={str(k): v for k, v in list(mem.items())[:16] if _is_int(v)} if isinstance(mem, dict)
+                     else None)
 
 
 def _is_int(v: object) -> bool:
