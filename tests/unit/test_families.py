@@ -81,7 +81,8 @@ def test_files_alone_recognise_a_git_release() -> None:
 
 
 def test_the_loop_watchdog_switch_in_config_yaml() -> None:
-    text = b"model: x\ngateway:\n  platforms:\n    qq: {}\n  loop_watchdog: false  # off\nother:\n  loop_watchdog: true\n"
+    text = (b"model: x\ngateway:\n  platforms:\n    qq: {}\n  loop_watchdog: false  # off\n"
+            b"other:\n  loop_watchdog: true\n")
     assert loop_watchdog_setting(text) is False
     assert loop_watchdog_setting(b"gateway:\n  loop_watchdog: true\n") is True
     assert loop_watchdog_setting(b"gateway:\n  loop_watchdog_interval: 5\n") is None
@@ -95,7 +96,8 @@ def test_the_loop_watchdog_switch_in_config_yaml() -> None:
 
 def test_the_heartbeat_payload_keeps_its_keys_and_flags() -> None:
     raw = (b'{"pid": 42, "updated_at": "2027-01-15T08:00:00+00:00", "monotonic": 1.0, "start_time": 1.0, '
-           b'"mem": {"rss_kib": 1024, "mem_available_kib": true}, "loop_tick_socket": true, "loop_tick_tcp_port": null}')
+           b'"mem": {"rss_kib": 1024, "mem_available_kib": true}, "loop_tick_socket": true, '
+           b'"loop_tick_tcp_port": null}')
     hb = heartbeat.parse("h", raw)
     assert hb is not None and hb.keys == OFF_LOOP and hb.off_loop and hb.loop_tick_socket is True
     assert hb.mem == {"rss_kib": 1024} and hb.loop_tick_tcp_port is None
