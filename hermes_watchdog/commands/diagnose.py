@@ -13,6 +13,7 @@ from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe import stack_capture
 from hermes_watchdog.record import evidence, jsonout, render
+from hermes_watchdog.record.redact import redact_identity
 from hermes_watchdog.record.safetext import one_line
 
 MAX_SECONDS = 600.0  # a diagnosis is a look now; a longer watch is `run`
@@ -59,7 +60,7 @@ def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool,
     with _progress(f"sampling PID {pid} for {seconds:g} s, then reading its stack", show=not as_json):
         d = diagnosis.diagnose(pid, seconds, hermes_home, frozen_after=frozen_after, stack_with=stack_with)
     rec = diagnosis.record(d)
-    pub = diagnosis.public(rec)
+    pub = redact_identity(diagnosis.public(rec), evidence.identity_names(rec))  # safe to paste, as report.md
     folder = _write_evidence(out, pid, rec, d) if out is not None else None
     if as_json:
         sys.stdout.write(jsonout.dumps(pub, indent=2) + "\n")

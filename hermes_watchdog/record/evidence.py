@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.record import private, report
-from hermes_watchdog.record.redact import redact, redact_obj
+from hermes_watchdog.record.redact import redact, redact_identity, redact_obj
 
 
 def fresh_folder(out: Path, name: str) -> tuple[Path, Path]:
@@ -46,11 +46,12 @@ def fresh_folder(out: Path, name: str) -> tuple[Path, Path]:
 def write(folder: Path, rec: dict[str, Any], stack_text: str, log_tail: str, *, record_name: str,
           title: str, extra: list[tuple[str, str]] | None = None, raw_state: Any = None) -> Path:
     home = str(Path.home())
-    pub = redact_obj(rec, home)
-    stack_pub = redact(stack_text, home)
-    logs_pub = redact(log_tail, home)
+    names = identity_names(rec)
+    pub = redact_identity(redact_obj(rec, home), names)
+    stack_pub = redact_identity(redact(stack_text, home), names)
+    logs_pub = redact_identity(redact(log_tail, home), names)
     private.write_text(folder / "stack.txt", stack_pub)
-    state = redact_obj(raw_state, home) if raw_state is not None else pub.get("state")
+    state = redact_identity(redact_obj(raw_state, home), names) if raw_state is not None else pub.get("state")
     private.write_text(folder / "state.json", json.dumps(state, indent=2) + "\n")
     private.write_text(folder / "logs-tail.txt", logs_pub)
     private.write_text(folder / "report.md", report.render(pub, stack_pub, logs_pub, title=title,
@@ -59,3 +60,10 @@ def write(folder: Path, rec: dict[str, Any], stack_text: str, log_tail: str, *, 
     # report that go with that result already in place.
     private.write_json(folder / record_name, pub)
     return folder
+
+
+def identity_names(rec: dict[str, Any]) -> tuple[str, ...]:
+    """The gateway user's name, read from the record before it is redacted: masked wherever it appears."""
+    proc = rec.get("process")
+    name = proc.get("username") if isinstance(proc, dict) else None
+    return (name,) if isinstance(name, str) and name else ()

@@ -302,3 +302,33 @@ def redact_obj(obj: Any, home: str | None = None) -> Any:
     if isinstance(obj, str):
         return _redact_cached(obj, home)
     return obj
+
+
+# Identity, for evidence meant to be pasted in public (issue 24): who runs the gateway and where it is
+# installed. Not applied to the daemon's own state.json, which must read its homes back.
+USER_MASK = "<user>"
+_USER_HOME_RE = re.compile(r"(?<![\w.~])/(?:home|Users)/[^/\s\"'<>()]+")
+_INSTALL_RE = re.compile(r"(?<![\w.~])(?:/[^/\s\"'<>()]+)+?/(?P<tail>(?:site|dist)-packages|bin/python[\w.]*)(?=/|\b)")
+
+
+def _identity_text(text: str, names: tuple[str, ...]) -> str:
+    text = _INSTALL_RE.sub(lambda m: f"…/{m.group('tail')}", text)
+    text = _USER_HOME_RE.sub(f"~{USER_MASK}", text)
+    for name in names:
+        if len(name) >= 3:  # a one- or two-letter name would mask half the text
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", USER_MASK, text)
+    return text
+
+
+def redact_identity(obj: Any, names: tuple[str, ...] = ()) -> Any:
+    """Usernames (every ``username`` value, and each of ``names`` as a whole word), other users' home
+    folders (``/home/alice`` -> ``~<user>``) and install prefixes (``/opt/x/venv/lib/python3.11/site-packages``
+    -> ``…/site-packages``) masked in text or a JSON-like structure already through ``redact_obj``."""
+    if isinstance(obj, dict):
+        return {k: (USER_MASK if k == "username" and isinstance(v, str) and v else redact_identity(v, names))
+                for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [redact_identity(v, names) for v in obj]
+    if isinstance(obj, str):
+        return _identity_text(obj, names)
+    return obj
