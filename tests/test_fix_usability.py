@@ -348,3 +348,30 @@ def test_progress_on_a_terminal_only(sim, tmp_path: Path) -> None:
     assert r.code == 0 and "sampling PID" not in r.out + r.err
     r = cli("diagnose", str(g.pid), "--seconds", "1", "--json")
     assert r.code == 0 and "sampling PID" not in r.err and json.loads(r.out)["pid"] == g.pid
+
+
+def test_install_dry_run_previews_on_a_new_machine_and_names_the_unit(isolated_home: Path, tmp_path: Path) -> None:
+    """Issue 24: no ~/.hermes yet (a new machine) is a note in the preview, not exit 2; the unit name for a home
+    outside ~/.hermes (hermes-watchdog-<8 hex>.service) is printed; nothing is written."""
+    r = cli("install", "--manager", "systemd", "--dry-run")
+    assert r.code == 0, r.err
+    assert "# service name: hermes-watchdog.service" in r.out
+    assert f"Hermes home {isolated_home / '.hermes'} does not exist yet" in r.out
+    other = tmp_path / "elsewhere" / "hermes"
+    r = cli("install", "--manager", "systemd", "--dry-run", "--hermes-home", str(other))
+    assert r.code == 0, r.err
+    name = next(line for line in r.out.splitlines() if line.startswith("# service name: "))
+    assert re.fullmatch(r"# service name: hermes-watchdog-[0-9a-f]{8}\.service", name), name
+    assert sorted(p.name for p in isolated_home.iterdir()) == [] and not (tmp_path / "elsewhere").exists()
+    # The real install still needs the home, and says so in one line.
+    r = cli("install", "--manager", "systemd", "--hermes-home", str(other), "--system")
+    assert r.code == 2 and "does not exist" in r.err and not other.exists()
+
+
+def test_status_json_without_state_still_prints_json(tmp_path: Path) -> None:
+    """Issue 24: `status --json` with no state printed text on stderr and nothing on stdout."""
+    r = cli("status", "--json", "--state-dir", str(tmp_path / "none"))
+    assert r.code == 2
+    out = json.loads(r.out)
+    assert out["gateways"] == [] and out["daemon_running"] is False and "no watchdog state" in out["problem"]
+    assert not (tmp_path / "none").exists()

@@ -71,14 +71,18 @@ def install(manager: str, hermes_home: Path | None, profile: str | None, extra: 
             system: bool, run_check: RunCheck, s6_scandir: Path | None = None) -> int:
     inst = _installer(manager, hermes_home, profile, extra, system, dry_run, s6_scandir)
     home = inst.spec.hermes_home
-    if not home.is_dir():
+    if not home.is_dir() and not dry_run:
         raise UserError(f"Hermes home {home} does not exist (is Hermes installed for this user?)")
     _check_run_flags(home, extra, run_check)
     text = inst.render()
     steps = inst.install_steps()
     if dry_run:
-        sys.stdout.write(f"# would write {inst.path}\n{text}\n# would run:\n")
+        # A preview works anywhere, a new machine included: what is missing is a note, not an error.
+        sys.stdout.write(f"# service name: {inst.name}\n# would write {inst.path}\n{text}\n# would run:\n")
         sys.stdout.writelines(f"{' '.join(s.argv)}\n" for s in steps)
+        if not home.is_dir():
+            sys.stdout.write(f"# note: Hermes home {home} does not exist yet; the real install needs it (start the "
+                             "gateway once, or pass --hermes-home)\n")
         if inst.per_user and os.geteuid() == 0 and not system:
             sys.stdout.write("# note: as root, the real install is refused: run it as the gateway's user, "
                              "or pass --system for a system-wide service\n")

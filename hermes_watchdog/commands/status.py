@@ -44,7 +44,11 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
     state_dir = state_dir or (hermes_home or hermes_home_default()) / "watchdog"
     data = read_status(state_dir)
     if data is None:
-        raise UserError(f"no watchdog state in {state_dir} (is `hermes-watchdog run` using another --state-dir?)")
+        why = f"no watchdog state in {state_dir} (is `hermes-watchdog run` using another --state-dir?)"
+        if as_json:  # a script gets JSON whatever happens: no gateways, and the reason
+            sys.stdout.write(jsonout.dumps({"gateways": [], "daemon_running": False, "problem": why}, indent=2) + "\n")
+            return exitcodes.USAGE
+        raise UserError(why)
     running = daemon_running(data)
     if as_json:
         sys.stdout.write(jsonout.dumps({**data, "daemon_running": running}, indent=2) + "\n")
