@@ -375,3 +375,22 @@ def test_status_json_without_state_still_prints_json(tmp_path: Path) -> None:
     out = json.loads(r.out)
     assert out["gateways"] == [] and out["daemon_running"] is False and "no watchdog state" in out["problem"]
     assert not (tmp_path / "none").exists()
+
+
+def test_the_simulator_serves_the_home_it_is_given_in_its_own_environment(tmp_path: Path) -> None:
+    """Issue 24: started with --hermes-home and no HERMES_HOME in its environment, a healthy simulated gateway
+    was "gateway-gone ... the gateway of ~/.hermes". It now carries its home in its environment (same PID)."""
+    home = tmp_path / "simhome"
+    env = {k: v for k, v in os.environ.items() if k != "HERMES_HOME"}
+    proc = subprocess.Popen([sys.executable, "-m", "hermes_watchdog.sim.gateway", "--hermes-home", str(home),
+                             "--mode", "healthy"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (home / "gateway.pid").exists(), what="the simulated gateway to start")
+        assert json.loads((home / "gateway.pid").read_text())["pid"] == proc.pid  # re-executed in place
+        r = cli("diagnose", str(proc.pid), "--seconds", "1", "--json", "--stack-with", "none")
+        out = json.loads(r.out)
+        assert out["hermes_home"]["path"] == str(home) and "HERMES_HOME" in out["hermes_home"]["source"], out
+        assert out["verdict"]["signature"] == "healthy", out["verdict"]
+    finally:
+        proc.terminate()
+        proc.wait(30)

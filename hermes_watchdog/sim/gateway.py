@@ -269,7 +269,18 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _serve_home_in_environment(home: Path) -> None:
+    """A real gateway finds its home in its own environment, and the watchdog proves a gateway by it: a sim
+    given --hermes-home without HERMES_HOME set to it re-executes itself (same PID) with it set, so it is
+    proven the way a real one is rather than taken for the gateway of ~/.hermes."""
+    wanted = str(home.expanduser().absolute())
+    if os.environ.get("HERMES_HOME") == wanted:
+        return
+    os.execve(sys.executable, [sys.executable, "-m", "hermes_watchdog.sim.gateway", *sys.argv[1:]],
+              {**os.environ, "HERMES_HOME": wanted})
+
+
+def main(argv: list[str] | None = None, serve_home_in_environment: bool = False) -> int:
     p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
@@ -290,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
+    elif serve_home_in_environment:
+        _serve_home_in_environment(args.hermes_home)
     once = {"spin", "frozen", "spin-connected", "blocking"}
     if args.mode in once and args.spin_once_marker and Path(args.spin_once_marker).exists():
         args.mode = "healthy"
@@ -313,4 +326,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(serve_home_in_environment=True))
