@@ -36,6 +36,12 @@ def describe(cfg: config.Config) -> list[str]:
                  + (" (dry run: decide and record, never signal)" if cfg.dry_run else ""))
     lines.append(f"would act when a verdict holds for {cfg.window:g} s, sampling every {cfg.interval:g} s; "
                  f"incidents and state.json in {cfg.resolved_state_dir}")
+    if cfg.window < cfg.loop_proof:
+        # Issue 24: a short window lets the CPU rule fire before the stack proves the starvation; the restart
+        # still gets the short grace once the loop's samples show it off its selector, but say so.
+        lines.append(f"note: --window {cfg.window:g} s is shorter than --loop-proof {cfg.loop_proof:g} s: a spin may "
+                     "be restarted on CPU and the state file before its stack proves it; the SIGKILL still comes "
+                     f"after --starved-grace {cfg.starved_grace:g} s once the loop is seen off its selector")
     return [public_text(line) for line in lines]
 
 

@@ -153,7 +153,7 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
     d.log.emit("RESTART", f"restarting PID {w.ident.pid} with {manager.describe()}: {action.why}", w.name)
     # A loop proven starved cannot run Hermes' SIGTERM handler (it runs on that loop): the full grace would
     # be pure delay, so SIGKILL comes after the short one.
-    starved = w.verdict is not None and w.verdict.starvation_proven
+    starved = w.verdict is not None and w.verdict.sigterm_unhandled
     grace = min(cfg.grace, cfg.starved_grace) if starved else cfg.grace
     final, final_why = last_words.final_signal(w.ident, w.home, processes.environ(w.ident.pid),
                                                bool((inc.record.get("stack") or {}).get("captured", True)))
@@ -162,7 +162,8 @@ def begin(d: Daemon, w: Watch, action: policy.Action) -> None:
                                               wall=time.time(), grace=grace, start_timeout=cfg.start_timeout,
                                               kill_signal=final)
     if starved:
-        inc.note(f"starvation proven by the stack: SIGKILL after {grace:g} s, not --grace {cfg.grace:g} s")
+        inc.note(f"the loop is off its selector (it cannot run the SIGTERM handler): SIGKILL after {grace:g} s, "
+                 f"not --grace {cfg.grace:g} s")
     result, r = asked.result, w.machine.r
     w.restarts.append(r.started_wall)
     # Months of running: keep what the budget can still see, and a short history.

@@ -34,6 +34,7 @@ BY_STACK = "stack"
 BY_CPU_STATE = "cpu+state"
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
+OFF_SELECTOR_FOR_GRACE = 3.0  # seconds of dense samples off the selector that earn a busy loop the short grace
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,16 @@ class Verdict:
         cannot run Hermes' SIGTERM handler, which runs on that loop."""
         return (self.signature == BUSY_LOOP and self.proof == BY_STACK) or \
             (self.signature == LOOP_FROZEN and W_STACK in self.witnesses)
+
+    @property
+    def sigterm_unhandled(self) -> bool:
+        """SIGTERM cannot be handled (it runs on the loop): starvation proven, or a busy loop proven by CPU and
+        the state file while the loop's own samples already show it off its selector for a few seconds (a
+        short --window can fire before the stack proof is complete)."""
+        if self.starvation_proven:
+            return True
+        off = (self.loop or {}).get("off_selector_seconds")
+        return self.signature == BUSY_LOOP and isinstance(off, int | float) and off >= OFF_SELECTOR_FOR_GRACE
 
     def to_dict(self) -> dict[str, Any]:
         return {
