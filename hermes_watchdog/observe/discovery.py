@@ -77,12 +77,12 @@ def home_for_pid(pid: int, flag: Path | None, process_env: dict[str, str] | None
     if named:
         return HomeChoice(root / "profiles" / named, f"--profile {named} on the command line", named)
     if _names_pid(root, pid):
-        return HomeChoice(root, "~/.hermes (its gateway.pid names this PID)")
+        return HomeChoice(root, "its gateway.pid names this PID")
     for name, home in profile_homes(root):
         if _names_pid(home, pid):
             return HomeChoice(home, f"profile '{name}' (its gateway.pid names this PID)", name)
     if root.is_dir():
-        return HomeChoice(root, "~/.hermes (default; no gateway file there names this PID)")
+        return HomeChoice(root, "the default; no gateway file there names this PID")
     return HomeChoice(None, "no Hermes home found (no --hermes-home, no HERMES_HOME, no ~/.hermes)")
 
 
