@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from hermes_watchdog.act.managers import Target, select
-from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.act.restart import ORIGIN_HERMES, NewCheck, Phase, Restart, RestartMachine
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage
@@ -98,6 +98,8 @@ class WatchJournal:
         d, w = self.d, self.w
         took = time.monotonic() - r.started
         result = "restarted" if ok else "restart-failed"
+        if r.origin == ORIGIN_HERMES:  # Hermes' own exit: relaunched by its manager, or started by us
+            result = ("started" if r.started_it else "relaunched") if ok else result
         w.counts.restarts[(w.incident.signature if w.incident else "unknown", result)] += 1
         new_pid = r.new.pid if r.new else None
         if w.incident is not None:
@@ -118,6 +120,15 @@ class WatchJournal:
         w.next_sample = 0.0
         if ok and w.ident is not None:
             w.found_how = "new gateway after restart"
+        if r.origin == ORIGIN_HERMES and not ok and not r.started_it and r.new is None and w.incident is not None:
+            # Nothing relaunched it and the watchdog could not start it: an alert, open until a gateway is back.
+            w.incident.record.update(result="not-started", action={"kind": "alert", "why": why})
+            d.log.emit("ALERT", f"the gateway is not running: {why}", w.name)
+            d.responder.save(w)
+            if not w.notified:
+                d.responder.notify(w, notifications.INCIDENT)
+                w.notified = True
+            return
         d.responder.close(w, result, why)
 
 
@@ -140,6 +151,10 @@ class WatchJournal:
 
 
 def machine_for(d: Daemon, w: Watch, r: Restart) -> RestartMachine:
+    if r.origin == ORIGIN_HERMES:  # resumed after Hermes' own exit: it may still have to start the gateway
+        from hermes_watchdog.daemon.exits import ExitPorts  # exits builds on this module
+
+        return RestartMachine(r, ExitPorts(d, w, r.old), WatchJournal(d, w))
     return RestartMachine(r, LivePorts(d, w), WatchJournal(d, w))
 
 
