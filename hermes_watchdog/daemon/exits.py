@@ -59,7 +59,6 @@ class ExitPorts(LivePorts):
     def start(self) -> RestartResult:
         d, w = self.d, self.w
         manager = self._starter()
-        d.log.emit("START", f"starting the gateway with {manager.describe()}", w.name)
         result = manager.start(Target(w.home, w.profile, self.old), d.stop)
         w.restarts.append(time.time())  # a start of ours counts in the budget like a restart
         inc = w.incident

@@ -88,6 +88,8 @@ class WatchJournal:
         elif after == Phase.VERIFYING:
             w.ident = None
             w.reset_window()
+        elif after == Phase.STARTING:  # after Hermes' own exit, nothing relaunched it: the watchdog started it
+            d.log.emit("START", why, w.name)
         if after.done:
             self._finish(r, after == Phase.RESTARTED, why)
         elif before is not None:
@@ -112,7 +114,8 @@ class WatchJournal:
         if w.history:
             w.history[-1].update({"result": result, "new_pid": new_pid, "seconds": round(took, 2),
                                   "sigkill": r.killed})
-        d.log.emit("VERIFY" if ok else "WARN", f"restart {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
+        what = {"relaunched": "relaunch", "started": "start"}.get(result, "restart")
+        d.log.emit("VERIFY" if ok else "WARN", f"{what} {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
                    w.name)
         w.machine = None
         w.ident = r.new if ok else None
