@@ -148,9 +148,10 @@ class WatchJournal:
         inc.record["stack"] = {**stack.to_dict(), "source": where, "live_capture_failed": before.get("reason")}
         inc.stack_text = stack_capture.render(stack).replace(
             "method: sigabrt\n", f"method: sigabrt (printed by faulthandler as the gateway died; from {where})\n", 1)
-        inc.note(f"last stack collected from {where}: {stack.classification}")
-        self.d.log.emit("INFO", f"PID {r.old.pid}'s last stack (SIGABRT) collected from {where}: "
-                                f"{stack.classification}", self.w.name)
+        top = f"innermost {stack.frames[0]}" if stack.frames else "no frames"
+        inc.note(f"last stack collected from {where}: {top}")
+        self.d.log.emit("INFO", f"PID {r.old.pid}'s last stack (SIGABRT) collected from {where}: {top}",
+                        self.w.name)
 
 
 def machine_for(d: Daemon, w: Watch, r: Restart) -> RestartMachine:

@@ -37,7 +37,7 @@ from hermes_watchdog.judge.verdict import (
 )
 from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
+from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.observe.upstream import STARTS_RULE
 
 RUNNING = "running"
@@ -211,9 +211,6 @@ class _Judgement:
             reasons = [*base, f"gateway_state is 'running' while {self.down_text}"]
             if loop_line:
                 reasons.append(loop_line)
-            if self.seen.stack is not None and self.seen.stack.captured and \
-                    self.seen.stack.classification == ADAPTER_READ_LOOP:
-                reasons.append("the hot thread's stack shows a platform adapter's listen/read loop")
             return self.make(BUSY_LOOP, 0.7, reasons, proof=BY_CPU_STATE)
         return None
 
