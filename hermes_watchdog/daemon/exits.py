@@ -16,12 +16,11 @@ from hermes_watchdog.act.restart import RestartMachine, StartPlan
 from hermes_watchdog.daemon.restarts import LivePorts, WatchJournal
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import budget
-from hermes_watchdog.judge.exits import upstream_exit
-from hermes_watchdog.judge.families import UNKNOWN, Recognised
+from hermes_watchdog.judge.exits import storm_note, upstream_exit
+from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.verdict import GATEWAY_GONE
 from hermes_watchdog.observe import logs, processes, statefile, upstream
 from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.upstream import STARTS_RULE
 from hermes_watchdog.record import incidents, notifications
 from hermes_watchdog.record.timefmt import iso
 
@@ -46,12 +45,9 @@ class ExitPorts(LivePorts):
         manager = self._starter()
         why_not = manager.cannot_start()
         decision = budget.decide(w.restarts, time.time(), d.budget)
-        up = upstream.read(w.home)
         # The family recognised for this home, once the observer keeps it on the watch; else 0.19.0's rule.
         release: Recognised | None = getattr(w, "release", None)
-        rule = release.family.storm if release is not None and release.family is not UNKNOWN else STARTS_RULE
-        n = up.storm(time.time(), rule) if rule is not None else 0
-        storm = f"Hermes' respawn-storm breaker has tripped ({n}; {rule.describe()})" if n and rule else None
+        storm = storm_note(upstream.read(w.home), time.time(), release)
         return StartPlan(starter=None if why_not else manager.describe(), cannot_start=why_not, storm=storm,
                          budget_spent=decision.reason if decision.exhausted else None,
                          budget_wait=decision.reason if not decision.allowed and not decision.exhausted else None)

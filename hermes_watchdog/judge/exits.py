@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, UNKNOWN, Recognised
 from hermes_watchdog.observe.statefile import GatewayState
-from hermes_watchdog.observe.upstream import Upstream
+from hermes_watchdog.observe.upstream import STARTS_RULE, Upstream
 
 UPSTREAM_EXITS = frozenset({"loop_liveness_watchdog", "shutdown_watchdog"})
 EXIT_RESTART = 75  # EX_TEMPFAIL: the exit code with which Hermes asks its manager for a restart
@@ -39,6 +40,21 @@ def upstream_exit(state: GatewayState | None, up: Upstream | None, exit_code: in
         said.append(f"state/gateway.lifecycle.json: phase 'exited', exit code {exit_code}"
                     + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))
     return "; ".join(said) or None
+
+
+def storm_note(up: Upstream, now: float, release: Recognised | None) -> str | None:
+    """Hermes' respawn-storm breaker has tripped, by the recognised release's own rule (a release not
+    recognised: 0.19.0's starts rule; 0.14-0.18 have none): what to say, or None."""
+    rule = release.family.storm if release is not None and release.family is not UNKNOWN else STARTS_RULE
+    n = up.storm(now, rule) if rule is not None else 0
+    if rule is None or not n:
+        return None
+    if rule.kind == STORM_CRASH_CYCLES:
+        return (f"Hermes' restart-loop breaker has tripped ({n} crash cycles chained, no gap over "
+                f"{rule.window:.0f} s; {rule.describe()} trips it): its next boot skips the auto-resume that "
+                "keeps killing it, and a restart now would add a link to the chain")
+    return (f"Hermes is backing off a respawn storm ({n} starts in the last {rule.window:.0f} s, more than "
+            f"{rule.count}): restarting it now would fight its breaker")
 
 
 @dataclass(frozen=True)

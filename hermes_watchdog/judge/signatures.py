@@ -13,9 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
-from hermes_watchdog.judge.exits import UPSTREAM_EXITS
-from hermes_watchdog.judge.families import STORM_CRASH_CYCLES
-from hermes_watchdog.judge.families import UNKNOWN as UNKNOWN_FAMILY
+from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_CPU_STATE,
@@ -38,7 +36,6 @@ from hermes_watchdog.judge.verdict import (
 from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.stacks import StackAnalysis
-from hermes_watchdog.observe.upstream import STARTS_RULE
 
 RUNNING = "running"
 STARTING = "starting"
@@ -112,20 +109,7 @@ class _Judgement:
             return (f"Hermes' own watchdog is restarting the gateway (gateway_state '{st.gateway_state}', "
                     f"exit_reason '{st.exit_reason}')")
         up = self.seen.upstream
-        if up is None or self.now is None:
-            return None
-        # The recognised release's own breaker; a release not recognised: 0.19.0's starts rule.
-        rule = self.seen.release.family.storm if self.seen.release is not None and \
-            self.seen.release.family is not UNKNOWN_FAMILY else STARTS_RULE
-        n = up.storm(self.now, rule) if rule is not None else 0
-        if not n:
-            return None
-        if rule is not None and rule.kind == STORM_CRASH_CYCLES:
-            return (f"Hermes' restart-loop breaker has tripped ({n} crash cycles chained, no gap over "
-                    f"{rule.window:.0f} s; {rule.describe()} trips it): its next boot skips the auto-resume that "
-                    "keeps killing it, and a restart now would add a link to the chain")
-        return (f"Hermes is backing off a respawn storm ({n} starts in the last {rule.window:.0f} s, more than "
-                f"{rule.count}): restarting it now would fight its breaker")
+        return storm_note(up, self.now, self.seen.release) if up is not None and self.now is not None else None
 
     def loop_text(self) -> str | None:
         loop, st = self.loop, self.stretch
