@@ -43,7 +43,8 @@ class ExitPorts(LivePorts):
     def start_plan(self) -> StartPlan:
         d, w = self.d, self.w
         manager = self._starter()
-        why_not = manager.cannot_start()
+        why_not = manager.cannot_start() or (f"this is a dry run: it would start it with {manager.describe()}"
+                                             if d.cfg.dry_run else "")
         decision = budget.decide(w.restarts, time.time(), d.budget)
         # The family recognised for this home, once the observer keeps it on the watch; else 0.19.0's rule.
         release: Recognised | None = getattr(w, "release", None)
