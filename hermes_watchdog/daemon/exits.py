@@ -78,7 +78,7 @@ def seen_exit(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState,
     lifecycle ledger says Hermes' watchdog ended it for a restart, take it from there and return True."""
     if not (state.ok and processes.matches_record(old, state.pid, state.start_time)[0]):
         return False
-    said = upstream_exit(state, upstream.read(w.home))
+    said = upstream_exit(state, upstream.read(w.home), started=old.create_time)
     if said is None:
         return False
     d.log.emit("LOST", f"gateway PID {old.pid} lost: {gone}", w.name)

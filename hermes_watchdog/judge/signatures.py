@@ -93,8 +93,10 @@ class _Judgement:
         if self.latest is not None and self.latest.exit_reason:
             out.append(f"the state file gives exit_reason '{self.latest.exit_reason}'"
                        + (" and restart_requested" if self.latest.restart_requested else ""))
-        up = self.seen.upstream
-        if up is not None and up.lifecycle_phase:
+        up, age = self.seen.upstream, self.seen.age
+        # The ledger names no process: one written before this gateway started is about an earlier one.
+        if up is not None and up.lifecycle_phase and not (up.lifecycle_at is not None and self.now is not None
+                                                          and age is not None and up.lifecycle_at < self.now - age):
             out.append(f"state/gateway.lifecycle.json: phase '{up.lifecycle_phase}'"
                        + (f", exit code {up.lifecycle_exit_code}" if up.lifecycle_exit_code is not None else "")
                        + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))

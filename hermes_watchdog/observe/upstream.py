@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ class Upstream:
     lifecycle_exit_reason: str | None = None
     starts: tuple[float, ...] = ()  # epoch seconds, gateway-starts.log
     boots: tuple[float, ...] = ()  # epoch seconds, gateway/restart_loop.json
+    lifecycle_at: float | None = None  # the ledger's mtime (epoch): which gateway's life it can be about
 
     def storm(self, now: float, rule: StormRule = STARTS_RULE) -> int:
         """How many starts (STORM_STARTS) or chained crash cycles (STORM_CRASH_CYCLES) have tripped
@@ -117,6 +119,11 @@ def parse_boots(path: str, raw: bytes | None) -> tuple[float, ...]:
 def read(home: Path) -> Upstream:
     raw, _ = read_bytes(home / LIFECYCLE_FILE)
     phase, code, reason = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
+    try:
+        at: float | None = os.stat(home / LIFECYCLE_FILE, follow_symlinks=False).st_mtime if raw else None
+    except OSError:
+        at = None
     starts_raw, _ = read_bytes(home / STARTS_FILE, limit=_STARTS_MAX_BYTES)
     loop_raw, _ = read_bytes(home / RESTART_LOOP_FILE, limit=_LOOP_MAX_BYTES)
-    return Upstream(phase, code, reason, parse_starts(starts_raw), parse_boots(str(home / RESTART_LOOP_FILE), loop_raw))
+    return Upstream(phase, code, reason, parse_starts(starts_raw), parse_boots(str(home / RESTART_LOOP_FILE), loop_raw),
+                    at)

@@ -100,6 +100,10 @@ def test_upstream_exit_is_read_from_the_state_file_or_the_lifecycle_ledger() -> 
     assert exits.upstream_exit(_state(gateway_state="stopped", exit_reason="signal").state, None) is None
     assert exits.upstream_exit(_state(exit_reason="loop_liveness_watchdog").state, None) is None
     assert exits.upstream_exit(_state().state, Upstream(lifecycle_phase="exited", lifecycle_exit_code=1)) is None
+    # The ledger names no process: one written before this gateway started is an earlier gateway's.
+    stamped = Upstream(lifecycle_phase="exited", lifecycle_exit_code=75, lifecycle_at=NOW)
+    assert exits.upstream_exit(_state().state, stamped, started=NOW - 60) is not None
+    assert exits.upstream_exit(_state().state, stamped, started=NOW + 60) is None
 
 
 # ------------------------------------------------------------------ the decision after the exit
