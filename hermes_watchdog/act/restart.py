@@ -37,6 +37,7 @@ from hermes_watchdog.observe.processes import Identity
 
 ORIGIN_WATCHDOG = "watchdog"  # the watchdog asked for the restart
 ORIGIN_HERMES = "hermes"  # Hermes' own watchdog made the gateway exit for one (exit 75, restart_requested)
+HOLD_RECHECK = 5.0  # seconds between looks while a start after Hermes' own exit is held back
 FINAL_SIGKILL_AFTER = 5.0  # seconds a process may take to die of SIGABRT (writing its stacks) before SIGKILL
 
 
@@ -279,6 +280,7 @@ class RestartMachine:
                              starter=plan.starter, cannot_start=plan.cannot_start, storm=plan.storm,
                              budget_spent=plan.budget_spent, budget_wait=plan.budget_wait)
         if d.kind == exits.HOLD:
+            r.verify_until = now + HOLD_RECHECK  # ask again a little later, not every tick
             if d.why != r.held:
                 r.held = d.why
                 self.journal.event(r, "WARN", d.why)
