@@ -76,9 +76,10 @@ class ExitPorts(LivePorts):
 def seen_exit(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState, gone: str) -> bool:
     """The watched gateway ``old`` is gone (``gone`` says how). If its own last state file (naming it) or the
     lifecycle ledger says Hermes' watchdog ended it for a restart, take it from there and return True."""
-    if not (state.ok and processes.matches_record(old, state.pid, state.start_time)[0]):
-        return False
-    said = upstream_exit(state, upstream.read(w.home), started=old.create_time)
+    # The state file speaks for it only when it names it; the ledger, when it names its PID (later releases
+    # stamp only the ledger before os._exit(75), and the shutdown watchdog removes gateway.pid first).
+    own = state.ok and processes.matches_record(old, state.pid, state.start_time)[0]
+    said = upstream_exit(state if own else None, upstream.read(w.home), started=old.create_time, pid=old.pid)
     if said is None:
         return False
     d.log.emit("LOST", f"gateway PID {old.pid} lost: {gone}", w.name)
@@ -124,7 +125,7 @@ def _open(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState, sai
         folder = None
     w.incident = incidents.Incident(folder or d.state_dir / "incidents" / "unwritable", GATEWAY_GONE, now, rec,
                                     "(no stack: the gateway had already exited)\n", logs.gateway_tail(w.home),
-                                    raw_state=state.read.data, writable=folder is not None)
+                                    raw_state=state.read.data if state.ok else None, writable=folder is not None)
     w.notified = False
     w.incident.note(f"opened: PID {old.pid} exited; Hermes' own watchdog asked for a restart ({said})")
     d.responder.save(w)

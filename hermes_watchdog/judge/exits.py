@@ -30,16 +30,19 @@ CANNOT_START = "cannot-start"  # it should be started, and nothing configured ca
 
 
 def upstream_exit(state: GatewayState | None, up: Upstream | None, exit_code: int = EXIT_RESTART,
-                  started: float | None = None) -> str | None:
+                  started: float | None = None, pid: int | None = None) -> str | None:
     """What says Hermes' own watchdog ended this gateway asking for a restart, or None. ``state`` must be
-    the gateway's own last state file (the caller checks that it names the process that ended); the
-    lifecycle ledger names no process, so it counts only when written after ``started`` (epoch), the
-    process's start, when that is given."""
+    the gateway's own last state file (the caller checks that it names the process that ended). The
+    lifecycle ledger counts when it names ``pid``; one that names no process, only when written after
+    ``started`` (epoch), the process's start (when these are given)."""
     said = []
     if state is not None and state.ok and state.exit_reason in UPSTREAM_EXITS and state.restart_requested:
         said.append(f"gateway_state.json: '{state.gateway_state}', exit_reason '{state.exit_reason}', "
                     "restart_requested")
-    fresh = started is None or (up is not None and up.lifecycle_at is not None and up.lifecycle_at >= started)
+    if up is not None and up.lifecycle_pid is not None and pid is not None:
+        fresh = up.lifecycle_pid == pid
+    else:
+        fresh = started is None or (up is not None and up.lifecycle_at is not None and up.lifecycle_at >= started)
     if up is not None and fresh and up.lifecycle_phase == "exited" and up.lifecycle_exit_code == exit_code:
         said.append(f"state/gateway.lifecycle.json: phase 'exited', exit code {exit_code}"
                     + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))

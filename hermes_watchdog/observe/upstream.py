@@ -1,7 +1,10 @@
 """Hermes' own liveness bookkeeping, read so the watchdog never fights it.
 
-- ``state/gateway.lifecycle.json`` (git releases 0.19.1+): ``{phase, exit_code, exit_reason}``, stamped
-  before the gateway's own watchdog makes it exit (``loop_liveness_watchdog``, ``shutdown_watchdog``).
+- ``state/gateway.lifecycle.json`` (git releases 0.19.1+): ``{phase: running, pid, start_time}`` claimed
+  at boot; ``{phase: exited, pid, exit_code, exit_reason, exited_at}`` stamped by the exiting process itself,
+  the in-process watchdogs included (``loop_liveness_watchdog``, ``shutdown_watchdog``, exit 75) just before
+  ``os._exit`` (upstream gateway/lifecycle_ledger.py ``mark_exited``, commit
+  f2f14bbd49f7ad11e0b049cd6f108006cc0aceda; gateway/shutdown_watchdog.py ``start_loop_liveness_watchdog``).
 - ``gateway-starts.log`` (0.19.0+, still in the newest releases): one epoch timestamp per gateway start;
   more than 5 starts in 120 s is a respawn storm, and the starting gateway then sleeps a backoff (5 s
   doubling, up to 300 s) before it goes on (``record_start_and_check_storm`` in gateway/status.py).
@@ -44,6 +47,7 @@ class Upstream:
     starts: tuple[float, ...] = ()  # epoch seconds, gateway-starts.log
     boots: tuple[float, ...] = ()  # epoch seconds, gateway/restart_loop.json
     lifecycle_at: float | None = None  # the ledger's mtime (epoch): which gateway's life it can be about
+    lifecycle_pid: int | None = None  # the process whose life the ledger records
 
     def storm(self, now: float, rule: StormRule = STARTS_RULE) -> int:
         """How many starts (STORM_STARTS) or chained crash cycles (STORM_CRASH_CYCLES) have tripped
@@ -79,14 +83,17 @@ def chain_ending_at(boots: tuple[float, ...], now: float, gap: float) -> tuple[f
     return tuple(reversed(chain))
 
 
-def parse_lifecycle(path: str, raw: bytes | None) -> tuple[str | None, int | None, str | None]:
+def parse_lifecycle(path: str, raw: bytes | None) -> tuple[str | None, int | None, str | None, int | None]:
+    """(phase, exit_code, exit_reason, pid), None for what is missing or of the wrong type."""
     read = parse_json_object(path, raw)
     if not read.ok or read.data is None:
-        return None, None, None
+        return None, None, None, None
     phase, code, reason = read.data.get("phase"), read.data.get("exit_code"), read.data.get("exit_reason")
+    pid = read.data.get("pid")
     return (phase if isinstance(phase, str) else None,
             code if isinstance(code, int) and not isinstance(code, bool) else None,
-            reason if isinstance(reason, str) else None)
+            reason if isinstance(reason, str) else None,
+            pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None)
 
 
 def parse_starts(raw: bytes | None) -> tuple[float, ...]:
@@ -118,7 +125,7 @@ def parse_boots(path: str, raw: bytes | None) -> tuple[float, ...]:
 
 def read(home: Path) -> Upstream:
     raw, _ = read_bytes(home / LIFECYCLE_FILE)
-    phase, code, reason = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
+    phase, code, reason, pid = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
     try:
         at: float | None = os.stat(home / LIFECYCLE_FILE, follow_symlinks=False).st_mtime if raw else None
     except OSError:
@@ -126,4 +133,4 @@ def read(home: Path) -> Upstream:
     starts_raw, _ = read_bytes(home / STARTS_FILE, limit=_STARTS_MAX_BYTES)
     loop_raw, _ = read_bytes(home / RESTART_LOOP_FILE, limit=_LOOP_MAX_BYTES)
     return Upstream(phase, code, reason, parse_starts(starts_raw), parse_boots(str(home / RESTART_LOOP_FILE), loop_raw),
-                    at)
+                    at, pid)

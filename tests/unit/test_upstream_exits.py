@@ -100,10 +100,16 @@ def test_upstream_exit_is_read_from_the_state_file_or_the_lifecycle_ledger() -> 
     assert exits.upstream_exit(_state(gateway_state="stopped", exit_reason="signal").state, None) is None
     assert exits.upstream_exit(_state(exit_reason="loop_liveness_watchdog").state, None) is None
     assert exits.upstream_exit(_state().state, Upstream(lifecycle_phase="exited", lifecycle_exit_code=1)) is None
-    # The ledger names no process: one written before this gateway started is an earlier gateway's.
+    # The ledger as later releases stamp it names the process (and is all they write before os._exit(75)):
+    # it counts for that PID only.
+    own = Upstream(lifecycle_phase="exited", lifecycle_exit_code=75, lifecycle_exit_reason="loop_liveness_watchdog",
+                   lifecycle_pid=4242, lifecycle_at=NOW)
+    assert "loop_liveness_watchdog" in (exits.upstream_exit(None, own, pid=4242) or "")
+    assert exits.upstream_exit(None, own, pid=4343) is None
+    # A ledger that names no process: one written before this gateway started is an earlier gateway's.
     stamped = Upstream(lifecycle_phase="exited", lifecycle_exit_code=75, lifecycle_at=NOW)
-    assert exits.upstream_exit(_state().state, stamped, started=NOW - 60) is not None
-    assert exits.upstream_exit(_state().state, stamped, started=NOW + 60) is None
+    assert exits.upstream_exit(_state().state, stamped, started=NOW - 60, pid=4242) is not None
+    assert exits.upstream_exit(_state().state, stamped, started=NOW + 60, pid=4242) is None
 
 
 # ------------------------------------------------------------------ the decision after the exit
