@@ -188,13 +188,13 @@ class Supervised:
             self.proc.wait(5)
 
 
-def start_supervised(home: Path, *gateway_args: str, stop_timeout: float = 60, env: dict[str, str] | None = None
-                     ) -> Supervised:
+def start_supervised(home: Path, *gateway_args: str, stop_timeout: float = 60, env: dict[str, str] | None = None,
+                     relaunch_delay: float = 0.3) -> Supervised:
     home.mkdir(parents=True, exist_ok=True)
     state = home.parent / f"supervisor-{home.name}.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "hermes_watchdog.sim.supervisor", "--state", str(state), "--stop-timeout",
-         str(stop_timeout), "--", *gateway_args],
+         str(stop_timeout), "--relaunch-delay", str(relaunch_delay), "--", *gateway_args],
         env=env or sim_env(home), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     return Supervised(home, state, proc)
 

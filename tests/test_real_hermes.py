@@ -119,13 +119,15 @@ def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path,
     assert s.cores() >= 0.9  # the real adapter pins a core
     stack = stack_capture.PySpy().capture(processes.identity(s.adapter.pid), None, s.adapter.pid, count=20,
                                           spread=1.0)
-    assert stack.classification == "adapter-read-loop"
+    # The dumps are evidence (no name-based classification): across 20 of them the hot thread shows the
+    # adapter's read loop; a dump may catch it one call deeper, inside aiohttp's
+    # ClientWebSocketResponse.receive, which returns at once on the closed socket.
+    assert {"QQAdapter._read_events", "QQAdapter._listen_loop"} <= set(stack.functions_seen), stack.functions_seen
     names = [f.function for f in stack.frames]
-    # The innermost frames are the adapter's read loop; a dump may catch it one call deeper, inside
-    # aiohttp's ClientWebSocketResponse.receive, which returns at once on the closed socket.
-    assert "QQAdapter._read_events" in names[:3], names
-    i = names.index("QQAdapter._read_events")
-    assert names[i + 1] == "QQAdapter._listen_loop", names
+    assert "QQAdapter._listen_loop" in names, names  # every sample of the spin holds the listen loop
+    if "QQAdapter._read_events" in names:
+        i = names.index("QQAdapter._read_events")
+        assert names[i + 1] == "QQAdapter._listen_loop", names
     assert stack.frames[i].file.endswith("gateway/platforms/qqbot/adapter.py")
     r = cli("diagnose", str(s.adapter.pid), "--seconds", "2", "--json")
     assert r.code == 1, r.err

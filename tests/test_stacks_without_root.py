@@ -195,7 +195,10 @@ def test_real_gateway_hook_only_in_the_gateway_and_stacks_in_run_and_diagnose(
     hook, spy = json.loads(by_hook.out), json.loads(by_spy.out)
     assert by_hook.code == by_spy.code == 1, by_hook.err + by_spy.err
     assert hook["stack"]["method"] == "faulthandler" and spy["stack"]["method"] == "py-spy"
-    assert hook["stack"]["classification"] == spy["stack"]["classification"] == "adapter-read-loop"
+    # Both methods see the adapter's frame the spin always holds; neither classifies (the loop's samples do).
+    assert "_listen_loop" in " ".join(hook["stack"]["functions_seen"]), hook["stack"]
+    assert "_listen_loop" in " ".join(spy["stack"]["functions_seen"]), spy["stack"]
+    assert "classification" not in hook["stack"] and "classification" not in spy["stack"]
     assert hook["verdict"]["signature"] == spy["verdict"]["signature"] == "busy-loop"
     assert g.alive(pid)  # five SIGUSR2s, and the gateway is still there
     # run --stack-with faulthandler: the incident's stack is the hook's.
@@ -205,7 +208,7 @@ def test_real_gateway_hook_only_in_the_gateway_and_stacks_in_run_and_diagnose(
              timeout=240, what="the incident's restart to finish")
     inc = d.incident()
     stack_txt = (d.incidents()[0] / "stack.txt").read_text()
-    assert inc["stack"]["method"] == "faulthandler" and inc["stack"]["classification"] == "adapter-read-loop"
+    assert inc["stack"]["method"] == "faulthandler" and "classification" not in inc["stack"]
     assert stack_txt.startswith("method: faulthandler") and "_listen_loop" in stack_txt, stack_txt
     # The adapter's frame, which every sample of the spin holds (a 5 Hz hook may miss the short _read_events).
     assert "_listen_loop" in inc["stack"]["functions_seen"], inc["stack"]
@@ -237,7 +240,7 @@ def test_real_gateway_with_pythonfaulthandler_leaves_its_last_stack_via_sigabrt(
     assert inc["stack"]["live_capture_failed"].startswith("stacks are off")
     stack_txt = (d.incidents()[0] / "stack.txt").read_text()
     assert stack_txt.startswith("method: sigabrt") and "_listen_loop" in stack_txt, stack_txt
-    assert inc["stack"]["classification"] == "adapter-read-loop"
+    assert "_listen_loop" in " ".join(inc["stack"]["functions_seen"]), inc["stack"]
     assert inc["result"] == "restarted" and g.launches == 2
 
 

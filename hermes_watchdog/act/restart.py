@@ -6,6 +6,14 @@
     STOPPING or KILLED --stop timeout over, still alive--> FAILED
     VERIFYING --start timeout over--> FAILED
 
+Hermes' own watchdog made the gateway exit 75 for a restart (judge/exits.py): the machine is entered at
+VERIFYING (``after_exit``), nothing sent. A relaunch within the start timeout is verified as above; none,
+and the time-driven edge asks judge/exits.py and starts the gateway through the manager itself:
+
+    VERIFYING (Hermes' exit) --start timeout over, nothing relaunched, the manager can start--> STARTING
+    STARTING --new gateway running, calm--> RESTARTED;  --start timeout over--> FAILED
+    VERIFYING (Hermes' exit) --start timeout over, nothing can start it--> FAILED (the daemon alerts)
+
 As in supervisor's ``process.py``: named states, one transition point (``_change``) that tells the
 ``Journal`` (which logs the event line, notes the incident and saves pending.json, in one place), and
 the time-driven edges (``_timers``: grace over -> SIGKILL, start timeout over -> failed) kept apart
@@ -24,8 +32,12 @@ from enum import Enum
 from typing import Any, Protocol
 
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
+from hermes_watchdog.judge import exits
 from hermes_watchdog.observe.processes import Identity
 
+ORIGIN_WATCHDOG = "watchdog"  # the watchdog asked for the restart
+ORIGIN_HERMES = "hermes"  # Hermes' own watchdog made the gateway exit for one (exit 75, restart_requested)
+HOLD_RECHECK = 5.0  # seconds between looks while a start after Hermes' own exit is held back
 FINAL_SIGKILL_AFTER = 5.0  # seconds a process may take to die of SIGABRT (writing its stacks) before SIGKILL
 FINAL_SIGNALS = (signal.SIGKILL, signal.SIGABRT)  # what may end a process that outlived its grace
 
@@ -34,6 +46,7 @@ class Phase(Enum):
     STOPPING = "stopping"  # the manager (or SIGTERM) was asked; waiting for the old process to go
     KILLED = "killed"  # still alive after the grace: SIGKILL sent (or refused), waiting for it to go
     VERIFYING = "verifying"  # the old process is gone; waiting for a new gateway, running and calm
+    STARTING = "starting"  # nothing relaunched it after Hermes' own exit: the manager was asked to start it
     RESTARTED = "restarted"  # done: the new gateway is verified
     FAILED = "restart-failed"  # done: no verified gateway in time, or the old one would not go
 
@@ -44,6 +57,10 @@ class Phase(Enum):
     @property
     def stopping(self) -> bool:
         return self in {Phase.STOPPING, Phase.KILLED}
+
+    @property
+    def waiting_new(self) -> bool:
+        return self in {Phase.VERIFYING, Phase.STARTING}
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,22 @@ class Ports(Protocol):
     def find_new(self, old: Identity) -> tuple[Identity | None, str]: ...  # a new gateway (not ``old``)
 
     def check_new(self, new: Identity) -> NewCheck: ...  # sample it once more
+
+    # Only after Hermes' own exit: what could start the gateway, and what holds a start back; then start it.
+    def start_plan(self) -> StartPlan: ...
+
+    def start(self) -> RestartResult: ...
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """The inputs of judge/exits.after_exit that the world supplies (see there)."""
+
+    starter: str | None  # the manager that would start it, described; None: nothing configured can
+    cannot_start: str = ""
+    storm: str | None = None
+    budget_spent: str | None = None
+    budget_wait: str | None = None
 
 
 class Journal(Protocol):
@@ -93,6 +126,9 @@ class Restart:
     signals: list[str] = field(default_factory=list)
     new: Identity | None = None
     detail: str = ""  # why it ended
+    origin: str = ORIGIN_WATCHDOG
+    started_it: bool = False  # after Hermes' own exit: the watchdog started the gateway itself
+    held: str = ""  # the last reason a start was held back, said once
 
     def to_dict(self, mono_to_wall: Callable[[float], float]) -> dict[str, Any]:
         return {"old": self.old.to_dict(), "manager": self.manager, "phase": self.phase.value,
@@ -100,7 +136,8 @@ class Restart:
                 "kill_signal": self.kill_signal.name, "kill_at_wall": mono_to_wall(self.kill_at),
                 "stop_until_wall": mono_to_wall(self.stop_until),
                 "verify_until_wall": mono_to_wall(self.verify_until) if self.verify_until else None,
-                "killed": self.killed, "signals": list(self.signals), "stop_asked": self.stop_asked}
+                "killed": self.killed, "signals": list(self.signals), "stop_asked": self.stop_asked,
+                "origin": self.origin, "started_it": self.started_it}
 
     def final_signal(self) -> signal.Signals:
         """What ends a process still alive after the grace. SIGABRT (a last stack) only ever goes to a process
@@ -129,7 +166,9 @@ class Restart:
                 phase=phase, kill_at=kill_at,
                 stop_until=wall_to_mono(float(stop_until)) if stop_until is not None else kill_at + start_timeout,
                 killed=bool(data.get("killed")), signals=[str(s) for s in data.get("signals") or []],
-                stop_asked=data.get("stop_asked") is True)  # a record without it: SIGKILL, never SIGABRT
+                stop_asked=data.get("stop_asked") is True,  # a record without it: SIGKILL, never SIGABRT
+                origin=ORIGIN_HERMES if data.get("origin") == ORIGIN_HERMES else ORIGIN_WATCHDOG,
+                started_it=bool(data.get("started_it")))
         if r.kill_signal not in FINAL_SIGNALS:
             r.kill_signal = signal.SIGKILL
         if data.get("verify_until_wall") is not None:
@@ -173,15 +212,26 @@ class RestartMachine:
                     stop_asked=result.ok or "SIGTERM" in signals)
         return cls(r, ports, journal), Requested(result, fallback)
 
+    @classmethod
+    def after_exit(cls, old: Identity, ports: Ports, journal: Journal, *, gone_at: float, wall: float,
+                   start_timeout: float) -> RestartMachine:
+        """Hermes' own watchdog ended ``old`` for a restart (seen gone at monotonic ``gone_at``): nothing is
+        sent; the machine waits for the relaunch, and starts the gateway itself if none comes in time."""
+        r = Restart(old=old, manager=ORIGIN_HERMES, started=gone_at, started_wall=wall, grace=0.0,
+                    start_timeout=start_timeout, phase=Phase.VERIFYING, kill_at=gone_at, stop_until=gone_at,
+                    verify_until=gone_at + start_timeout, origin=ORIGIN_HERMES)
+        return cls(r, ports, journal)
+
     def start(self, why: str) -> None:
-        """The event edge (watching) -> STOPPING, through the journal like every other edge."""
-        self.journal.transition(self.r, None, Phase.STOPPING, why)
+        """The event edge (watching) -> STOPPING (or VERIFYING after Hermes' own exit), through the journal
+        like every other edge."""
+        self.journal.transition(self.r, None, self.r.phase, why)
 
     def resume(self) -> None:
         """A daemon restarted mid-restart: deadlines that passed while it was down start afresh from now
         for verification (the new gateway may have come up meanwhile)."""
         now = self.ports.now()
-        if self.r.phase == Phase.VERIFYING and self.r.verify_until <= now:
+        if self.r.phase.waiting_new and self.r.verify_until <= now:
             self.r.verify_until = now + self.r.start_timeout
 
     # ---------------------------------------------------------------- the one transition point
@@ -190,7 +240,7 @@ class RestartMachine:
         if before == after:
             return
         self.r.phase = after
-        if after == Phase.VERIFYING:
+        if after in {Phase.VERIFYING, Phase.STARTING}:
             self.r.verify_until = self.ports.now() + self.r.start_timeout
         if after.done:
             self.r.detail = why
@@ -224,16 +274,49 @@ class RestartMachine:
         elif r.phase.stopping and now >= r.stop_until and self.ports.alive(r.old):
             self._change(Phase.FAILED, f"old PID {r.old.pid} still alive {r.stop_until - r.started:.0f} s "
                                        "after the restart request")
-        elif r.phase == Phase.VERIFYING and now > r.verify_until:
+        elif r.phase == Phase.VERIFYING and now > r.verify_until and r.origin == ORIGIN_HERMES and r.new is None:
+            self._after_exit(now)
+        elif r.phase.waiting_new and now > r.verify_until:
             what = ("no new gateway appeared" if r.new is None else
                     f"new gateway PID {r.new.pid} did not reach 'running' with a calm CPU")
+            if r.phase == Phase.STARTING:
+                what += " after the watchdog started it"
             self._change(Phase.FAILED, f"{what} within {r.start_timeout:g} s")
+
+    def _after_exit(self, now: float) -> None:
+        """Hermes' own exit, and nothing relaunched the gateway within the start timeout."""
+        r = self.r
+        new, how = self.ports.find_new(r.old)  # one last look: never start a second gateway
+        if new is not None:
+            r.new = new
+            self.journal.event(r, "VERIFY", f"new gateway PID {new.pid} ({how}); waiting for state 'running' and "
+                                            "a calm CPU")
+            return
+        plan = self.ports.start_plan()
+        d = exits.after_exit(waited=now - r.started, start_timeout=r.start_timeout, relaunched=False,
+                             starter=plan.starter, cannot_start=plan.cannot_start, storm=plan.storm,
+                             budget_spent=plan.budget_spent, budget_wait=plan.budget_wait)
+        if d.kind == exits.HOLD:
+            r.verify_until = now + HOLD_RECHECK  # ask again a little later, not every tick
+            if d.why != r.held:
+                r.held = d.why
+                self.journal.event(r, "WARN", d.why)
+            return
+        if d.kind != exits.START:
+            self._change(Phase.FAILED, d.why)
+            return
+        result = self.ports.start()
+        r.manager, r.started_it = result.manager, result.ok
+        if not result.ok:
+            self._change(Phase.FAILED, f"{d.why}; the start failed: {result.detail}")
+            return
+        self._change(Phase.STARTING, f"{d.why}: {result.detail}")
 
     def _events(self) -> None:
         r = self.r
         if r.phase.stopping and not self.ports.alive(r.old):
             self._change(Phase.VERIFYING, f"old PID {r.old.pid} is gone")  # and look for the new one at once
-        if r.phase != Phase.VERIFYING:
+        if not r.phase.waiting_new:
             return
         if r.new is None:
             new, how = self.ports.find_new(r.old)

@@ -90,7 +90,8 @@ def _summary(console: Console, daemon: Daemon, root: Path) -> int:
                   f"{incident['pid']}")
     for reason in incident.get("reasons", []):
         console.print(f"  - {reason}")
-    console.print(f"[bold]Hot thread stack[/bold] ({incident['stack']['classification']}):")
+    console.print(f"[bold]Hot thread stack[/bold] ({(incident.get('stack') or {}).get('dumps')} dumps; the verdict "
+                  "is the event loop's, above):")
     for f in frames[:4]:
         console.print(f"    {f['function']} ({Path(f['file']).name}:{f['line']})")
     r = incident.get("restart") or {}

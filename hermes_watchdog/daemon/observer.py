@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from hermes_watchdog.daemon import exits
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.loop import findings as loop_findings
@@ -130,6 +131,8 @@ class Observer:
                 if other is None:
                     return True
                 why = f"the gateway files name another live gateway of this home ({how})"
+            elif exits.seen_exit(d, w, w.ident, state, why):
+                return False  # Hermes' own watchdog ended it for a restart: the machine verifies the relaunch
             self.lost(w, why)
         found = discovery.find_gateway(w.home)
         if found.ident is None:

@@ -12,7 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from hermes_watchdog.act.managers import Target, select
-from hermes_watchdog.act.restart import NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.act.restart import ORIGIN_HERMES, NewCheck, Phase, Restart, RestartMachine
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage
@@ -88,6 +88,8 @@ class WatchJournal:
         elif after == Phase.VERIFYING:
             w.ident = None
             w.reset_window()
+        elif after == Phase.STARTING:  # after Hermes' own exit, nothing relaunched it: the watchdog started it
+            d.log.emit("START", why, w.name)
         if after.done:
             self._finish(r, after == Phase.RESTARTED, why)
         elif before is not None:
@@ -98,6 +100,8 @@ class WatchJournal:
         d, w = self.d, self.w
         took = time.monotonic() - r.started
         result = "restarted" if ok else "restart-failed"
+        if r.origin == ORIGIN_HERMES:  # Hermes' own exit: relaunched by its manager, or started by us
+            result = ("started" if r.started_it else "relaunched") if ok else result
         w.counts.restarts[(w.incident.signature if w.incident else "unknown", result)] += 1
         new_pid = r.new.pid if r.new else None
         if w.incident is not None:
@@ -110,7 +114,8 @@ class WatchJournal:
         if w.history:
             w.history[-1].update({"result": result, "new_pid": new_pid, "seconds": round(took, 2),
                                   "sigkill": r.killed})
-        d.log.emit("VERIFY" if ok else "WARN", f"restart {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
+        what = {"relaunched": "relaunch", "started": "start"}.get(result, "restart")
+        d.log.emit("VERIFY" if ok else "WARN", f"{what} {'verified' if ok else 'failed'} in {took:.1f} s: {why}",
                    w.name)
         w.machine = None
         w.ident = r.new if ok else None
@@ -118,6 +123,15 @@ class WatchJournal:
         w.next_sample = 0.0
         if ok and w.ident is not None:
             w.found_how = "new gateway after restart"
+        if r.origin == ORIGIN_HERMES and not ok and not r.started_it and r.new is None and w.incident is not None:
+            # Nothing relaunched it and the watchdog could not start it: an alert, open until a gateway is back.
+            w.incident.record.update(result="not-started", action={"kind": "alert", "why": why})
+            d.log.emit("ALERT", f"the gateway is not running: {why}", w.name)
+            d.responder.save(w)
+            if not w.notified:
+                d.responder.notify(w, notifications.INCIDENT)
+                w.notified = True
+            return
         d.responder.close(w, result, why)
 
 
@@ -134,12 +148,17 @@ class WatchJournal:
         inc.record["stack"] = {**stack.to_dict(), "source": where, "live_capture_failed": before.get("reason")}
         inc.stack_text = stack_capture.render(stack).replace(
             "method: sigabrt\n", f"method: sigabrt (printed by faulthandler as the gateway died; from {where})\n", 1)
-        inc.note(f"last stack collected from {where}: {stack.classification}")
-        self.d.log.emit("INFO", f"PID {r.old.pid}'s last stack (SIGABRT) collected from {where}: "
-                                f"{stack.classification}", self.w.name)
+        top = f"innermost {stack.frames[0]}" if stack.frames else "no frames"
+        inc.note(f"last stack collected from {where}: {top}")
+        self.d.log.emit("INFO", f"PID {r.old.pid}'s last stack (SIGABRT) collected from {where}: {top}",
+                        self.w.name)
 
 
 def machine_for(d: Daemon, w: Watch, r: Restart) -> RestartMachine:
+    if r.origin == ORIGIN_HERMES:  # resumed after Hermes' own exit: it may still have to start the gateway
+        from hermes_watchdog.daemon.exits import ExitPorts  # exits builds on this module
+
+        return RestartMachine(r, ExitPorts(d, w, r.old), WatchJournal(d, w))
     return RestartMachine(r, LivePorts(d, w), WatchJournal(d, w))
 
 

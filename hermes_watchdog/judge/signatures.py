@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
+from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, heartbeat_role
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -37,12 +38,11 @@ from hermes_watchdog.judge.verdict import (
 )
 from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, StackAnalysis
+from hermes_watchdog.observe.stacks import StackAnalysis
 
 RUNNING = "running"
 STARTING = "starting"
 DEGRADED = "degraded"
-UPSTREAM_EXITS = {"loop_liveness_watchdog", "shutdown_watchdog"}
 
 
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
@@ -98,8 +98,10 @@ class _Judgement:
         if self.latest is not None and self.latest.exit_reason:
             out.append(f"the state file gives exit_reason '{self.latest.exit_reason}'"
                        + (" and restart_requested" if self.latest.restart_requested else ""))
-        up = self.seen.upstream
-        if up is not None and up.lifecycle_phase:
+        up, age = self.seen.upstream, self.seen.age
+        # The ledger names no process: one written before this gateway started is about an earlier one.
+        if up is not None and up.lifecycle_phase and not (up.lifecycle_at is not None and self.now is not None
+                                                          and age is not None and up.lifecycle_at < self.now - age):
             out.append(f"state/gateway.lifecycle.json: phase '{up.lifecycle_phase}'"
                        + (f", exit code {up.lifecycle_exit_code}" if up.lifecycle_exit_code is not None else "")
                        + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))
@@ -114,12 +116,7 @@ class _Judgement:
             return (f"Hermes' own watchdog is restarting the gateway (gateway_state '{st.gateway_state}', "
                     f"exit_reason '{st.exit_reason}')")
         up = self.seen.upstream
-        if up is not None and self.now is not None:
-            n = up.storm(self.now)
-            if n:
-                return (f"Hermes is backing off a respawn storm ({n} starts in the last 120 s, more than 5): "
-                        "restarting it now would fight its breaker")
-        return None
+        return storm_note(up, self.now, self.seen.release) if up is not None and self.now is not None else None
 
     def loop_text(self) -> str | None:
         loop, st = self.loop, self.stretch
@@ -208,9 +205,6 @@ class _Judgement:
             reasons = [*base, f"gateway_state is 'running' while {self.down_text}"]
             if loop_line:
                 reasons.append(loop_line)
-            if self.seen.stack is not None and self.seen.stack.captured and \
-                    self.seen.stack.classification == ADAPTER_READ_LOOP:
-                reasons.append("the hot thread's stack shows a platform adapter's listen/read loop")
             return self.make(BUSY_LOOP, 0.7, reasons, proof=BY_CPU_STATE)
         return None
 

@@ -1,20 +1,17 @@
-"""py-spy dump parsing and the classification of the hot thread's stack. Pure: JSON in, analysis out."""
+"""py-spy dump parsing and the hot thread's dumps, picked out. Pure: JSON in, evidence out.
+
+The dumps of the hot thread are evidence for the report, not a verdict of their own: what the stack means
+is said once, by the event loop's analysis (judge/loop.py: did the loop thread get back to its selector, and
+in which call was it instead?). No rule here knows a function name: an earlier name-based classification
+("a platform's listen/read loop") contradicted that analysis in front of the user and is gone.
+"""
 
 from __future__ import annotations
 
-import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-ADAPTER_READ_LOOP = "adapter-read-loop"
-UNKNOWN = "unknown"
-
-# A listen/read loop of a platform adapter: the QQBot one by name, or any similar loop under
-# gateway/platforms/ (WeCom has the same unguarded read-loop shape).
-_LISTEN_NAME = re.compile(r"(?:^|\.)_listen_loop$")
-_READ_NAME = re.compile(r"(?:^|\.)_read_events$")
-_PLATFORM_LOOP = re.compile(r"(?:^|\.)_?(?:listen|read|recv|receive|ws|poll)\w*(?:_loop|_events)$")
 
 
 @dataclass(frozen=True)
@@ -50,12 +47,11 @@ class StackAnalysis:
     reason: str | None = None  # why not captured
     hint: str | None = None
     dumps: int = 0
-    classification: str = UNKNOWN
     hot_tid: int | None = None
     hot_name: str | None = None
     matched_by: str | None = None  # how the hot thread was chosen
     frames: tuple[Frame, ...] = ()  # the hot thread's most telling stack, innermost first
-    loop_seen: int = 0  # dumps whose hot thread showed a listen/read loop
+    innermost_in: int = 0  # dumps whose hot thread's innermost frame is the shown stack's
     functions_seen: tuple[str, ...] = ()  # every function seen on the hot thread across dumps
     all_threads: tuple[ThreadStack, ...] = field(default_factory=tuple)  # from the chosen dump
     method: str | None = None  # how the stack was taken: py-spy, faulthandler, sigabrt, none
@@ -67,8 +63,7 @@ class StackAnalysis:
             "reason": self.reason,
             "hint": self.hint,
             "dumps": self.dumps,
-            "classification": self.classification,
-            "loop_seen_in_dumps": self.loop_seen,
+            "innermost_in_dumps": self.innermost_in,
             "hot_thread": {
                 "tid": self.hot_tid,
                 "name": self.hot_name,
@@ -104,13 +99,6 @@ def parse_dump(data: Any) -> Dump:
     return Dump(tuple(threads))
 
 
-def is_platform_loop(frame: Frame) -> bool:
-    if _LISTEN_NAME.search(frame.function) or _READ_NAME.search(frame.function):
-        return True
-    path = frame.file.replace("\\", "/")
-    return "gateway/platforms/" in path and bool(_PLATFORM_LOOP.search(frame.function))
-
-
 def _pick_thread(dump: Dump, hot_tid: int | None) -> tuple[ThreadStack | None, str | None]:
     if hot_tid is not None:
         for t in dump.threads:
@@ -129,8 +117,8 @@ def _pick_thread(dump: Dump, hot_tid: int | None) -> tuple[ThreadStack | None, s
 
 
 def analyse(dumps: Sequence[Dump], hot_tid: int | None) -> StackAnalysis:
-    """Classify the hot thread across several dumps: a spinning loop is caught at different lines, and
-    the inner ``_read_events`` returns so fast that one dump often shows only ``_listen_loop``."""
+    """The hot thread across several dumps, and the one stack to show: the deepest of those whose innermost
+    frame recurs most (a spin is caught at different lines; the call a blocked thread sits in recurs)."""
     picked: list[tuple[ThreadStack, str]] = []
     for d in dumps:
         t, how = _pick_thread(d, hot_tid)
@@ -138,35 +126,23 @@ def analyse(dumps: Sequence[Dump], hot_tid: int | None) -> StackAnalysis:
             picked.append((t, how))
     if not picked:
         return StackAnalysis(captured=True, dumps=len(dumps), reason="py-spy returned no Python threads")
-    loop_seen = sum(1 for t, _ in picked if any(is_platform_loop(f) for f in t.frames))
     functions: list[str] = []
     for t, _ in picked:
         for f in t.frames:
             if f.function not in functions:
                 functions.append(f.function)
-    # "Keeps showing": the loop in at least half of the dumps of the hot thread.
-    classification = ADAPTER_READ_LOOP if loop_seen * 2 >= len(picked) and loop_seen > 0 else UNKNOWN
-    # Report the most telling stack: one with _read_events above the loop, else one with the loop.
-    best = picked[0]
-    for t, how in picked:
-        if any(_READ_NAME.search(f.function) for f in t.frames):
-            best = (t, how)
-            break
-    else:
-        for t, how in picked:
-            if any(is_platform_loop(f) for f in t.frames):
-                best = (t, how)
-                break
+    innermost = Counter(t.frames[0] for t, _ in picked if t.frames)
+    top = max(innermost.values(), default=0)
+    best = max(picked, key=lambda p: (bool(p[0].frames) and innermost[p[0].frames[0]] == top, len(p[0].frames)))
     chosen_dump = next(d for d in dumps if best[0] in d.threads)
     return StackAnalysis(
         captured=True,
         dumps=len(dumps),
-        classification=classification,
         hot_tid=best[0].os_tid,
         hot_name=best[0].name,
         matched_by=best[1],
         frames=best[0].frames,
-        loop_seen=loop_seen,
+        innermost_in=innermost[best[0].frames[0]] if best[0].frames else 0,
         functions_seen=tuple(functions),
         all_threads=chosen_dump.threads,
     )
@@ -179,11 +155,7 @@ def render_text(analysis: StackAnalysis) -> str:
         if analysis.hint:
             lines.append(f"hint: {analysis.hint}")
         return "\n".join(lines) + "\n"
-    lines = [
-        f"classification: {analysis.classification} "
-        f"(listen/read loop on the hot thread in {analysis.loop_seen} of {analysis.dumps} dumps)",
-        "",
-    ]
+    lines = [describe(analysis), ""]
     for t in analysis.all_threads:
         state = "active+gil" if t.active and t.owns_gil else "active" if t.active else "idle"
         mark = "  <- hot thread" if t.os_tid == analysis.hot_tid else ""
@@ -194,3 +166,12 @@ def render_text(analysis: StackAnalysis) -> str:
         lines.append("functions seen on the hot thread across dumps:")
         lines.extend(f"    {fn}" for fn in analysis.functions_seen)
     return "\n".join(lines) + "\n"
+
+
+def describe(analysis: StackAnalysis) -> str:
+    """One line on what was taken (never what it means: that is the event loop's analysis)."""
+    if not analysis.captured:
+        return f"not captured: {analysis.reason}" + (f" (hint: {analysis.hint})" if analysis.hint else "")
+    where = f"; innermost frame {analysis.frames[0]} in {analysis.innermost_in} of them" if analysis.frames else ""
+    return (f"{analysis.dumps} dump(s) of the hot thread {analysis.hot_tid} ({analysis.matched_by}){where}; "
+            "what the loop did is said by the event loop's analysis")

@@ -1,25 +1,42 @@
 """Hermes' own liveness bookkeeping, read so the watchdog never fights it.
 
-- ``state/gateway.lifecycle.json`` (git releases 0.19.1+): ``{phase, exit_code, exit_reason}``, stamped
-  before the gateway's own watchdog makes it exit (``loop_liveness_watchdog``, ``shutdown_watchdog``).
-- ``gateway-starts.log`` (0.19.0+): one epoch timestamp per gateway start; more than 5 starts in 120 s is
-  a respawn storm, and Hermes then backs off on its own (up to 300 s) before it starts again.
+- ``state/gateway.lifecycle.json`` (git releases 0.19.1+): ``{phase: running, pid, start_time}`` claimed
+  at boot; ``{phase: exited, pid, exit_code, exit_reason, exited_at}`` stamped by the exiting process itself,
+  the in-process watchdogs included (``loop_liveness_watchdog``, ``shutdown_watchdog``, exit 75) just before
+  ``os._exit`` (upstream gateway/lifecycle_ledger.py ``mark_exited``, commit
+  f2f14bbd49f7ad11e0b049cd6f108006cc0aceda; gateway/shutdown_watchdog.py ``start_loop_liveness_watchdog``).
+- ``gateway-starts.log`` (0.19.0+, still in the newest releases): one epoch timestamp per gateway start;
+  more than 5 starts in 120 s is a respawn storm, and the starting gateway then sleeps a backoff (5 s
+  doubling, up to 300 s) before it goes on (``record_start_and_check_storm`` in gateway/status.py).
+- ``gateway/restart_loop.json`` (``{"boots": [epoch, ...]}``): the restart-loop breaker's boots, one per
+  boot with restart-interrupted sessions. 0.19.0 counts 3 within 60 s; since #82574 (merged 2026-08-09,
+  from 0.19.1) boots *chain* while each gap to the next stays within 300 s, and 3 chained boots trip it:
+  a slow ~150 s crash cycle (wedged loop -> its own watchdog exits 75 -> relaunch) trips like a fast one.
+  Tripped, the booting gateway skips auto-resume of the session that keeps killing it.
+  Read from upstream's gateway/restart_loop_guard.py (NousResearch/hermes-agent, commit
+  223fa25c5a7675d8d7213e52293856aaee405b58: ``_chain_ending_at``, ``DEFAULT_MAX_GAP_SECONDS``) and
+  gateway/status.py (commit 00067189dfecf833d4d009c2dd977ae85cf800e0); nothing copied.
 
-``parse_*`` are pure; ``read`` adds the bounded, symlink-refusing file reads.
+``parse_*`` and ``Upstream`` are pure; ``read`` adds the bounded, symlink-refusing file reads.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, STORM_STARTS, StormRule
 from hermes_watchdog.observe.statefile import as_finite, parse_json_object, read_bytes
 
 LIFECYCLE_FILE = Path("state") / "gateway.lifecycle.json"
 STARTS_FILE = Path("gateway-starts.log")
-STORM_STARTS = 5  # more than this many starts ...
-STORM_WINDOW = 120.0  # ... within this many seconds is a storm (Hermes' own breaker)
+RESTART_LOOP_FILE = Path("gateway") / "restart_loop.json"
+# 0.19.0's breaker, and the rule for a release not recognised (what the watchdog honoured before families).
+STARTS_RULE = StormRule(STORM_STARTS, 5, 120.0)
+STORM_WINDOW = STARTS_RULE.window
 _STARTS_MAX_BYTES = 64 * 1024  # Hermes ring-buffers the file to 40 lines; anything larger is not its
+_LOOP_MAX_BYTES = 16 * 1024  # Hermes keeps 50 boots
 
 
 @dataclass(frozen=True)
@@ -27,27 +44,56 @@ class Upstream:
     lifecycle_phase: str | None = None
     lifecycle_exit_code: int | None = None
     lifecycle_exit_reason: str | None = None
-    starts: tuple[float, ...] = ()  # epoch seconds
+    starts: tuple[float, ...] = ()  # epoch seconds, gateway-starts.log
+    boots: tuple[float, ...] = ()  # epoch seconds, gateway/restart_loop.json
+    lifecycle_at: float | None = None  # the ledger's mtime (epoch): which gateway's life it can be about
+    lifecycle_pid: int | None = None  # the process whose life the ledger records
 
-    def storm(self, now: float) -> int:
-        """Starts within the storm window when they are more than Hermes allows, else 0."""
-        recent = sum(1 for t in self.starts if 0 <= now - t <= STORM_WINDOW)
-        return recent if recent > STORM_STARTS else 0
+    def storm(self, now: float, rule: StormRule = STARTS_RULE) -> int:
+        """How many starts (STORM_STARTS) or chained crash cycles (STORM_CRASH_CYCLES) have tripped
+        Hermes' breaker by ``rule`` at ``now``; 0 while it has not tripped."""
+        if rule.kind == STORM_CRASH_CYCLES:
+            n = len(chain_ending_at(self.boots, now, rule.window))
+            return n if n >= rule.count else 0
+        recent = sum(1 for t in self.starts if 0 <= now - t <= rule.window)
+        return recent if recent > rule.count else 0
 
     def to_dict(self, now: float) -> dict[str, object]:
         return {"lifecycle": {"phase": self.lifecycle_phase, "exit_code": self.lifecycle_exit_code,
                               "exit_reason": self.lifecycle_exit_reason} if self.lifecycle_phase else None,
-                "starts_in_storm_window": sum(1 for t in self.starts if 0 <= now - t <= STORM_WINDOW)}
+                "starts_in_storm_window": sum(1 for t in self.starts if 0 <= now - t <= STORM_WINDOW),
+                "chained_crash_cycles": len(chain_ending_at(self.boots, now, 300.0))}
 
 
-def parse_lifecycle(path: str, raw: bytes | None) -> tuple[str | None, int | None, str | None]:
+def chain_ending_at(boots: tuple[float, ...], now: float, gap: float) -> tuple[float, ...]:
+    """The boots that chain up to ``now``, newest last: walking back from ``now``, each boot no further
+    than ``gap`` seconds from the one after it; the first wider gap ends the chain (an older episode). A
+    boot stamped after ``now`` (a clock stepped back) counts only within ``gap`` of it, as upstream's."""
+    chain: list[float] = []
+    prev = now
+    for t in sorted(boots, reverse=True):
+        if t > now:
+            if t - now <= gap:
+                chain.append(t)
+            continue
+        if prev - t > gap:
+            break
+        chain.append(t)
+        prev = t
+    return tuple(reversed(chain))
+
+
+def parse_lifecycle(path: str, raw: bytes | None) -> tuple[str | None, int | None, str | None, int | None]:
+    """(phase, exit_code, exit_reason, pid), None for what is missing or of the wrong type."""
     read = parse_json_object(path, raw)
     if not read.ok or read.data is None:
-        return None, None, None
+        return None, None, None, None
     phase, code, reason = read.data.get("phase"), read.data.get("exit_code"), read.data.get("exit_reason")
+    pid = read.data.get("pid")
     return (phase if isinstance(phase, str) else None,
             code if isinstance(code, int) and not isinstance(code, bool) else None,
-            reason if isinstance(reason, str) else None)
+            reason if isinstance(reason, str) else None,
+            pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None)
 
 
 def parse_starts(raw: bytes | None) -> tuple[float, ...]:
@@ -55,7 +101,7 @@ def parse_starts(raw: bytes | None) -> tuple[float, ...]:
         return ()
     out = []
     for line in raw.decode("utf-8", "replace").splitlines()[-200:]:
-        text = line.strip()
+        text = line.strip().lstrip("\ufeff")
         try:
             value = as_finite(float(text)) if 0 < len(text) <= 40 else None
         except ValueError:
@@ -65,8 +111,26 @@ def parse_starts(raw: bytes | None) -> tuple[float, ...]:
     return tuple(out)
 
 
+def parse_boots(path: str, raw: bytes | None) -> tuple[float, ...]:
+    read = parse_json_object(path, raw)
+    if not read.ok or read.data is None or not isinstance(read.data.get("boots"), list):
+        return ()
+    out = []
+    for t in read.data["boots"][-200:]:
+        value = as_finite(t)
+        if value is not None:
+            out.append(value)
+    return tuple(out)
+
+
 def read(home: Path) -> Upstream:
     raw, _ = read_bytes(home / LIFECYCLE_FILE)
-    phase, code, reason = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
+    phase, code, reason, pid = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
+    try:
+        at: float | None = os.stat(home / LIFECYCLE_FILE, follow_symlinks=False).st_mtime if raw else None
+    except OSError:
+        at = None
     starts_raw, _ = read_bytes(home / STARTS_FILE, limit=_STARTS_MAX_BYTES)
-    return Upstream(phase, code, reason, parse_starts(starts_raw))
+    loop_raw, _ = read_bytes(home / RESTART_LOOP_FILE, limit=_LOOP_MAX_BYTES)
+    return Upstream(phase, code, reason, parse_starts(starts_raw), parse_boots(str(home / RESTART_LOOP_FILE), loop_raw),
+                    at, pid)

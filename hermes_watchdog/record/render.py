@@ -45,8 +45,8 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
                            if hb.get("age_seconds") is not None else f"event-loop heartbeat: {hb.get('note')}")
     if stack.get("captured"):
         frames = (stack.get("hot_thread") or {}).get("frames") or []
-        stack_lines = [f"classification: {stack.get('classification')} "
-                       f"(loop in {stack.get('loop_seen_in_dumps')} of {stack.get('dumps')} dumps)"]
+        tid = (stack.get("hot_thread") or {}).get("tid")
+        stack_lines = [f"{stack.get('dumps')} dump(s) of thread {tid}: evidence; what the loop did is under Event loop"]
         stack_lines += [f"  {f['function']} ({f['file']}:{f['line']})" for f in frames[:25]]
     else:
         stack_lines = [f"not captured: {stack.get('reason')}"]

@@ -74,9 +74,10 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     out += [f"- {line}" for line in loop_text(v.get("loop"))]
     out += ["", "## Stack of the hot thread", ""]
     if stack.get("captured"):
-        out.append(f"Classification: `{stack.get('classification')}` "
-                   f"({stack.get('loop_seen_in_dumps')} of {stack.get('dumps')} py-spy dumps show a "
-                   "platform listen/read loop).")
+        # Evidence only: what the loop did is the one analysis above ("Event loop").
+        out.append(f"{stack.get('dumps')} dump(s) of thread {(stack.get('hot_thread') or {}).get('tid')} "
+                   f"({stack.get('method') or 'py-spy'}); what the event loop did is said above, from its own "
+                   "samples.")
     else:
         out.append(f"Not captured: {stack.get('reason')}." + (f" Hint: {stack['hint']}." if stack.get("hint") else ""))
     out += ["", _fence(stack_text), "", "## Gateway state file", ""]

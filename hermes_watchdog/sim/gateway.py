@@ -24,6 +24,8 @@ Options that combine with any mode:
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
+  --upstream-exit-after S   after S seconds, exit 75 the way Hermes' own loop watchdog does (git 0.19.1+):
+                            ``degraded``, ``exit_reason``, ``restart_requested``, the lifecycle ledger
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
@@ -57,6 +59,7 @@ from hermes_watchdog.sim.loop_modes import (
     _serve_loop_tick,
     _settle_accounts,
     record_event,
+    upstream_exit_later,
 )
 
 # Fake credentials in every shape the redactor knows. None of them is real.
@@ -255,6 +258,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.grow_mb_per_s:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
     server = await _serve_loop_tick(home) if args.loop_tick else None
+    if args.upstream_exit_after is not None:
+        upstream_exit_later(home, state, args.upstream_exit_after, args.spin_once_marker)
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
     burner_stop.set()
@@ -295,6 +300,8 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     p.add_argument("--spin-once-marker", help="spin (or freeze) only if this file is absent; create it then")
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
     p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
+    p.add_argument("--upstream-exit-after", type=float, default=None,
+                   help="exit 75 after S s as Hermes' own loop watchdog (0.19.1+); once with a marker")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
@@ -304,8 +311,10 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     elif serve_home_in_environment:
         _serve_home_in_environment(args.hermes_home)
     once = {"spin", "frozen", "spin-connected", "blocking"}
-    if args.mode in once and args.spin_once_marker and Path(args.spin_once_marker).exists():
-        args.mode = "healthy"
+    if args.spin_once_marker and Path(args.spin_once_marker).exists():
+        if args.mode in once:
+            args.mode = "healthy"
+        args.upstream_exit_after = None
     home: Path = args.hermes_home
     home.mkdir(parents=True, exist_ok=True)
     _setup_logging(home)

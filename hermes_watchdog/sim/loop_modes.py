@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from hermes_watchdog.sim.gateway_files import utc_now
+from hermes_watchdog.sim.gateway_files import StateFile, utc_now
 
 
 async def _heartbeat(home: Path, period: float, fail_after: float | None = None) -> None:
@@ -104,6 +104,37 @@ async def _freeze_later(home: Path, after: float, marker: str | None) -> None:
     if marker:
         Path(marker).touch()
     time.sleep(10**6)  # a blocking call on the loop thread: nothing else on the loop runs again
+
+
+def upstream_exit_later(home: Path, state: StateFile, after: float, marker: str | None) -> threading.Thread:
+    """Hermes' in-process loop watchdog (git releases 0.19.1+, gateway/shutdown_watchdog.py), as it ends a
+    gateway whose loop missed its probes: from its own thread, ``degraded`` + ``exit_reason`` +
+    ``restart_requested`` in the state file, the lifecycle ledger stamped ``exited`` with code 75, then exit
+    75 at once (no SIGTERM handler, no cleanup: the pid file stays behind) for the manager to relaunch it."""
+
+    def run() -> None:
+        time.sleep(after)
+        record_event(home, "upstream-exit")
+        if marker:
+            Path(marker).touch()
+        reason = "loop_liveness_watchdog"
+        state.record["restart_requested"] = True
+        state.write(gateway_state="degraded", exit_reason=reason)
+        ledger = home / "state" / "gateway.lifecycle.json"
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=ledger.parent, prefix=".lifecycle.")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"phase": "exited", "exit_code": 75, "exit_reason": reason, "pid": os.getpid(),
+                       "updated_at": utc_now()}, fh)
+        os.replace(tmp, ledger)
+        logging.getLogger("gateway.shutdown_watchdog").error(
+            "event loop missed 3 liveness probes; exiting 75 for the service manager to restart the gateway")
+        logging.shutdown()
+        os._exit(75)
+
+    t = threading.Thread(target=run, name="loop-liveness-watchdog", daemon=True)
+    t.start()
+    return t
 
 
 def record_event(home: Path, event: str) -> None:

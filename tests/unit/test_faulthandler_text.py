@@ -11,7 +11,7 @@ import pytest
 
 from hermes_watchdog.observe import faulthandler_text
 from hermes_watchdog.observe.processes import looks_like_gateway
-from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, analyse
+from hermes_watchdog.observe.stacks import analyse
 from hermes_watchdog.patches import hook
 
 
@@ -50,8 +50,10 @@ def test_real_dump_parses_into_frames_innermost_first(tmp_path: Path) -> None:
     assert main.frames[0].file.endswith("test_faulthandler_text.py") and main.frames[0].line > 0
     other = next(th for th in threads if th is not main)
     assert other.os_tid is None and any(f.function == "waiter" for f in other.frames)
-    # The same analysis as py-spy's dumps: the loop names classify it.
-    assert analyse(dumps * 3, 4242).classification == ADAPTER_READ_LOOP
+    # The same analysis as py-spy's dumps: the hot thread's stack, its innermost frame in every dump.
+    a = analyse(dumps * 3, 4242)
+    assert a.hot_tid == 4242 and [f.function for f in a.frames][:2] == ["_read_events", "_listen_loop"]
+    assert a.innermost_in == 3
 
 
 def test_several_dumps_in_one_file_are_split(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ stack-file parser stays linear on a crafted file, and JSON for other programs is
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import time
@@ -72,16 +73,20 @@ def test_the_stack_parser_is_linear_in_distinct_thread_headers() -> None:
 
     def cpu(text: str) -> float:
         best = float("inf")
-        for _ in range(3):  # the best of three: a preemption only ever adds time
-            start = time.process_time()
-            dumps = faulthandler_text.parse(text)
-            best = min(best, time.process_time() - start)
+        for _ in range(3):  # the best of three: a preemption or a busy neighbour only ever adds time
+            gc.disable()  # a collection landing in one run and not the other is not the parser's cost
+            try:
+                start = time.process_time()
+                dumps = faulthandler_text.parse(text)
+                best = min(best, time.process_time() - start)
+            finally:
+                gc.enable()
         assert len(dumps) == 1 and len(dumps[0].threads) > 1000
         return best
 
     small, big = headers(256 * 1024), headers(1024 * 1024)
-    ratio = cpu(big) / max(cpu(small), 1e-4)
-    assert ratio < 8, f"4x the input took {ratio:.1f}x the CPU: not linear"
+    ratio = min(cpu(big) / max(cpu(small), 1e-4) for _ in range(3))
+    assert ratio < 10, f"4x the input took {ratio:.1f}x the CPU: not linear (quadratic is 16x)"
 
 
 def test_active_profile_is_never_waited_on_nor_read_unbounded(tmp_path: Path) -> None:

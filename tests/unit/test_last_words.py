@@ -40,6 +40,6 @@ def test_the_stack_printed_after_the_offset_is_collected(tmp_path: Path) -> None
         fh.write(DUMP + "the relaunched gateway starts\n")
     stack, where = last_words.collect(tmp_path, GW, "launchd", offset)
     assert stack is not None and where == str(log)
-    assert stack.method == "sigabrt" and stack.classification == "adapter-read-loop"
+    assert stack.method == "sigabrt" and stack.captured and stack.hot_name == "MainThread"
     assert [f.function for f in stack.frames][:2] == ["_read_events", "_listen_loop"]  # the main thread: last listed
     assert last_words.error_log_size(tmp_path / "nowhere") == 0

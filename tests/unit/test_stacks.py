@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from hermes_watchdog.observe.stacks import ADAPTER_READ_LOOP, UNKNOWN, analyse, parse_dump, render_text
+from hermes_watchdog.observe.stacks import analyse, describe, parse_dump, render_text
 
 
 def thread(tid: int, *frames: tuple[str, str, int], name: str = "MainThread", gil: bool = True) -> dict:
@@ -21,27 +21,26 @@ def test_parse_py_spy_json_innermost_first() -> None:
     assert parse_dump({"not": "a list"}).threads == ()
 
 
-def test_loop_in_most_dumps_is_adapter_read_loop_and_read_events_stack_is_reported() -> None:
+def test_the_deepest_stack_of_the_recurring_innermost_frame_is_shown_and_nothing_is_classified() -> None:
     dumps = [parse_dump([thread(7, LISTEN, RUN), thread(8, ("wait", "t.py", 1), name="w", gil=False)]),
              parse_dump([thread(7, READ, LISTEN, RUN)]),
              parse_dump([thread(7, ("BaseEventLoop._run_once", "base_events.py", 1), RUN)])]
     a = analyse(dumps, hot_tid=7)
-    assert a.classification == ADAPTER_READ_LOOP and a.loop_seen == 2
+    # Each innermost frame once: the deepest stack is shown, every function seen is kept.
     assert [f.function for f in a.frames][:2] == ["QQAdapter._read_events", "QQAdapter._listen_loop"]
+    assert a.innermost_in == 1 and set(a.functions_seen) >= {"QQAdapter._listen_loop", "BaseEventLoop._run_once"}
     assert a.matched_by.startswith("native thread id")
-    assert "<- hot thread" in render_text(a)
+    text = render_text(a)
+    assert "<- hot thread" in text and "classification" not in text and "unknown" not in text
+    assert "classification" not in a.to_dict()
 
 
-def test_loop_rarely_seen_is_unknown() -> None:
-    dumps = [parse_dump([thread(7, LISTEN)])] + [parse_dump([thread(7, ("crunch", "w.py", 3))])] * 3
-    assert analyse(dumps, hot_tid=7).classification == UNKNOWN
-
-
-def test_other_platform_loop_under_gateway_platforms() -> None:
-    f = ("WeComAdapter._read_loop", "/v/site-packages/gateway/platforms/wecom/adapter.py", 300)
-    assert analyse([parse_dump([thread(3, f)])], hot_tid=3).classification == ADAPTER_READ_LOOP
-    g = ("Worker._read_loop", "/v/site-packages/other/thing.py", 300)
-    assert analyse([parse_dump([thread(3, g)])], hot_tid=3).classification == UNKNOWN
+def test_a_call_the_thread_keeps_sitting_in_is_the_stack_shown() -> None:
+    sleep = ("Ledger._flush_ledger_sync", "/srv/app/ledger.py", 12)
+    dumps = [parse_dump([thread(7, LISTEN, RUN)])] + [parse_dump([thread(7, sleep, ("settle", "a.py", 3))])] * 3
+    a = analyse(dumps, hot_tid=7)
+    assert a.frames[0].function == "Ledger._flush_ledger_sync" and a.innermost_in == 3
+    assert "in 3 of them" in describe(a) and "event loop's analysis" in describe(a)
 
 
 def test_hot_thread_falls_back_to_gil_holder_when_ids_do_not_match() -> None:

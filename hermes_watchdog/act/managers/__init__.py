@@ -13,7 +13,7 @@ from pathlib import Path
 from hermes_watchdog.act.managers import command, launchd, s6, signals, systemd
 from hermes_watchdog.act.managers.base import NoRestart, RestartResult, ServiceManager, Target
 
-__all__ = ["RestartResult", "ServiceManager", "Target", "select"]
+__all__ = ["RestartResult", "ServiceManager", "Target", "select", "select_starter"]
 
 
 def select(restart_with: str, target: Target, restart_command: tuple[str, ...] = (),
@@ -43,3 +43,19 @@ def select(restart_with: str, target: Target, restart_command: tuple[str, ...] =
     if found_s6:
         return found_s6
     return signals.SignalManager()
+
+
+def select_starter(restart_with: str, target: Target, restart_command: tuple[str, ...] = (),
+                   command_timeout: float = 60.0, s6_scandirs: tuple[Path, ...] = ()) -> ServiceManager:
+    """The manager that would start a gateway that has exited (``target.ident`` is gone, so ``auto`` cannot
+    confirm a unit by its MainPID: a unit or agent of this home's name is taken as the one that ran it)."""
+    if restart_with != "auto":
+        return select(restart_with, target, restart_command, command_timeout, s6_scandirs)
+    if sys.platform == "darwin":
+        found = launchd.LaunchdManager.for_target(target)
+        if found:
+            return found
+    found_unit = systemd.SystemdManager.for_target(target, confirm_pid=False)
+    if found_unit:
+        return found_unit
+    return s6.S6Manager.for_target(target, s6_scandirs) or signals.SignalManager()

@@ -36,6 +36,15 @@ class ServiceManager(ABC):
     def restart(self, target: Target, stop: threading.Event) -> RestartResult:
         """Ask for a restart. Must return promptly; the daemon escalates to SIGKILL itself after grace."""
 
+    def start(self, target: Target, stop: threading.Event) -> RestartResult:
+        """Start the gateway when nothing runs it (Hermes' own watchdog made it exit and nothing relaunched
+        it). ``target.ident`` is the process that ended. Managers that cannot start one say so."""
+        return RestartResult(self.name, False, self.cannot_start())
+
+    def cannot_start(self) -> str:
+        """Why this manager cannot start a gateway; empty when it can."""
+        return f"--restart-with {self.name} cannot start a gateway"
+
     def describe(self) -> str:
         return self.name
 
@@ -46,6 +55,9 @@ class NoRestart(ServiceManager):
 
     def restart(self, target: Target, stop: threading.Event) -> RestartResult:
         return RestartResult(self.name, False, "restarts are disabled (--restart-with none)")
+
+    def cannot_start(self) -> str:
+        return "restarts are disabled (--restart-with none): nothing starts it"
 
 
 def run_argv(argv: list[str], timeout: float, stop: threading.Event) -> tuple[int | None, str]:

@@ -22,5 +22,12 @@ class CommandManager(ServiceManager):
             detail += f": {out[-300:]}"
         return RestartResult(self.name, ok, detail, argv=self.argv)
 
+    def start(self, target: Target, stop: threading.Event) -> RestartResult:
+        # The same command: with no gateway left to stop, a restart command starts one.
+        return self.restart(target, stop)
+
+    def cannot_start(self) -> str:
+        return "" if self.argv else "no --restart-command is set"
+
     def describe(self) -> str:
         return f"command {self.argv}"

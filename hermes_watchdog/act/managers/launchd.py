@@ -50,5 +50,18 @@ class LaunchdManager(ServiceManager):
         return RestartResult(self.name, ok, f"exit {code}" + (f": {out}" if out else "") if code is not None else out,
                              argv=argv)
 
+    def start(self, target: Target, stop: threading.Event) -> RestartResult:
+        """``kickstart`` without ``-k``: starts the agent when it is not running (an exit 75 launchd queued
+        inside its ThrottleInterval, upstream #94540), leaves it alone when it is."""
+        if not plist_path(self.label).is_file():
+            return RestartResult(self.name, False, f"no launchd agent: {plist_path(self.label)} does not exist")
+        argv = ["launchctl", "kickstart", f"gui/{os.getuid()}/{self.label}"]
+        code, out = run_argv(argv, LAUNCHCTL_TIMEOUT, stop)
+        return RestartResult(self.name, code == 0,
+                             f"exit {code}" + (f": {out}" if out else "") if code is not None else out, argv=argv)
+
+    def cannot_start(self) -> str:
+        return "" if plist_path(self.label).is_file() else f"no launchd agent at {plist_path(self.label)}"
+
     def describe(self) -> str:
         return f"launchd ({self.label})"

@@ -129,6 +129,19 @@ class S6Manager(ServiceManager):
         return RestartResult(self.name, code == 0,
                              f"exit {code}" + (f": {out}" if out else "") if code is not None else out, argv=argv)
 
+    def start(self, target: Target, stop: threading.Event) -> RestartResult:
+        """``s6-svc -u``: wanted up (s6-supervise starts it unless it was marked down)."""
+        if self.service is None:
+            return RestartResult(self.name, False, self.cannot_start())
+        argv = ["s6-svc", "-u", str(self.service)]
+        code, out = run_argv(argv, S6_TIMEOUT, stop)
+        return RestartResult(self.name, code == 0,
+                             f"exit {code}" + (f": {out}" if out else "") if code is not None else out, argv=argv)
+
+    def cannot_start(self) -> str:
+        return "" if self.service else ("no s6 service was found supervising the gateway that ended (searched "
+                                        + ", ".join(str(d) for d in self.searched) + ")")
+
     def describe(self) -> str:
         return f"s6 ({self.service})" if self.service else "s6 (no service found)"
 

@@ -17,5 +17,9 @@ class SignalManager(ServiceManager):
         ok, detail = guarded_signal(target.ident, signal.SIGTERM, target.home)
         return RestartResult(self.name, ok, detail, signals=["SIGTERM"] if ok else [])
 
+    def cannot_start(self) -> str:
+        return ("--restart-with signal can stop a gateway but not start one (--restart-with command, launchd, "
+                "systemd or s6 can)")
+
     def describe(self) -> str:
         return "signal (SIGTERM, then SIGKILL after the grace; the relaunch is left to the supervisor)"

@@ -66,5 +66,15 @@ class SystemdManager(ServiceManager):
         return RestartResult(self.name, code == 0,
                              f"exit {code}" + (f": {out}" if out else "") if code is not None else out, argv=argv)
 
+    def start(self, target: Target, stop: threading.Event) -> RestartResult:
+        """``start`` of a unit whose gateway has exited: a no-op if systemd already started it again."""
+        argv = ["systemctl", "--user", "start", "--no-block", self.unit]
+        code, out = run_argv(argv, SYSTEMCTL_TIMEOUT, stop)
+        return RestartResult(self.name, code == 0,
+                             f"exit {code}" + (f": {out}" if out else "") if code is not None else out, argv=argv)
+
+    def cannot_start(self) -> str:
+        return "" if (user_unit_dir() / self.unit).is_file() else f"no unit {user_unit_dir() / self.unit}"
+
     def describe(self) -> str:
         return f"systemd ({self.unit})"
