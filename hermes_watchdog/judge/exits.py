@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, UNKNOWN, Recognised
+from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, UNKNOWN, Recognised, StormRule
 from hermes_watchdog.observe.statefile import GatewayState
 from hermes_watchdog.observe.upstream import STARTS_RULE, Upstream
 
@@ -50,18 +50,26 @@ def upstream_exit(state: GatewayState | None, up: Upstream | None, exit_code: in
 
 
 def storm_note(up: Upstream, now: float, release: Recognised | None) -> str | None:
-    """Hermes' respawn-storm breaker has tripped, by the recognised release's own rule (a release not
-    recognised: 0.19.0's starts rule; 0.14-0.18 have none): what to say, or None."""
-    rule = release.family.storm if release is not None and release.family is not UNKNOWN else STARTS_RULE
-    n = up.storm(now, rule) if rule is not None else 0
-    if rule is None or not n:
-        return None
-    if rule.kind == STORM_CRASH_CYCLES:
-        return (f"Hermes' restart-loop breaker has tripped ({n} crash cycles chained, no gap over "
-                f"{rule.window:.0f} s; {rule.describe()} trips it): its next boot skips the auto-resume that "
-                "keeps killing it, and a restart now would add a link to the chain")
-    return (f"Hermes is backing off a respawn storm ({n} starts in the last {rule.window:.0f} s, more than "
-            f"{rule.count}): restarting it now would fight its breaker")
+    """Hermes' respawn-storm breaker has tripped: what to say, or None. Every release from 0.19.0 on keeps
+    the starts breaker (gateway-starts.log: more than 5 starts in 120 s, then a sleep of up to 300 s; still
+    in upstream's newest gateway/status.py); later ones add the crash-cycle breaker (#82574), so both are
+    honoured there. A release not recognised: the starts rule; 0.14-0.18 have none."""
+    if release is None or release.family is UNKNOWN:
+        rules: tuple[StormRule, ...] = (STARTS_RULE,)
+    else:
+        own = release.family.storm
+        rules = () if own is None else tuple(dict.fromkeys((STARTS_RULE, own)))
+    for rule in rules:
+        n = up.storm(now, rule)
+        if not n:
+            continue
+        if rule.kind == STORM_CRASH_CYCLES:
+            return (f"Hermes' restart-loop breaker has tripped ({n} crash cycles chained, no gap over "
+                    f"{rule.window:.0f} s; {rule.describe()} trips it): its next boot skips the auto-resume that "
+                    "keeps killing it, and a restart now would add a link to the chain")
+        return (f"Hermes is backing off a respawn storm ({n} starts in the last {rule.window:.0f} s, more than "
+                f"{rule.count}): restarting it now would fight its breaker")
+    return None
 
 
 @dataclass(frozen=True)

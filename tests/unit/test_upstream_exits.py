@@ -85,6 +85,8 @@ def test_upstream_note_honours_the_recognised_familys_rule() -> None:
     note = _note(later, slow_cycles) or ""
     assert "3 crash cycles chained" in note and "300 s" in note
     assert _note(later, Upstream(boots=(NOW - 150, NOW - 1))) is None
+    # ... and they keep the starts breaker too (gateway-starts.log is still in upstream's status.py).
+    assert "respawn storm (6 starts" in (_note(later, storm_of_starts) or "")
     # 0.14-0.18 have no breaker of their own.
     assert _note(Recognised(fam["0.14-0.18"], "version"), storm_of_starts) is None
 
