@@ -87,6 +87,12 @@ class Family:
         return self.first is not None and v >= self.first and (self.last is None or v <= self.last)
 
 
+# How long Hermes' own watchdog may take, once it has said it is restarting the gateway (degraded +
+# exit_reason + restart_requested), before the watchdog stops deferring to it (issue 20): its probe interval
+# x strikes, plus the manager's restart delay (systemd RestartSec, launchd's ThrottleInterval).
+LOOP_PROBE_EVERY, LOOP_STRIKES, MANAGER_DELAY = 30.0, 3, 10.0
+UPSTREAM_BUDGET = LOOP_PROBE_EVERY * LOOP_STRIKES + MANAGER_DELAY
+
 _STARTS_RULE = StormRule(STORM_STARTS, 5, 120.0)
 _CYCLES_RULE = StormRule(STORM_CRASH_CYCLES, 3, 300.0)
 _OWN_EXIT = ("degraded + exit_reason 'loop_liveness_watchdog' or 'shutdown_watchdog' + restart_requested: "

@@ -16,7 +16,7 @@ from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
-from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, heartbeat_role
+from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, UPSTREAM_BUDGET, heartbeat_role
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_CPU_STATE,
@@ -39,6 +39,7 @@ from hermes_watchdog.judge.verdict import (
 from hermes_watchdog.judge.wording import cpu_text, down_text, duration, size
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.stacks import StackAnalysis
+from hermes_watchdog.record.timefmt import parse_iso
 
 RUNNING = "running"
 STARTING = "starting"
@@ -98,6 +99,9 @@ class _Judgement:
         if self.latest is not None and self.latest.exit_reason:
             out.append(f"the state file gives exit_reason '{self.latest.exit_reason}'"
                        + (" and restart_requested" if self.latest.restart_requested else ""))
+            overdue = self.upstream_overdue()
+            if overdue:
+                out.append(overdue)
         up, age = self.seen.upstream, self.seen.age
         # The ledger names no process: one written before this gateway started is about an earlier one.
         if up is not None and up.lifecycle_phase and not (up.lifecycle_at is not None and self.now is not None
@@ -107,12 +111,24 @@ class _Judgement:
                        + (f", exit_reason '{up.lifecycle_exit_reason}'" if up.lifecycle_exit_reason else ""))
         return out
 
+    def upstream_overdue(self) -> str | None:
+        """Hermes' own watchdog said it was restarting this gateway, and the gateway still runs past that
+        watchdog's own budget: its exit is wedged too, so the watchdog acts as usual. Never deferred for ever."""
+        st = self.latest
+        said_at = parse_iso(st.updated_at) if st is not None else None
+        if said_at is None or self.now is None or self.now - said_at <= UPSTREAM_BUDGET:
+            return None
+        return (f"Hermes' own watchdog said it was restarting the gateway {self.now - said_at:.0f} s ago, past its "
+                f"own budget of {UPSTREAM_BUDGET:.0f} s (3 missed probes of 30 s and the manager's delay): "
+                "its exit is stuck too, so the watchdog acts as usual")
+
     def upstream_note(self) -> str | None:
         """Hermes is already handling this gateway: its own watchdog is making it exit for a restart, or
         its respawn-storm breaker is backing off. Then the watchdog does not restart it a second time."""
         st = self.latest
-        if st is not None and (st.exit_reason in UPSTREAM_EXITS or (st.gateway_state == DEGRADED
-                                                                    and st.restart_requested)):
+        handling = st is not None and (st.exit_reason in UPSTREAM_EXITS or (st.gateway_state == DEGRADED
+                                                                             and st.restart_requested))
+        if handling and st is not None and self.upstream_overdue() is None:
             return (f"Hermes' own watchdog is restarting the gateway (gateway_state '{st.gateway_state}', "
                     f"exit_reason '{st.exit_reason}')")
         up = self.seen.upstream

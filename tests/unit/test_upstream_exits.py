@@ -230,3 +230,24 @@ def test_pending_record_keeps_the_origin() -> None:
     data = m.r.to_dict(lambda mono: 1e9 + mono)
     back = Restart.from_dict(data, lambda wall: wall - 1e9, grace=20, start_timeout=90)
     assert back.origin == ORIGIN_HERMES and back.phase == Phase.VERIFYING and not back.started_it
+
+
+def test_deferring_to_upstreams_own_watchdog_has_a_deadline() -> None:
+    """Issue 20: a spinning gateway whose state says exit_reason=loop_liveness_watchdog was only alerted on, for
+    ever. Deferred within upstream's own budget; past it, the watchdog acts as usual and says why."""
+    from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+    from hermes_watchdog.judge.families import UPSTREAM_BUDGET
+    from hermes_watchdog.record.timefmt import iso
+
+    snaps = [CpuSnapshot(at=t, cpu=0.99 * t, wall=NOW - 10 + t) for t in (0.0, 5.0, 10.0)]
+
+    def verdict(said_ago: float):  # type: ignore[no-untyped-def]
+        st = _state(gateway_state="degraded", exit_reason="loop_liveness_watchdog", restart_requested=True,
+                    updated_at=iso(NOW - said_ago), platforms={"qq": {"state": "disconnected"}})
+        return judge(usage(snaps), [st], None, Thresholds(), now=NOW, seen=Seen())
+
+    fresh = verdict(30)
+    assert fresh.upstream and "Hermes' own watchdog is restarting" in fresh.upstream
+    late = verdict(UPSTREAM_BUDGET + 30)
+    assert late.upstream is None
+    assert any("past its own budget" in r for r in late.reasons), late.reasons
