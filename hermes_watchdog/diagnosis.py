@@ -14,6 +14,7 @@ from typing import Any
 import psutil
 
 from hermes_watchdog.errors import UserError
+from hermes_watchdog.judge import known_issues
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst
@@ -244,6 +245,7 @@ def record(d: Diagnosis) -> dict[str, Any]:
     rec = base_record(d.ident, home, cpu_dict(d.usage, d.hot_name, d.snapshots), d.files, d.stack, d.verdict,
                       d.env, d.taken_at, d.heartbeat, d.release)
     rec["thresholds"] = {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after}
+    rec["known_issues"] = known_issues.from_record(rec)
     return rec
 
 

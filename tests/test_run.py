@@ -58,6 +58,10 @@ def test_spinning_gateway_is_restarted_once_with_sigkill_and_verified(tmp_path, 
     assert {p.name for p in all_files(folder)} == {"incident.json", "stack.txt", "state.json", "logs-tail.txt",
                                                    "report.md"}
     assert "QQAdapter._listen_loop" in (folder / "stack.txt").read_text()
+    # The known upstream issue, matched from the captured stack (the sim reports no Hermes version: "may").
+    known = read_json(folder / "incident.json")["known_issues"]
+    assert [k["id"] for k in known] == ["qqbot-closed-socket"] and known[0]["text"].startswith("may match"), known
+    assert "hermes-agent #17703" in (folder / "report.md").read_text()
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     for p in [*all_files(tmp_path / "state")]:
         text = p.read_text()

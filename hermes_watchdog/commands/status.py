@@ -79,6 +79,9 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
         if rel.get("family"):
             say(f"{g.get('name') or g.get('profile') or 'default'}: Hermes release family: {rel.get('family')} "
                 f"(recognised from: {rel.get('from')})")
+    for g in _list(data.get("gateways")):
+        for text in _list(g.get("known_issues")) if isinstance(g, dict) else []:
+            say(f"{g.get('name') or 'default'}: {text}")
     for p in _list(data.get("problems")):
         console.print(Text("problem: ", style="yellow") + Text(one_line(p)))
     incidents = _list(data.get("incidents"))

@@ -13,7 +13,7 @@ import psutil
 from hermes_watchdog import diagnosis
 from hermes_watchdog.daemon.watch import WATCHING, Watch
 from hermes_watchdog.diagnosis import rounded
-from hermes_watchdog.judge import budget
+from hermes_watchdog.judge import budget, known_issues
 from hermes_watchdog.record import incidents, metrics, status_file
 from hermes_watchdog.record.timefmt import iso
 
@@ -57,6 +57,8 @@ class Status:
                 "verdict_since": iso(time.time() - (time.monotonic() - w.verdict_since))
                 if w.verdict and w.verdict_since else None,
                 "incident": str(w.incident.folder) if w.incident else None,
+                "known_issues": [str(k["text"]) for k in known_issues.from_record(w.incident.record)]
+                if w.incident else [],
                 **({"heartbeat": w.window.heartbeat.to_dict()} if w.window.heartbeat else {}),
                 **({"release": w.release.to_dict()} if w.release else {}),
                 "restarts": [round(t, 3) for t in w.restarts if time.time() - t < cfg.restart_window * 4],

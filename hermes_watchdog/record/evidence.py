@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog.judge import known_issues
 from hermes_watchdog.record import private, report
 from hermes_watchdog.record.redact import redact, redact_identity, redact_obj
 
@@ -46,6 +47,7 @@ def fresh_folder(out: Path, name: str) -> tuple[Path, Path]:
 def write(folder: Path, rec: dict[str, Any], stack_text: str, log_tail: str, *, record_name: str,
           title: str, extra: list[tuple[str, str]] | None = None, raw_state: Any = None) -> Path:
     home = str(Path.home())
+    rec = {**rec, "known_issues": known_issues.from_record(rec)}  # with the stack as it is now
     names = identity_names(rec)
     pub = redact_identity(redact_obj(rec, home), names)
     stack_pub = redact_identity(redact(stack_text, home), names)

@@ -53,6 +53,7 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
         if stack.get("hint"):
             stack_lines.append(f"hint: {stack['hint']}")
     verdict = [f"{v.get('signature')} (confidence {v.get('confidence')})"] + [f"- {r}" for r in v.get("reasons", [])]
+    verdict += [f"- known issue: {k.get('text')}" for k in rec.get("known_issues") or [] if isinstance(k, dict)]
     return [("Process", process), ("CPU", cpu_lines), ("State file", state_lines),
             ("Event loop", loop_text(v.get("loop"))), ("Hot thread stack", stack_lines), ("Verdict", verdict)]
 

@@ -33,6 +33,9 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     out.append(f"**Verdict: `{v.get('signature')}`** (confidence {v.get('confidence')}) "
                f"for PID {rec.get('pid')} at {rec.get('taken_at')}")
     out += [""] + [f"- {r}" for r in v.get("reasons", [])] + [""]
+    known = [k for k in rec.get("known_issues") or [] if isinstance(k, dict)]
+    if known:
+        out += ["## Known upstream issue", ""] + [f"- {k.get('text')}" for k in known] + [""]
     for heading, body in extra or []:
         out += [f"## {heading}", "", body.rstrip(), ""]
     out += ["## Versions", "", _row("component", "version"), _row("---", "---")]
