@@ -176,6 +176,26 @@ class Restart:
         return r
 
 
+def progress(r: Restart, now: float) -> str:
+    """Where a restart in flight stands, in words, for ``status`` and the waiting log line. Pure."""
+    pid, ago = r.old.pid, max(0.0, now - r.started)
+    if r.phase is Phase.STOPPING:
+        return (f"asked {r.manager} to stop PID {pid} {ago:.0f} s ago; SIGKILL in {max(0.0, r.kill_at - now):.0f} s "
+                "if it is still there")
+    if r.phase is Phase.KILLED:
+        return f"PID {pid} outlived its grace: killed {max(0.0, now - r.kill_at):.0f} s ago, waiting for it to go"
+    left = max(0.0, r.verify_until - now)
+    if r.phase is Phase.VERIFYING and r.new is not None:
+        return f"new gateway PID {r.new.pid} found; verifying it runs calm ({left:.0f} s left of --start-timeout)"
+    if r.phase is Phase.VERIFYING:
+        who = "Hermes' manager" if r.origin == ORIGIN_HERMES else r.manager
+        return (f"PID {pid} is gone ({ago:.0f} s since the restart began); waiting for {who} to relaunch it "
+                f"({left:.0f} s left of --start-timeout)")
+    if r.phase is Phase.STARTING:
+        return f"asked {r.manager} to start the gateway; waiting for it ({left:.0f} s left of --start-timeout)"
+    return f"{r.phase.value}: {r.detail}" if r.detail else r.phase.value
+
+
 @dataclass(frozen=True)
 class Requested:
     """What asking for the restart did: the manager's answer, and the fallback SIGTERM's, if one was tried."""

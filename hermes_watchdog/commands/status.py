@@ -80,6 +80,9 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
             say(f"{g.get('name') or g.get('profile') or 'default'}: Hermes release family: {rel.get('family')} "
                 f"(recognised from: {rel.get('from')})")
     for g in _list(data.get("gateways")):
+        restart = _dict(g.get("restart")) if isinstance(g, dict) else {}
+        if restart.get("progress"):
+            say(f"{g.get('name') or 'default'}: restarting: {restart['progress']}")
         for text in _list(g.get("known_issues")) if isinstance(g, dict) else []:
             say(f"{g.get('name') or 'default'}: {text}")
     for p in _list(data.get("problems")):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hermes_watchdog import exitcodes
+from hermes_watchdog.act.restart import progress
 from hermes_watchdog.config import Config
 from hermes_watchdog.daemon import resume
 from hermes_watchdog.daemon.lockset import LockSet
@@ -35,6 +36,7 @@ from hermes_watchdog.record.exporter import Exporter
 # Homes one daemon watches at most: each holds a lock descriptor for the daemon's life and costs a tick its
 # reads; the units raise LimitNOFILE for this many (the arithmetic is in the unit template).
 MAX_HOMES = 256
+WAIT_SAID_EVERY = 10.0  # seconds between log lines while a restart waits (the operator sees it is in hand)
 BUSY_TICK = 0.25  # seconds between ticks while a restart is in progress
 STOP_WAIT = 4.0  # seconds a stopping daemon gives loop-stack bursts in progress to end and clean up
 
@@ -230,6 +232,11 @@ class Daemon:
             return  # another watchdog acts on this home (or it is gone): nothing is done here
         if w.machine is not None:
             w.machine.step()  # a restart in flight: its edges, until it is done
+            now = time.monotonic()
+            if w.machine is not None and not w.machine.r.phase.done and now - w.said.waiting_at >= WAIT_SAID_EVERY:
+                if w.said.waiting_at:  # the first is said by the restart itself
+                    self.log.emit("WAIT", progress(w.machine.r, now), w.name)
+                w.said.waiting_at = now
             return
         if time.monotonic() < w.next_sample:
             return

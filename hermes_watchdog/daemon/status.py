@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from hermes_watchdog import diagnosis
+from hermes_watchdog.act.restart import progress
 from hermes_watchdog.daemon.watch import WATCHING, Watch
 from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget, known_issues
@@ -57,6 +58,10 @@ class Status:
                 "verdict_since": iso(time.time() - (time.monotonic() - w.verdict_since))
                 if w.verdict and w.verdict_since else None,
                 "incident": str(w.incident.folder) if w.incident else None,
+                **({"restart": {"phase": w.machine.r.phase.value,
+                                "seconds": round(time.monotonic() - w.machine.r.started, 1),
+                                "progress": progress(w.machine.r, time.monotonic())}}
+                   if w.machine is not None and not w.machine.r.phase.done else {}),
                 "known_issues": [str(k["text"]) for k in known_issues.from_record(w.incident.record)]
                 if w.incident else [],
                 **({"heartbeat": w.window.heartbeat.to_dict()} if w.window.heartbeat else {}),

@@ -70,6 +70,7 @@ class Said:
     gone: bool = False
     gave_up: bool = False
     cooldown: bool = False
+    waiting_at: float = 0.0  # monotonic: when a restart in flight was last said to be waiting
 
 
 @dataclass

@@ -18,7 +18,7 @@ from hermes_watchdog.record.safetext import one_line
 _STYLE = {"ALERT": "bold red", "RESTART": "bold magenta", "KILL": "bold magenta", "VERIFY": "cyan",
           "RECOVERED": "bold green", "GIVE-UP": "bold red", "FOUND": "green", "LOST": "yellow",
           "GONE": "yellow", "VERDICT": "white", "START": "bold", "STOP": "bold", "WARN": "yellow",
-          "DRY-RUN": "magenta", "INCIDENT": "white", "RESUME": "cyan", "INFO": "white"}
+          "DRY-RUN": "magenta", "INCIDENT": "white", "RESUME": "cyan", "INFO": "white", "WAIT": "cyan"}
 
 
 class EventLog:

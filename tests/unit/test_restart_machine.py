@@ -326,3 +326,23 @@ def test_a_resumed_record_without_the_stop_proof_ends_with_sigkill() -> None:
     assert Restart.from_dict(data, lambda wall: wall - 1e9, grace=3, start_timeout=90).final_signal() == signal.SIGKILL
     data["kill_signal"] = "SIGUSR2"
     assert Restart.from_dict(data, lambda wall: wall - 1e9, grace=3, start_timeout=90).kill_signal == signal.SIGKILL
+
+
+def test_progress_says_where_a_restart_in_flight_stands() -> None:
+    """Issue 24 item 5: one sentence per phase for `status` and the WAIT line."""
+    from hermes_watchdog.act.restart import ORIGIN_HERMES, Phase, Restart, progress
+    from hermes_watchdog.observe.processes import Identity
+
+    old = Identity(pid=4242, create_time=1.0, cmdline=("hermes", "gateway", "run"), start_ticks=100, uid=0)
+    r = Restart(old=old, manager="systemd", started=100.0, started_wall=1000.0, grace=3.0, start_timeout=90.0,
+                kill_at=103.0, verify_until=190.0)
+    assert progress(r, 101.0) == "asked systemd to stop PID 4242 1 s ago; SIGKILL in 2 s if it is still there"
+    r.phase = Phase.KILLED
+    assert "killed 5 s ago, waiting for it to go" in progress(r, 108.0)
+    r.phase = Phase.VERIFYING
+    assert progress(r, 130.0) == ("PID 4242 is gone (30 s since the restart began); waiting for systemd to relaunch it "
+                                  "(60 s left of --start-timeout)")
+    r.origin = ORIGIN_HERMES
+    assert "waiting for Hermes' manager to relaunch it" in progress(r, 130.0)
+    r.new = Identity(pid=5151, create_time=2.0, cmdline=("hermes",), start_ticks=200, uid=0)
+    assert progress(r, 130.0).startswith("new gateway PID 5151 found; verifying")
