@@ -15,6 +15,7 @@ import psutil
 
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
+from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.signatures import judge
@@ -26,6 +27,7 @@ from hermes_watchdog.observe import (
     looptick,
     processes,
     pyspy_record,
+    release,
     sampler,
     stack_capture,
     upstream,
@@ -54,6 +56,7 @@ class Diagnosis:
     log_tail: str
     taken_at: float
     heartbeat: dict[str, Any] | None = None  # Hermes >= 0.19 only; None when there is no heartbeat file
+    release: Recognised | None = None  # the Hermes release family, and what it was recognised from
 
 
 def open_process(pid: int) -> tuple[psutil.Process, Identity]:
@@ -143,17 +146,19 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     beat = heartbeat.read(home.home) if home.home else None
     hb, hb_note = heartbeat.assess(beat, pid, now, frozen_after, ident.create_time)
     tick = looptick.probe(home.home, pid, ident.uid) if home.home else None
+    frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
+    rel = release.read(home.home, ident, proc_env, hb.keys if hb is not None else None, frame_files)
     seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
                 memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                 age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
-                mono=time.monotonic())
+                mono=time.monotonic(), release=rel)
     verdict = judge(cpu, states, None, th, now=now, seen=seen)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
         env=environment(ident, proc_env, stack, home.home),
         log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
-        heartbeat=heartbeat_dict(beat, hb, hb_note),
+        heartbeat=heartbeat_dict(beat, hb, hb_note), release=rel,
     )
 
 
@@ -207,7 +212,7 @@ def files_dict(files: FilesSeen) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def base_record(ident: Identity, home: dict[str, Any], cpu: dict[str, Any], files: FilesSeen, stack: StackAnalysis,
                 verdict: Verdict, versions: dict[str, str | None], taken_at: float,
-                heartbeat: dict[str, Any] | None = None) -> dict[str, Any]:
+                heartbeat: dict[str, Any] | None = None, release: Recognised | None = None) -> dict[str, Any]:
     """The record ``diagnose`` prints and saves and every incident starts from: one builder for both,
     not yet redacted (the daemon keeps identities unredacted for its own use)."""
     state, pid_file = files_dict(files)
@@ -230,13 +235,14 @@ def base_record(ident: Identity, home: dict[str, Any], cpu: dict[str, Any], file
         "verdict": verdict.to_dict(),
         "versions": versions,
         **({"heartbeat": heartbeat} if heartbeat else {}),
+        **({"release": release.to_dict()} if release else {}),
     }
 
 
 def record(d: Diagnosis) -> dict[str, Any]:
     home = {"path": str(d.home.home) if d.home.home else None, "source": d.home.source, "profile": d.home.profile}
     rec = base_record(d.ident, home, cpu_dict(d.usage, d.hot_name, d.snapshots), d.files, d.stack, d.verdict,
-                      d.env, d.taken_at, d.heartbeat)
+                      d.env, d.taken_at, d.heartbeat, d.release)
     rec["thresholds"] = {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after}
     return rec
 

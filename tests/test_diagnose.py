@@ -50,6 +50,22 @@ def test_healthy_gateway_exits_0(sim) -> None:
     assert (code, d["verdict"]["signature"]) == (0, "healthy")
     assert d["cpu"]["ratio"] < 0.5
     assert d["state"]["platforms"] == {"qqbot": "connected"}
+    # No version and no release-specific file: the family is unknown, and says why.
+    assert d["release"]["family"] == "unknown" and d["release"]["from"] == "no version and no release-specific file"
+
+
+def test_release_family_is_recognised_from_the_files_and_shown(sim) -> None:
+    """A git release's shape (loop-tick socket, on-loop heartbeat) with no version to read: recognised from
+    the files, shown in the JSON and the text."""
+    g = sim("healthy", "--loop-tick", "--heartbeat-period", "0.3").wait_running()
+    wait_for(lambda: (g.home / "state" / f"gateway.loop-tick.{g.pid}.sock").exists(), what="the tick socket")
+    wait_for(lambda: (g.home / "state" / "gateway.heartbeat").exists(), what="the first heartbeat")
+    code, d = diagnose_json(g.pid)
+    assert code == 0, d["verdict"]
+    assert d["release"]["family"] == "0.19.1+ (git, version not read)", d["release"]
+    assert d["release"]["from"] == "a loop-tick socket for its PID" and d["release"]["sigusr2"] == "dump-then-fatal"
+    r = cli("diagnose", str(g.pid), "--seconds", "1")
+    assert "Hermes release family: 0.19.1+ (git, version not read) (recognised from: a loop-tick socket" in r.out
 
 
 def test_legitimate_cpu_with_connected_platforms_is_cpu_pegged_not_busy_loop(sim) -> None:

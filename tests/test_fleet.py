@@ -256,9 +256,19 @@ def test_heartbeat_stale_gives_loop_frozen_and_a_fresh_one_is_reported(tmp_path,
     assert inc["signature"] == "loop-frozen" and inc["action"]["kind"] == "alert"
     assert any("heartbeat" in r and "not running" in r for r in inc["reasons"])
     assert frozen.proc.poll() is None  # alert only by default: --frozen-action restart would restart it
+    assert inc["release"]["family"] == "0.19.0-0.20.x (heartbeat on the loop, version not read)", inc["release"]
+    assert "| Hermes release family | 0.19.0-0.20.x" in (d.incidents()[0] / "report.md").read_text()
     gws = {Path(g["home"]).name: g for g in d.status()["gateways"]}
     assert gws["frozen"]["heartbeat"]["stale"] is True
     assert gws["fresh"]["heartbeat"]["stale"] is False and gws["fresh"]["verdict"]["signature"] == "healthy"
+    # No version to read, a heartbeat without the off-loop flag: the family its writer proves (issue 19).
+    on_loop = "0.19.0-0.20.x (heartbeat on the loop, version not read)"
+    assert gws["fresh"]["release"] == {**gws["fresh"]["release"], "family": on_loop, "heartbeat_writer": "loop"}
+    assert gws["fresh"]["release"]["from"] == "heartbeat payload without the loop_tick_socket flag"
+    from tests.helpers import cli
+
+    shown = cli("status", "--state-dir", str(d.state_dir)).out
+    assert f"Hermes release family: {on_loop} (recognised from: heartbeat payload without" in shown, shown
     m = _scrape(d)
     ages = {k[1]: v for k, v in m.items() if k[0] == "hermes_watchdog_heartbeat_age_seconds"}
     assert len(ages) == 2 and max(ages.values()) > 2 > min(ages.values())

@@ -70,6 +70,11 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
                      f"{b.get('used', 0)}/{b.get('max', '?')}" + (" (exhausted)" if b.get("exhausted") else "")])
     console.print(table("Gateways", ["profile", "pid", "CPU cores", "state", "platforms", "verdict",
                                      "restarts used"], rows))
+    for g in _list(data.get("gateways")):
+        rel = _dict(g.get("release")) if isinstance(g, dict) else {}
+        if rel.get("family"):
+            say(f"{g.get('name') or g.get('profile') or 'default'}: Hermes release family: {rel.get('family')} "
+                f"(recognised from: {rel.get('from')})")
     for p in _list(data.get("problems")):
         console.print(Text("problem: ", style="yellow") + Text(one_line(p)))
     incidents = _list(data.get("incidents"))

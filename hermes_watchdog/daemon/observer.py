@@ -26,6 +26,7 @@ from hermes_watchdog.observe import (
     loop_stacks,
     looptick,
     processes,
+    release,
     sampler,
     statefile,
     upstream,
@@ -62,11 +63,13 @@ class Observer:
         cfg = self.d.cfg
         w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
+        self._recognise(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
         seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
-                    age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at)
+                    age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
+                    release=w.release)
         verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
         self._set_verdict(w, verdict)
         self._plan(w, verdict)
@@ -157,6 +160,19 @@ class Observer:
         if note != w.said.heartbeat_note and note is not None:
             self.d.log.emit("INFO", note, w.name)
         w.said.heartbeat_note = note
+
+    def _recognise(self, w: Watch) -> None:
+        """The release family: once per gateway, and again when its heartbeat's payload keys change."""
+        assert w.ident is not None
+        hb = w.window.heartbeat
+        keys = hb.keys if hb is not None else None
+        if w.window.release is not None and w.window.release[0] == keys:
+            return
+        before = w.release
+        got = release.read(w.home, w.ident, processes.environ(w.ident.pid), keys)
+        w.window.release = (keys, got)
+        if before is None or before.family != got.family:
+            self.d.log.emit("INFO", f"Hermes release family: {got.describe()}", w.name)
 
     def _say_state_problem(self, w: Watch, problem: str | None) -> None:
         if problem == w.said.state_problem:

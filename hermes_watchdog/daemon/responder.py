@@ -152,7 +152,8 @@ class Responder:
         base = diagnosis.base_record(
             w.ident, {"path": str(w.home), "profile": w.profile, "source": "watched"},
             diagnosis.cpu_dict(cpu, diagnosis.hot_thread_name(w.ident.pid, cpu, stack), tuple(w.window.snaps)),
-            files, stack, verdict, diagnosis.environment(w.ident, processes.environ(w.ident.pid), stack, w.home), now)
+            files, stack, verdict, diagnosis.environment(w.ident, processes.environ(w.ident.pid), stack, w.home), now,
+            release=w.release)
         return {
             "signature": verdict.signature, "confidence": round(verdict.confidence, 2),
             "reasons": list(verdict.reasons), "opened_at": iso(now), "identity": w.ident.to_dict(), **base,

@@ -58,6 +58,7 @@ class Status:
                 if w.verdict and w.verdict_since else None,
                 "incident": str(w.incident.folder) if w.incident else None,
                 **({"heartbeat": w.window.heartbeat.to_dict()} if w.window.heartbeat else {}),
+                **({"release": w.release.to_dict()} if w.release else {}),
                 "restarts": [round(t, 3) for t in w.restarts if time.time() - t < cfg.restart_window * 4],
                 "restart_history": w.history[-20:],
                 **({"gave_up": w.gave_up} if w.gave_up else {}),
@@ -84,7 +85,8 @@ class Status:
                         w.verdict.signature if w.verdict else None, str(w.incident.folder) if w.incident else None,
                         last.gateway_state if last else None,
                         [(p.name, p.state) for p in last.platforms] if last else None,
-                        w.window.heartbeat.stale if w.window.heartbeat else None))
+                        w.window.heartbeat.stale if w.window.heartbeat else None,
+                        w.release.describe() if w.release else None))
             hist.append((str(w.home), w.restarts, w.history[-20:], w.gave_up))
         history = json.dumps(hist, default=str)
         return json.dumps([gws, self.d.write_problem, self.d.exporter.url], default=str) + history, history

@@ -9,6 +9,7 @@ from typing import Any
 
 from hermes_watchdog.act.restart import RestartMachine
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
@@ -32,6 +33,9 @@ class Window:
     # CPU samples kept as long as the bursts: the loop thread's demand over a stretch up to --frozen-after.
     long_snaps: deque[CpuSnapshot] = field(default_factory=deque)
     tick: TickProbe | None = None  # the newest loop-tick socket probe (git releases 0.19.1+)
+    # The release family, recognised once per gateway and again only when its heartbeat's keys change
+    # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
+    release: tuple[frozenset[str] | None, Recognised] | None = None
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
@@ -53,6 +57,7 @@ class Window:
         self.long_snaps.clear()
         self.heartbeat = None
         self.tick = None
+        self.release = None
 
 
 @dataclass
@@ -113,6 +118,10 @@ class Watch:
     def phase(self) -> str:
         """watching, or the phase of the restart in flight (stopping, killed, verifying)."""
         return self.machine.r.phase.value if self.machine is not None else WATCHING
+
+    @property
+    def release(self) -> Recognised | None:
+        return self.window.release[1] if self.window.release else None
 
     def cpu_now(self) -> CpuUsage | None:
         """CPU over the last sample interval (what status and the metrics show)."""

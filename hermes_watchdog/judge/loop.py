@@ -27,10 +27,10 @@ from (``Stretch.one_callback``).
 The limit of sampling: a single callback that yields to the loop only every few tens of milliseconds, and
 otherwise computes, visits the selector for microseconds per turn, and at 100 Hz a few seconds may pass
 without one sample there (measured: a task computing 20 ms between ``await asyncio.sleep(0)`` showed no
-such sample in 2 of 5 bursts of 3 s). Hermes' own witnesses veto it where they exist (a heartbeat written,
-or a loop-tick byte, during the stretch); on older releases such a gateway, wanting a full core on its
-loop for the proof window, can be taken for a spin. Hermes does its heavy work off the loop (threads), so
-this is a loop that no message can get through to either.
+such sample in 2 of 5 bursts of 3 s). Hermes' own witnesses veto it where they exist (a heartbeat the loop
+itself wrote, per its release family, or a loop-tick byte, during the stretch); on older releases such a
+gateway, wanting a full core on its loop for the proof window, can be taken for a spin. Hermes does its
+heavy work off the loop (threads), so this is a loop that no message can get through to either.
 
 Adapter and function names never decide anything here: they only say where the loop was.
 """

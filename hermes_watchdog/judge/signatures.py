@@ -2,8 +2,10 @@
 
 The same rules serve ``diagnose`` (one sample of a few seconds) and ``run`` (a sliding window). The event
 loop is judged directly (judge/loop.py: did its thread get back to its selector?); CPU demand, the state
-file, the heartbeat and the loop-tick socket are the other witnesses. The README's verdict table says
-which witness each verdict needs and what vetoes what.
+file, the heartbeat and the loop-tick socket are the other witnesses. Whether the heartbeat witnesses the
+loop at all is the release family's word (judge/families.heartbeat_role): written off the loop (flagged
+``loop_tick_socket``) it is only reported; from a release not recognised it is never a witness alone. The
+README's verdict table says which witness each verdict needs and what vetoes what.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
+from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, heartbeat_role
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_CPU_STATE,
@@ -69,6 +72,8 @@ class _Judgement:
         self.stretch = self.loop.stretch if self.loop else None
         self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead
         self.pending: str | None = None  # the loop starved, not yet long enough to prove it
+        hb = seen.heartbeat
+        self.hb_role = heartbeat_role(seen.release, hb.keys) if hb is not None else ROLE_REPORT
 
     # -- shared pieces
 
@@ -181,9 +186,12 @@ class _Judgement:
                 if self.down and self.all_own_down():
                     extra.append(f"and {self.down_text}")
                     conf += 0.04
-                if self.seen.heartbeat is not None and self.seen.heartbeat.stale:
-                    extra.append(self.seen.heartbeat.describe())
+                hb = self.seen.heartbeat
+                if hb is not None and hb.stale and self.hb_role == ROLE_WITNESS:
+                    extra.append(hb.describe())
                     conf += 0.03
+                elif hb is not None and self.hb_role != ROLE_WITNESS:
+                    extra.append(self.hb_note())
                 if st.seconds >= th.proof:
                     return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
                                      blocking=blocking)
@@ -206,13 +214,22 @@ class _Judgement:
             return self.make(BUSY_LOOP, 0.7, reasons, proof=BY_CPU_STATE)
         return None
 
+    def hb_note(self) -> str:
+        hb = self.seen.heartbeat
+        assert hb is not None
+        if self.hb_role == ROLE_REPORT:
+            return hb.describe()
+        return (f"the heartbeat ({hb.age:.0f} s old) is in the on-loop format, but the release is not recognised: "
+                "it is never a witness on its own (the stack and the loop-tick socket decide)")
+
     def loop_ran_during(self, since: float) -> bool:
-        """Hermes' own witnesses say the loop ran after ``since`` (monotonic): a heartbeat written, or a
-        byte from the loop-tick socket. Either vetoes a busy loop the samples alone suggest."""
+        """Hermes' own witnesses say the loop ran after ``since`` (monotonic): a heartbeat the loop itself
+        wrote (a recognised release's), or a byte from the loop-tick socket. Either vetoes a busy loop the
+        samples alone suggest; a heartbeat written off the loop, or of a release not recognised, never does."""
         seen, mono = self.seen, self.seen.mono
         if mono is None:
             return False
-        if seen.heartbeat is not None and mono - seen.heartbeat.age > since + 1.0:
+        if seen.heartbeat is not None and self.hb_role == ROLE_WITNESS and mono - seen.heartbeat.age > since + 1.0:
             return True
         return seen.tick is not None and seen.tick.answered and seen.tick.at > since
 
@@ -231,15 +248,18 @@ class _Judgement:
         th, st, seen = self.th, self.stretch, self.seen
         witnesses, said, vetoes = [], [], []
         demand = self.loop.loop_demand if self.loop else None
+        if st is not None and demand is not None and demand >= th.cpu:
+            return None  # a loop that wants a core is spinning, not frozen: busy-loop (or its pending proof)
         if st is not None and st.seconds >= th.frozen_after and st.same_call is not None and \
                 demand is not None and demand < th.cpu / 2:
             witnesses.append(W_STACK)
             said.append(f"the event-loop thread {st.tid} sat in {st.same_call} for {st.seconds:.0f} s "
                         f"({st.samples} samples, never in its selector) with {demand:.2f} core of demand: "
                         "blocked in a call, off the CPU")
-        if seen.heartbeat is not None and seen.heartbeat.stale:
+        hb = seen.heartbeat
+        if hb is not None and hb.stale and self.hb_role in (ROLE_WITNESS, ROLE_SECOND):
             witnesses.append(W_HEARTBEAT)
-            said.append(seen.heartbeat.describe())
+            said.append(hb.describe())
         tick = seen.tick
         tick_recent = tick is not None and (seen.mono is None or seen.mono - tick.at <= th.frozen_after)
         if tick is not None and tick_recent and not tick.answered:
@@ -253,6 +273,9 @@ class _Judgement:
             vetoes.append(f"the loop-tick socket answered: {tick.detail}")
         if vetoes:
             self.frozen_vetoed = [*said, *(f"not frozen: {v}" for v in vetoes)]
+            return None
+        if witnesses == [W_HEARTBEAT] and self.hb_role == ROLE_SECOND:
+            self.frozen_vetoed = [*said, f"not a verdict: {self.hb_note()}"]
             return None
         conf = min(0.95, 0.6 + 0.15 * (len(witnesses) - 1) + (0.1 if W_STACK in witnesses else 0.0))
         where = st.same_call or st.top if st is not None else None
@@ -332,8 +355,9 @@ class _Judgement:
             reasons.append(f"gateway_state is '{latest.gateway_state}'"
                            + (", every platform connected" if latest.platforms else ", no platforms listed"))
         reasons.extend(self.frozen_vetoed)
-        if self.seen.heartbeat is not None and not self.seen.heartbeat.stale:
-            reasons.append(self.seen.heartbeat.describe())
+        hb = self.seen.heartbeat
+        if hb is not None and (not hb.stale or self.hb_role == ROLE_REPORT) and hb.describe() not in reasons:
+            reasons.append(hb.describe())
         loop_line = self.loop_text()
         if loop_line and loop_line not in reasons:
             reasons.append(loop_line)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CPU_TIME
+from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import LoopFindings
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.looptick import TickProbe
@@ -86,6 +87,7 @@ class Seen:
     age: float | None = None  # seconds since the gateway process started
     upstream: Upstream | None = None
     mono: float | None = None  # monotonic now, to age the loop findings and probes
+    release: Recognised | None = None  # the release family: who wrote the heartbeat (None: not recognised)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The event-loop heartbeat of Hermes 0.19.0 and later: ``HERMES_HOME/state/gateway.heartbeat``.
 
-A task on the gateway's event loop rewrites it every 30 s (JSON ``pid``, ``updated_at`` ISO UTC,
+In 0.19.0 a task on the gateway's event loop rewrites it every 30 s (JSON ``pid``, ``updated_at`` ISO UTC,
 ``monotonic``, ``start_time``). A frozen or starved loop stops refreshing it, so a stale heartbeat while
-the gateway's PID lives is a signal independent of CPU and of the state file. Older versions have no
-such file: then there is nothing to say (``read`` returns None and nobody mentions it).
+the gateway's PID lives is a signal independent of CPU and of the state file. Since upstream #92315 the
+write runs off the loop and the payload says so (``loop_tick_socket``, ``loop_tick_tcp_port``, ``mem``):
+such a beat proves the process runs, not that its loop turns. The payload's keys are kept so the release
+family (judge/families.py) can tell the two writers apart. Older versions have no such file: then there is
+nothing to say (``read`` returns None and nobody mentions it).
 
 ``parse`` and ``assess`` are pure; ``read`` adds the file I/O.
 """
@@ -28,6 +31,15 @@ class Heartbeat:
     updated_at: float | None = None  # epoch seconds
     problem: str | None = None  # the file exists but cannot be used
     start_time: float | None = None  # epoch seconds the writing process started (0.19.0 writes it)
+    keys: frozenset[str] | None = None  # the payload's keys (None: not parsed)
+    loop_tick_socket: bool | None = None  # the off-loop writer's flag (#92315); None: absent
+    loop_tick_tcp_port: int | None = None
+    mem: dict[str, int] | None = None  # upstream's /proc sample (KiB): rss_kib, mem_available_kib ...
+
+    @property
+    def off_loop(self) -> bool:
+        """Written by the off-loop writer of #92315 (the flag's key is there, whatever its value)."""
+        return self.keys is not None and "loop_tick_socket" in self.keys
 
 
 @dataclass(frozen=True)
@@ -36,19 +48,25 @@ class HeartbeatSeen:
 
     age: float  # seconds since the last beat
     stale_after: float
+    keys: frozenset[str] | None = None  # the payload's keys, for the release family's writer rule
+    off_loop: bool = False  # flagged loop_tick_socket: written off the loop, never a loop witness
 
     @property
     def stale(self) -> bool:
         return self.age > self.stale_after
 
     def describe(self) -> str:
+        if self.off_loop:
+            return (f"the heartbeat is {self.age:.0f} s old, but it is written off the event loop (payload flag "
+                    "loop_tick_socket): it says the process runs, not that its loop turns")
         if self.stale:
             return (f"the event-loop heartbeat is {self.age:.0f} s old (a beat is due every {PERIOD:.0f} s; stale "
                     f"after {self.stale_after:.0f} s): the gateway's event loop is not running")
         return f"the event-loop heartbeat is fresh ({self.age:.0f} s old): the event loop is running"
 
     def to_dict(self) -> dict[str, object]:
-        return {"age_seconds": round(self.age, 1), "stale_after_seconds": self.stale_after, "stale": self.stale}
+        return {"age_seconds": round(self.age, 1), "stale_after_seconds": self.stale_after, "stale": self.stale,
+                "written_off_loop": self.off_loop}
 
 
 def parse(path: str, raw: bytes | None) -> Heartbeat | None:
@@ -65,7 +83,16 @@ def parse(path: str, raw: bytes | None) -> Heartbeat | None:
         return Heartbeat(path, pid, problem="no usable updated_at")
     start = read.data.get("start_time")
     start = as_finite(start) if isinstance(start, int | float) and not isinstance(start, bool) else None
-    return Heartbeat(path, pid, updated, start_time=start)
+    flag, port, mem = read.data.get("loop_tick_socket"), read.data.get("loop_tick_tcp_port"), read.data.get("mem")
+    return Heartbeat(path, pid, updated, start_time=start, keys=frozenset(str(k) for k in list(read.data)[:64]),
+                     loop_tick_socket=flag if isinstance(flag, bool) else None,
+                     loop_tick_tcp_port=port if _is_int(port) and 0 < port < 65536 else None,
+                     mem={str(k): v for k, v in list(mem.items())[:16] if _is_int(v)} if isinstance(mem, dict)
+                     else None)
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def read(home: Path) -> Heartbeat | None:
@@ -100,4 +127,4 @@ def assess(beat: Heartbeat | None, gateway_pid: int, now: float, stale_after: fl
             return None, (f"heartbeat file was written by an earlier process with PID {gateway_pid} (start time "
                           f"{beat.start_time:.0f}, not {create_time:.0f}); ignored")
     assert beat.updated_at is not None
-    return HeartbeatSeen(max(0.0, now - beat.updated_at), stale_after), None
+    return HeartbeatSeen(max(0.0, now - beat.updated_at), stale_after, beat.keys, beat.off_loop), None

@@ -28,6 +28,9 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     ]
     if vers.get("qqbot_fix"):
         process.append(f"QQBot busy-loop fix: {vers['qqbot_fix']}")
+    rel = rec.get("release") or {}
+    if rel.get("family"):
+        process.append(f"Hermes release family: {rel['family']} (recognised from: {rel.get('from')})")
     cpu_lines = cpu_text(cpu)
     state_lines = [f"{state.get('path') or '(no state file)'}: {state.get('status')}"
                    + (f" - {state.get('problem')}" if state.get("problem") else "")]
@@ -38,6 +41,7 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     hb = rec.get("heartbeat")
     if hb:  # Hermes >= 0.19 only: otherwise nothing is said of it
         state_lines.append(f"event-loop heartbeat: {hb.get('age_seconds')} s old, stale: {hb.get('stale')}"
+                           + (" (written off the loop: not a loop witness)" if hb.get("written_off_loop") else "")
                            if hb.get("age_seconds") is not None else f"event-loop heartbeat: {hb.get('note')}")
     if stack.get("captured"):
         frames = (stack.get("hot_thread") or {}).get("frames") or []

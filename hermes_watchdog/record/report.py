@@ -43,6 +43,9 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
     out.append(_row("OS", vers.get("os")))
     if vers.get("qqbot_fix"):
         out.append(_row("QQBot busy-loop fix", vers["qqbot_fix"]))
+    rel = rec.get("release") or {}
+    if rel.get("family"):
+        out.append(_row("Hermes release family", f"{rel['family']} (recognised from: {rel.get('from')})"))
     out += ["", "## Process", "", _row("field", "value"), _row("---", "---")]
     out.append(_row("command", " ".join(proc.get("cmdline") or []) or "(hidden)"))
     out.append(_row("started", proc.get("started_at")))
@@ -91,7 +94,9 @@ def render(rec: dict[str, Any], stack_text: str, log_tail: str, *, title: str = 
         out += ["", "## Event-loop heartbeat", "",
                 f"`{hb.get('path')}` written by PID {hb.get('pid')} at {hb.get('updated_at')}: "
                 + (f"{hb.get('age_seconds')} s old, stale: {hb.get('stale')}" if hb.get("age_seconds") is not None
-                   else str(hb.get("note")))]
+                   else str(hb.get("note")))
+                + (". Written off the event loop (payload flag `loop_tick_socket`): it says the process runs, not "
+                   "that its loop turns; it is not a loop witness." if hb.get("written_off_loop") else "")]
     out += ["", "## Log tail", "", _fence(log_tail or "(none)"), "",
             "_Secrets, tokens and the home directory were redacted by hermes-watchdog. "
             "Check before posting all the same._", ""]

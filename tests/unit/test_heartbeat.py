@@ -8,8 +8,9 @@ import json
 import pytest
 
 from hermes_watchdog.judge import policy
+from hermes_watchdog.judge.families import recognise
 from hermes_watchdog.judge.signatures import judge
-from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN
+from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN, Seen
 from hermes_watchdog.observe import heartbeat
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from tests.unit.test_signatures import NOW, TH, cpu, state
@@ -55,6 +56,9 @@ def test_another_pids_heartbeat_is_ignored() -> None:
 
 
 STALE, FRESH = HeartbeatSeen(130, 60), HeartbeatSeen(5, 60)
+# These rules are 0.19.0's: its heartbeat is written by a task on the loop. A heartbeat from a release not
+# recognised is never a witness alone, and one written off the loop never a witness (tests/unit/test_families.py).
+R019 = Seen(release=recognise((0, 19, 0), "test", frozenset({"pid", "updated_at"}), False, False))
 
 
 def test_a_stale_heartbeat_does_not_change_a_busy_loop_proven_by_cpu_and_state() -> None:
@@ -65,7 +69,7 @@ def test_a_stale_heartbeat_does_not_change_a_busy_loop_proven_by_cpu_and_state()
 
 
 def test_stale_heartbeat_alone_is_loop_frozen_on_one_witness() -> None:
-    idle = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE)
+    idle = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE, seen=R019)
     assert idle.signature == LOOP_FROZEN and idle.witnesses == ("heartbeat",)
     assert any("a restart needs two" in r for r in idle.reasons)
     assert judge(cpu(1.0), [state(qqbot="connected")], None, TH, NOW, heartbeat=FRESH).signature == CPU_PEGGED
@@ -75,7 +79,7 @@ def test_stale_heartbeat_alone_is_loop_frozen_on_one_witness() -> None:
 
 
 def test_a_stale_heartbeat_alone_never_restarts() -> None:
-    v = judge(cpu(0.01, seconds=60), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE)
+    v = judge(cpu(0.01, seconds=60), [state(qqbot="connected")], None, TH, NOW, heartbeat=STALE, seen=R019)
     assert policy.decide(v, held_for=60, rules=policy.Rules(60, 5, 0.5, 600, 900, "alert")).kind == policy.ALERT
     restart = policy.Rules(60, 5, 0.5, 600, 900, "alert", frozen_action="restart")
     assert policy.decide(v, held_for=600, rules=restart).kind == policy.ALERT

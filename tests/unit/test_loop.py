@@ -8,6 +8,7 @@ import json
 from hermes_watchdog.config import parse_size
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.judge.families import recognise
 from hermes_watchdog.judge.loop import (
     CALLBACK,
     SELECTOR,
@@ -351,15 +352,20 @@ def test_a_heartbeat_or_socket_byte_during_the_stretch_vetoes_a_busy_loop() -> N
     snaps = snaps_for(PID, 1.0)
     loop = findings(spin_bursts(3, start=1.0), snaps)
     written_during = HeartbeatSeen(age=3.0, stale_after=60.0)  # written at mono 9, after the stretch began
+    # A heartbeat vetoes only where the loop writes it, in a recognised release (0.19.0 here).
+    r019 = recognise((0, 19, 0), "test", frozenset({"pid", "updated_at"}), False, False)
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
-              seen=Seen(loop=loop, heartbeat=written_during, mono=12.0))
+              seen=Seen(loop=loop, heartbeat=written_during, mono=12.0, release=r019))
     assert v.signature == CPU_PEGGED
     t = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
               seen=Seen(loop=loop, tick=TickProbe(8.0, True, "answered"), mono=12.0))
     assert t.signature == CPU_PEGGED
     before = HeartbeatSeen(age=30.0, stale_after=60.0)  # written before the spin: no veto
     assert judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
-                 seen=Seen(loop=loop, heartbeat=before, mono=12.0)).signature == BUSY_LOOP
+                 seen=Seen(loop=loop, heartbeat=before, mono=12.0, release=r019)).signature == BUSY_LOOP
+    # The same beat from a release not recognised is no veto: the stack and the demand decide.
+    assert judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+                 seen=Seen(loop=loop, heartbeat=written_during, mono=12.0)).signature == BUSY_LOOP
 
 
 def test_stack_every_zero_samples_only_while_suspect_and_failures_back_off() -> None:
