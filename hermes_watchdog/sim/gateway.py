@@ -24,13 +24,13 @@ Options that combine with any mode:
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
-  --release 0.14|0.19.0|0.20|0.22  write what that release family writes (sim/releases.py): heartbeat
-                            writer, period and payload, tick socket, lifecycle ledger, gateway-starts.log,
-                            SIGUSR2 registration; it only sets defaults (explicit options win)
-  --heartbeat-writer loop|thread|to-thread  who writes the heartbeat (0.19.0: loop; 0.20/0.22: thread)
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
+
+--release 0.14|0.19.0|0.20|0.22 writes what that release family writes (sim/releases.py): heartbeat writer,
+period and payload, tick socket, lifecycle ledger, gateway-starts.log, SIGUSR2 registration. It only sets
+defaults (explicit options win); --heartbeat-writer loop|thread|to-thread says who writes the heartbeat.
 
 Log lines carry fake secrets (PLANTED_SECRETS) so tests can prove reports redact them.
 """
