@@ -96,6 +96,17 @@ def test_each_release_writes_its_own_liveness_files_and_sigusr2_does_what_it_did
         assert procs["0.22"].wait(30) == 0
         assert (read_json(tmp_path / "0.22" / "state" / "gateway.lifecycle.json") or {})["phase"] == "exited"
         assert not (tmp_path / "0.22" / "state" / f"gateway.loop-tick.{procs['0.22'].pid}.sock").exists()
+        # 0.20 again in the home SIGUSR2 killed: the ledger says the last life died uncleanly, the dead PID's
+        # tick socket is swept, and the boot is one for the restart-loop breaker (chained boots, #82574).
+        dead = procs["0.20"].pid
+        procs["again"] = _start(tmp_path / "0.20", "0.20")
+        wait_for(lambda: (read_json(tmp_path / "0.20" / "state" / "gateway.lifecycle.json") or {}).get("pid")
+                 == procs["again"].pid, what="the relaunched 0.20 to claim the ledger")
+        life = read_json(tmp_path / "0.20" / "state" / "gateway.lifecycle.json") or {}
+        assert life["phase"] == "running" and life["prior_unclean_exit"] is True, life
+        assert not (tmp_path / "0.20" / "state" / f"gateway.loop-tick.{dead}.sock").exists()
+        assert len((read_json(tmp_path / "0.20" / "gateway" / "restart_loop.json") or {})["boots"]) == 1
+        assert len((tmp_path / "0.20" / "gateway-starts.log").read_text().split()) == 2
     finally:
         for p in procs.values():
             if p.poll() is None:

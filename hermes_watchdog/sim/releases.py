@@ -6,8 +6,13 @@ source through the search tool (NousResearch/hermes-agent; no upstream code is c
 - ``gateway-starts.log`` (0.19.0+): ``gateway/status.py`` ``record_start_and_check_storm`` (commit 00067189df):
   HERMES_HOME/gateway-starts.log, one epoch-seconds float a line, the newest 40 kept, rewritten through a temp
   file; more than 5 starts in 120 s -> a backoff of min(300, 5 * 2 ** min(n - 5, 6)) s before starting. The
-  crash-cycle rule of later releases (#82574) was not found in the indexed source: every family here keeps this
-  ledger and this rule.
+  ledger is kept by every family from 0.19.0 on.
+- The restart-loop breaker's ``gateway/restart_loop.json`` ``{"boots": [epoch, ...]}`` (``gateway/
+  restart_loop_guard.py``, commit 223fa25c5a, found through the exits branch's citation): one boot recorded per
+  boot with restart-interrupted sessions, the newest 50 kept; 0.19.0 keeps the boots of the last 60 s, later
+  releases (#82574) the chain of boots whose gaps stay within 300 s; 3 trip it (auto-resume skipped). The sim
+  has no sessions: a boot after a life that died while running (its state file still says so, its PID gone)
+  stands for one.
 - Heartbeat: 0.19.0 writes ``state/gateway.heartbeat`` from a task on the loop every 30 s (``{pid, updated_at,
   monotonic, start_time}``). After #92315 (``gateway/shutdown_watchdog.py`` ``write_loop_heartbeat`` /
   ``loop_heartbeat_forever``, commit 056590cb5b; ``DEFAULT_HEARTBEAT_INTERVAL_S = 30.0``) the payload adds
@@ -57,14 +62,15 @@ class Shape:
     lifecycle: bool
     starts_log: bool
     sigusr2_chain: bool | None  # None: SIGUSR2 left alone (its default action terminates)
+    boots_chain: bool | None = None  # restart-loop breaker: False 3 boots in 60 s, True chained gaps <= 300 s
 
 
 # The families the simulator speaks (see judge/families.py for what the watchdog makes of each).
 RELEASES = {
     "0.14": Shape(0.0, "loop", False, False, False, None),
-    "0.19.0": Shape(30.0, "loop", False, False, True, None),
-    "0.20": Shape(30.0, "thread", True, True, True, True),  # a 0.19.1-0.21.3 release after #92315
-    "0.22": Shape(30.0, "thread", True, True, True, False),  # 0.21.4+ (#111435: chain=False)
+    "0.19.0": Shape(30.0, "loop", False, False, True, None, False),
+    "0.20": Shape(30.0, "thread", True, True, True, True, True),  # a 0.19.1-0.21.3 release after #92315
+    "0.22": Shape(30.0, "thread", True, True, True, False, True),  # 0.21.4+ (#111435: chain=False)
 }
 WRITERS = ("loop", "thread", "to-thread")
 
@@ -151,6 +157,41 @@ def record_start(home: Path) -> float | None:
     return min(300.0, 5.0 * 2 ** min(len(recent) - 5, 6)) if len(recent) > 5 else None
 
 
+def died_running(home: Path) -> bool:
+    """The previous life ended while running: its state file (not yet rewritten by this one) names a dead PID."""
+    try:
+        st = json.loads((home / "gateway_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(st, dict) and st.get("gateway_state") in {"running", "degraded", "draining"} \
+        and st.get("pid") != os.getpid() and not _alive(st.get("pid"))
+
+
+def record_interrupted_boot(home: Path, chain: bool) -> list[float]:
+    """Append this boot to gateway/restart_loop.json; the boots that still count (3 trip the breaker)."""
+    path = home / "gateway" / "restart_loop.json"
+    now = time.time()
+    boots: list[float] = []
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        boots = sorted(float(t) for t in json.loads(path.read_text()).get("boots", [])
+                       if isinstance(t, (int, float)) and t <= now)
+    if chain:
+        kept: list[float] = []
+        for t in reversed(boots):  # newest first, while each gap to the next boot stays within 300 s
+            if (kept[-1] if kept else now) - t > 300.0:
+                break
+            kept.append(t)
+        boots = kept[::-1]
+    else:
+        boots = [t for t in boots if now - t <= 60.0]
+    boots.append(now)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"boots": boots[-50:]}))
+    if len(boots) >= 3:
+        log.warning("Restart-loop breaker TRIPPED: %d restart-interrupted boots; skipping auto-resume", len(boots))
+    return boots
+
+
 def lifecycle_path(home: Path) -> Path:
     return home / "state" / "gateway.lifecycle.json"
 
@@ -231,6 +272,8 @@ async def boot(home: Path, shape: Shape | None) -> None:
         if backoff is not None:
             log.warning("Respawn storm: more than 5 starts in 120 s; backing off %.0f s", backoff)
             await asyncio.sleep(backoff)
+    if shape.boots_chain is not None and died_running(home):
+        record_interrupted_boot(home, shape.boots_chain)
     if shape.lifecycle:
         claim_lifecycle(home)
     if shape.sigusr2_chain is not None:
