@@ -100,8 +100,8 @@ def test_each_release_writes_its_own_liveness_files_and_sigusr2_does_what_it_did
         # tick socket is swept, and the boot is one for the restart-loop breaker (chained boots, #82574).
         dead = procs["0.20"].pid
         procs["again"] = _start(tmp_path / "0.20", "0.20")
-        wait_for(lambda: (read_json(tmp_path / "0.20" / "state" / "gateway.lifecycle.json") or {}).get("pid")
-                 == procs["again"].pid, what="the relaunched 0.20 to claim the ledger")
+        wait_for(lambda: (tmp_path / "0.20" / "state" / f"gateway.loop-tick.{procs['again'].pid}.sock").exists(),
+                 what="the relaunched 0.20 to serve its tick socket (the stale ones are swept before)")
         life = read_json(tmp_path / "0.20" / "state" / "gateway.lifecycle.json") or {}
         assert life["phase"] == "running" and life["prior_unclean_exit"] is True, life
         assert not (tmp_path / "0.20" / "state" / f"gateway.loop-tick.{dead}.sock").exists()
