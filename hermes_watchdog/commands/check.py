@@ -6,7 +6,6 @@ object): what a probe's log shows."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from hermes_watchdog.errors import UserError
 from hermes_watchdog.judge.verdict import CPU_PEGGED, GATEWAY_GONE, HEALTHY, Thresholds
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import hermes_home_default
+from hermes_watchdog.record import jsonout
 from hermes_watchdog.record.safetext import one_line
 
 MAX_SECONDS = 30.0  # a probe has a timeout of its own (Docker: 30 s by default)
@@ -30,7 +30,7 @@ def _answer(status: str, code: int, home: Path, pid: int | None, signature: str 
                            "signature": signature, "confidence": confidence, "reasons": reasons}
     pub = diagnosis.public(rec)
     if as_json:
-        sys.stdout.write(json.dumps(pub) + "\n")
+        sys.stdout.write(jsonout.dumps(pub) + "\n")
     else:
         head = f"{status}: " + (f"{signature}, " if signature and signature != status else "")
         who = f"gateway PID {pid}" if pid else "no gateway"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sys
 from datetime import UTC, datetime
@@ -13,7 +12,7 @@ from typing import Any
 from hermes_watchdog import diagnosis, exitcodes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe import stack_capture
-from hermes_watchdog.record import evidence, render
+from hermes_watchdog.record import evidence, jsonout, render
 from hermes_watchdog.record.safetext import one_line
 
 MAX_SECONDS = 600.0  # a diagnosis is a look now; a longer watch is `run`
@@ -63,7 +62,7 @@ def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool,
     pub = diagnosis.public(rec)
     folder = _write_evidence(out, pid, rec, d) if out is not None else None
     if as_json:
-        sys.stdout.write(json.dumps(pub, indent=2) + "\n")
+        sys.stdout.write(jsonout.dumps(pub, indent=2) + "\n")
     else:
         render.show(pub)
         if folder is not None:

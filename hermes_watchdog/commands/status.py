@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from rich.text import Text
 from hermes_watchdog import exitcodes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe.statefile import hermes_home_default
+from hermes_watchdog.record import jsonout
 from hermes_watchdog.record.render import table
 from hermes_watchdog.record.safetext import one_line
 from hermes_watchdog.record.status_file import read_status
@@ -47,7 +47,7 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
         raise UserError(f"no watchdog state in {state_dir} (is `hermes-watchdog run` using another --state-dir?)")
     running = daemon_running(data)
     if as_json:
-        sys.stdout.write(json.dumps({**data, "daemon_running": running}, indent=2) + "\n")
+        sys.stdout.write(jsonout.dumps({**data, "daemon_running": running}, indent=2) + "\n")
         return exitcodes.OK
     console = Console(highlight=False, soft_wrap=True)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog import safepath
 from hermes_watchdog.observe.statefile import MAX_BYTES, open_regular, parse_json_object, read_fd
 
 _FAMILY = re.compile(r"^[0-9a-f]{32}$")
@@ -60,12 +61,12 @@ class Lock:
 def take(path: Path, mode: int) -> Lock:
     """Create or open ``path`` and flock it. Raises Held (another process has it), LockError (a symlink or
     not a regular file), FileNotFoundError (its folder is missing) or another OSError."""
-    flags = os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    flags = os.O_CREAT | os.O_NONBLOCK  # safepath adds O_NOFOLLOW and walks the folders without links
     try:
         try:
-            fd = os.open(path, flags | os.O_RDWR, mode)
+            fd = safepath.open_file(path, flags | os.O_RDWR, mode)
         except PermissionError:
-            fd = os.open(path, flags | os.O_RDONLY)  # another user's lock file: flock needs no write access
+            fd = safepath.open_file(path, flags | os.O_RDONLY)  # another user's lock: flock needs no write access
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise LockError(f"lock file {path} is a symbolic link: refusing to follow it (remove it)") from None

@@ -22,6 +22,8 @@ Upstream, read through the code corpus (NousResearch/hermes-agent; nothing copie
 - gateway/run_startup.py ``_start_install_faulthandler``: SIGUSR2 registered with ``chain=True`` until PR
   #111435 (merged 2026-09-15; hermes_cli/__init__.py @00067189 says 0.21.3 is 2026.9.14, 0.21.4 is
   2026.9.21), i.e. the dump then fell through to SIGUSR2's default action (#84373).
+- gateway/systemd_notify.py @194c8ce7: ``SystemdWatchdog`` sends ``WATCHDOG=1`` from a task on the loop every
+  half ``WATCHDOG_USEC`` when the unit sets ``WatchdogSec`` (and ``NOTIFY_SOCKET``): a loop witness systemd enforces.
 - PR #82574 (merged 2026-08-09): the restart-loop breaker chains boots whose gap is under 300 s and trips
   at 3; 0.19.0 counted more than 5 starts in 120 s in gateway-starts.log. A family's storm rule is the one
   its newest release has (the change fell inside 0.20.x).

@@ -217,15 +217,13 @@ class _Judgement:
     def hb_note(self) -> str:
         hb = self.seen.heartbeat
         assert hb is not None
-        if self.hb_role == ROLE_REPORT:
-            return hb.describe()
-        return (f"the heartbeat ({hb.age:.0f} s old) is in the on-loop format, but the release is not recognised: "
-                "it is never a witness on its own (the stack and the loop-tick socket decide)")
+        return hb.describe() if self.hb_role == ROLE_REPORT else (
+            f"the heartbeat is {hb.age:.0f} s old (stale after {hb.stale_after:.0f} s), in the on-loop format of a "
+            "release not recognised: never a witness on its own (the stack and the loop-tick socket decide)")
 
     def loop_ran_during(self, since: float) -> bool:
-        """Hermes' own witnesses say the loop ran after ``since`` (monotonic): a heartbeat the loop itself
-        wrote (a recognised release's), or a byte from the loop-tick socket. Either vetoes a busy loop the
-        samples alone suggest; a heartbeat written off the loop, or of a release not recognised, never does."""
+        """Hermes' own witnesses say the loop ran after ``since`` (monotonic): a heartbeat the loop itself wrote
+        (a recognised release's), or a byte from the loop-tick socket. Either vetoes a busy loop."""
         seen, mono = self.seen, self.seen.mono
         if mono is None:
             return False
@@ -275,7 +273,7 @@ class _Judgement:
             self.frozen_vetoed = [*said, *(f"not frozen: {v}" for v in vetoes)]
             return None
         if witnesses == [W_HEARTBEAT] and self.hb_role == ROLE_SECOND:
-            self.frozen_vetoed = [*said, f"not a verdict: {self.hb_note()}"]
+            self.frozen_vetoed = [f"not a verdict: {self.hb_note()}"]
             return None
         conf = min(0.95, 0.6 + 0.15 * (len(witnesses) - 1) + (0.1 if W_STACK in witnesses else 0.0))
         where = st.same_call or st.top if st is not None else None

@@ -15,6 +15,7 @@ from hermes_watchdog.observe import processes, statefile
 from hermes_watchdog.observe.processes import Identity, matches_record
 
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # hermes_cli.profiles' rule
+_ACTIVE_PROFILE_MAX = 256  # a profile name is at most 64 characters; more is not a name
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,9 @@ def home_claimed(env: Mapping[str, str], cmdline: tuple[str, ...], user_home: Pa
     if named is None and env_home is not None and env_home.parent.name == "profiles":
         return env_home
     if named is None:
-        try:
-            active = (root / "active_profile").read_text().strip()
-        except (OSError, UnicodeDecodeError):
-            active = ""
+        # The user's file: a FIFO must not hang us, nor a link to /dev/zero fill memory (regular, bounded).
+        raw, _ = statefile.read_bytes(root / "active_profile", limit=_ACTIVE_PROFILE_MAX)
+        active = (raw or b"").decode("utf-8", "replace").strip()
         named = active if _PROFILE_NAME.match(active) else None
     if named == "default":
         return root

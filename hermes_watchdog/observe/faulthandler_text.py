@@ -51,21 +51,24 @@ def parse(text: str, *, main_ident: int | None = None, main_tid: int | None = No
     id, so the analysis can match it to the hottest thread; without it the last thread listed is the main one."""
     dumps: list[list[_Thread]] = []
     current: list[_Thread] | None = None
+    idents: set[int | None] = set()  # of the current dump: a set, so a crafted file of headers stays linear
     thread: _Thread | None = None
     for raw in text.splitlines():
         line = raw.rstrip("\n")
         header = _HEADER.match(line)
         if header or _SINGLE.match(line) or FATAL.match(line):
             ident = int(header.group("ident"), 16) if header else None
-            starts_new = current is None or not header or any(t.ident == ident for t in current)
+            starts_new = current is None or not header or ident in idents
             if starts_new and (current is None or current):
                 current = []
+                idents = set()
                 dumps.append(current)
             assert current is not None
             if header or _SINGLE.match(line):
                 thread = _Thread(ident, header.group("name") if header else None,
                                  bool(header and header.group("current")), [])
                 current.append(thread)
+                idents.add(ident)
             else:
                 thread = None
             continue

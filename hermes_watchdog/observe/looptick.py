@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from hermes_watchdog import safepath
+
 TRIES = 3
 TIMEOUT = 1.0
 PAUSE = 0.2
@@ -33,15 +35,53 @@ def socket_path(home: Path, pid: int) -> Path:
     return home / "state" / f"gateway.loop-tick.{pid}.sock"
 
 
-def _once(path: Path, timeout: float) -> bool | None:
-    """True: a byte came. False: connected, and silence. None: no connection at all (refused, denied):
-    a frozen loop's socket still accepts into its backlog, so that says nothing about the loop."""
+def _open_socket_node(path: Path, uid: int | None) -> int | None:
+    """An O_PATH descriptor on the socket file itself, reached without following any link (safepath), and
+    proven a socket of the gateway's user; None otherwise. Connecting through ``/proc/self/fd/N`` then
+    reaches exactly that inode: the user cannot swap the path between the check and the connect."""
+    try:
+        fd = safepath.open_file(path, os.O_PATH)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != uid):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _address(path: Path, uid: int | None) -> tuple[str | None, int | None]:
+    """(what to connect to, a descriptor to close after). Linux: the checked inode through /proc; elsewhere
+    (no O_PATH) the path after an lstat check, and only when the watchdog runs as the gateway's own user,
+    who gains nothing by steering it."""
+    if hasattr(os, "O_PATH") and os.path.isdir("/proc/self/fd"):
+        fd = _open_socket_node(path, uid)
+        return (None, None) if fd is None else (f"/proc/self/fd/{fd}", fd)
+    if uid is not None and uid != os.geteuid():
+        return None, None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None, None
+    ok = stat.S_ISSOCK(st.st_mode) and (uid is None or st.st_uid == uid)
+    return (str(path) if ok else None), None
+
+
+def _once(path: Path, timeout: float, uid: int | None = None) -> bool | None:
+    """True: a byte came. False: connected, and silence. None: no connection at all (refused, denied, not
+    the gateway's socket): a frozen loop's socket still accepts into its backlog, so that says nothing."""
+    address, fd = _address(path, uid)
+    if address is None:
+        return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.settimeout(timeout)
         try:
-            s.connect(str(path))
+            s.connect(address)
         except OSError:
             return None
+        finally:
+            if fd is not None:
+                os.close(fd)
         try:
             return s.recv(1) == b"1"
         except OSError:  # TimeoutError included: silence
@@ -52,14 +92,8 @@ def probe(home: Path, pid: int, uid: int | None, tries: int = TRIES, timeout: fl
           pause: float = PAUSE) -> TickProbe | None:
     """None when this gateway has no loop-tick socket (or one not owned by its user: not its own)."""
     path = socket_path(home, pid)
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISSOCK(st.st_mode) or (uid is not None and st.st_uid != uid):
-        return None
     for i in range(tries):
-        got = _once(path, timeout)
+        got = _once(path, timeout, uid)  # each connect proves the socket again: it may be swapped meanwhile
         if got is None:
             return None
         if got:

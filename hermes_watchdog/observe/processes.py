@@ -157,7 +157,7 @@ def start_ticks(pid: int, create_time: float) -> int | None:
     if sys.platform.startswith("linux"):
         try:
             # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # safe: /proc, the kernel's file
             return int(fields[19])
         except (OSError, IndexError, ValueError):
             return None

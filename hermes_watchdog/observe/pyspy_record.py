@@ -73,7 +73,7 @@ def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | Non
         env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
         err_path = os.path.join(tmp, "stderr.txt")
         try:
-            with open(err_path, "w") as err:
+            with open(err_path, "w") as err:  # safe: our own 0700 temp dir
                 proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, env=env)
         except OSError as exc:
             return Burst(start, time.monotonic(), METHOD, error=f"py-spy could not run: {exc.strerror or exc}")
@@ -89,9 +89,9 @@ def burst(pid: int, seconds: int, main_tid: int | None = None, binary: str | Non
                 time.sleep(0.1)
         end = time.monotonic()
         if proc.returncode != 0 or not os.path.exists(out):
-            with open(err_path, encoding="utf-8", errors="replace") as f:
+            with open(err_path, encoding="utf-8", errors="replace") as f:  # safe: our own 0700 temp dir
                 reason, hint = _classify_failure(f.read())
             return Burst(start, end, METHOD, error=reason, hint=hint)
-        with open(out, encoding="utf-8", errors="replace") as f:
+        with open(out, encoding="utf-8", errors="replace") as f:  # safe: our own 0700 temp dir
             samples = parse_raw(f)
     return classify(samples, start, end, METHOD, main_tid, rate=rate)

@@ -6,7 +6,7 @@ What is read from which file (the README's table says the same):
 - the heartbeat's payload keys (``state/gateway.heartbeat``, already read and matched to this PID by the
   caller): ``loop_tick_socket`` present means the off-loop writer of upstream #92315;
 - ``state/gateway.loop-tick.<pid>.sock`` and ``state/gateway.lifecycle.json``: exist only in git releases
-  0.19.1+ (lstat only: a socket of this user, a regular file);
+  0.19.1+ (an lstat through safepath only: a socket of the gateway's user, a regular file);
 - the version: ``hermes_cli/__init__.py`` of the git checkout that runs it (found from its stack frames or
   its venv, then ``HERMES_HOME/hermes-agent``), else the installed wheel's ``METADATA``;
 - ``config.yaml``: only the one key ``gateway.loop_watchdog`` (true/false); nothing else is kept.
@@ -14,11 +14,11 @@ What is read from which file (the README's table says the same):
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 from pathlib import Path
 
+from hermes_watchdog import safepath
 from hermes_watchdog.judge.families import Recognised, parse_version, recognise
 from hermes_watchdog.observe import looptick, versions
 from hermes_watchdog.observe.processes import Identity
@@ -77,7 +77,7 @@ def loop_watchdog_setting(raw: bytes | None) -> bool | None:
 
 def _is_socket_of(path: Path, uid: int | None) -> bool:
     try:
-        st = os.lstat(path)
+        st = safepath.lstat(path)  # no link the home's user planted is followed on the way
     except OSError:
         return False
     return stat.S_ISSOCK(st.st_mode) and (uid is None or st.st_uid == uid)
@@ -85,7 +85,7 @@ def _is_socket_of(path: Path, uid: int | None) -> bool:
 
 def _is_regular(path: Path) -> bool:
     try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
+        return stat.S_ISREG(safepath.lstat(path).st_mode)
     except OSError:
         return False
 

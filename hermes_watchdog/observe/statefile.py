@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog import safepath
+
 MAX_BYTES = 1024 * 1024  # Hermes writes a few KiB; anything past 1 MiB is not a state file we trust
 
 STATE_FILE = "gateway_state.json"
@@ -199,12 +201,14 @@ def open_regular(path: Path, follow: bool = False) -> int:
     """A read-only descriptor on a regular file, opened so that nothing can block or redirect it: non-blocking
     (a FIFO would wait for a writer forever), not through a final symlink unless ``follow``, close-on-exec.
     OSError (FileNotFoundError when missing) for anything else, with a plain ``strerror``."""
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, flags)
+        # Walked from / one folder at a time (safepath): a folder of the user's swapped for a link on the
+        # way cannot redirect the read either.
+        fd = safepath.open_file(path, os.O_RDONLY | os.O_NONBLOCK, follow=follow)
     except OSError as exc:
-        if exc.errno == errno.ELOOP and not follow:
-            raise OSError(errno.ELOOP, "is a symbolic link; not followed", str(path)) from None
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, exc.strerror if "uid" in (exc.strerror or "") else
+                          "is a symbolic link; not followed", str(path)) from None
         raise
     try:
         mode = os.fstat(fd).st_mode

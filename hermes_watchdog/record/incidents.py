@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog import safepath
 from hermes_watchdog.observe.statefile import read_bytes, read_json_object
 from hermes_watchdog.record import evidence, private
 
@@ -49,9 +50,9 @@ def incidents_dir(state_dir: Path) -> Path:
 def _open_real_dir(path: Path) -> int:
     """A descriptor on ``path`` itself: refused when it is a symlink (what is behind it is not ours)."""
     try:
-        return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return safepath.open_file(path, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as exc:
-        if os.path.islink(path):
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
             raise OSError(errno.ELOOP, "is a symbolic link; not followed", str(path)) from None
         raise exc
 

@@ -24,11 +24,12 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from hermes_watchdog.judge.verdict import ALL as SIGNATURES
+from hermes_watchdog.record.safetext import one_line
 
 P = "hermes_watchdog_"
 
@@ -89,7 +90,7 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     incidents = CounterMetricFamily(P + "incidents", "Incidents opened, by signature", labels=["profile", "signature"])
     stacks = CounterMetricFamily(P + "stack_captures", "Incident stack captures (py-spy or the faulthandler hook), "
                                  "by result", labels=["profile", "result"])
-    for g in snap.gateways:
+    for g in (_named(g) for g in snap.gateways):
         up.add_metric([g.profile], 1.0 if g.up else 0.0)
         if g.cpu_cores is not None:
             cpu.add_metric([g.profile], g.cpu_cores)
@@ -125,3 +126,9 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     # A family with no series is left out whole: no heartbeat file (Hermes < 0.19) means no word of it.
     yield from (f for f in (up, cpu, hot, demand, hot_demand, rss, off, plat, verdict, beat, budget, restarts,
                             incidents, stacks, tick, start) if f.samples)
+
+
+def _named(g: GatewayMetrics) -> GatewayMetrics:
+    """Names come from disk (profile folders, platforms in a user's state file): a lone surrogate or a
+    control character must not end the exporter (UTF-8 cannot encode a surrogate), so they are escaped."""
+    return replace(g, profile=one_line(g.profile), platforms={one_line(k): v for k, v in g.platforms.items()})

@@ -207,3 +207,46 @@ def test_unknown_family_the_heartbeat_never_decides_alone() -> None:
                   seen=Seen(loop=findings(spin_bursts(3, start=1.0), spin), heartbeat=on_loop(3.0), mono=12.0,
                             release=rel))
         assert v.signature == BUSY_LOOP and v.proof == BY_STACK
+
+
+# ---------------------------------------------------------------- observe/release.py on real files
+
+def test_release_read_from_a_real_home() -> None:
+    """The I/O side on real files and a real socket: the tick socket for this PID, the lifecycle ledger, a
+    checkout in HERMES_HOME/hermes-agent, and config.yaml's one switch. Nothing else of config.yaml is kept."""
+    import os
+    import shutil
+    import socket
+    import tempfile
+    from pathlib import Path
+
+    from hermes_watchdog.observe import looptick, processes, release
+
+    home = Path(tempfile.mkdtemp(prefix="fam", dir="/tmp"))  # short: AF_UNIX paths are limited to ~104 bytes
+    try:
+        ident = processes.identity(os.getpid())
+        nothing = release.read(home, ident, {}, None)
+        assert nothing.family is UNKNOWN and nothing.version is None
+        (home / "hermes-agent" / "hermes_cli").mkdir(parents=True)
+        (home / "hermes-agent" / "hermes_cli" / "__init__.py").write_text('__version__ = "0.21.3"\n')
+        (home / "config.yaml").write_text("gateway:\n  api_key: sk-not-kept\n  loop_watchdog: off\n")
+        by_version = release.read(home, ident, {}, None)
+        assert by_version.family is F["0.19.1-0.21.3"] and by_version.version == "0.21.3"
+        assert by_version.source.startswith("version 0.21.3 from hermes_cli/__init__.py of the git checkout ")
+        assert by_version.loop_watchdog is False and not by_version.loop_watchdog_on
+        assert "sk-not-kept" not in repr(by_version)
+        (home / "hermes-agent" / "hermes_cli" / "__init__.py").write_text('__version__ = "0.19.0"\n')
+        (home / "state").mkdir()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.bind(str(looptick.socket_path(home, os.getpid())))
+            files = release.read(home, ident, {}, OFF_LOOP)
+        assert files.family is GIT_RELEASE, files  # the files win over a version they contradict
+        assert files.source.startswith("heartbeat payload flag loop_tick_socket; a loop-tick socket for its PID; ")
+        (home / "state" / "gateway.lifecycle.json").write_text('{"phase": "running"}')
+        ledger = release.read(home, ident, {}, None)
+        assert ledger.family is GIT_RELEASE and "state/gateway.lifecycle.json" in ledger.source
+        # Another PID's socket says nothing about this gateway.
+        other = release.read(home, processes.Identity(os.getpid() + 1, 0.0, (), None), {}, None)
+        assert "loop-tick socket" not in other.source
+    finally:
+        shutil.rmtree(home)
