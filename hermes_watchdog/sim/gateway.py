@@ -30,6 +30,10 @@ Options that combine with any mode:
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
 
+--release 0.14|0.19.0|0.20|0.22 writes what that release family writes (sim/releases.py): heartbeat writer,
+period and payload, tick socket, lifecycle ledger, gateway-starts.log, SIGUSR2 registration. It only sets
+defaults (explicit options win); --heartbeat-writer loop|thread|to-thread says who writes the heartbeat.
+
 Log lines carry fake secrets (PLANTED_SECRETS) so tests can prove reports redact them.
 """
 
@@ -48,6 +52,7 @@ import threading
 import time
 from pathlib import Path
 
+from hermes_watchdog.sim import releases
 from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
 from hermes_watchdog.sim.loop_modes import (
     _burn,
@@ -222,6 +227,7 @@ def _setup_logging(home: Path) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     home: Path = args.hermes_home
+    await releases.boot(home, args.shape)
     state = StateFile(home)
     state.write(gateway_state="starting")
     adapter = QQAdapter(state, args)
@@ -245,7 +251,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.mode == "busy":
         threading.Thread(target=_burn, args=(burner_stop,), name="agent-worker", daemon=True).start()
     tasks = [asyncio.create_task(adapter._listen_loop()), asyncio.create_task(adapter.fake_server())]
-    if args.heartbeat_period:
+    if args.heartbeat_period and args.heartbeat_writer == "loop":
         tasks.append(asyncio.create_task(_heartbeat(home, args.heartbeat_period, args.heartbeat_fail_after)))
     if args.mode == "frozen":
         tasks.append(asyncio.create_task(_freeze_later(home, args.spin_after, args.spin_once_marker)))
@@ -258,19 +264,26 @@ async def _run(args: argparse.Namespace) -> int:
     if args.grow_mb_per_s:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
     server = await _serve_loop_tick(home) if args.loop_tick else None
+    beat = releases.start_off_loop(home, args, tasks, server is not None)
     if args.upstream_exit_after is not None:
         upstream_exit_later(home, state, args.upstream_exit_after, args.spin_once_marker)
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
     burner_stop.set()
+    if beat is not None:
+        beat.stop.set()
     if server is not None:
         server.close()
+        releases.stop_tick_socket(home)
     adapter._running = False
     for t in tasks:
         t.cancel()
     with contextlib.suppress(BaseException):
         await asyncio.gather(*tasks, return_exceptions=True)
-    state.write(gateway_state="stopped", exit_reason="signal")
+    if args.release != "0.19.0":  # 0.19.0 leaves "running" behind on SIGTERM on purpose (HERMES.md)
+        state.write(gateway_state="stopped", exit_reason="signal")
+    if args.shape is not None and args.shape.lifecycle:
+        releases.mark_exited(home, 0)
     return 0
 
 
@@ -303,8 +316,10 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     p.add_argument("--upstream-exit-after", type=float, default=None,
                    help="exit 75 after S s as Hermes' own loop watchdog (0.19.1+); once with a marker")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    releases.add_options(p)  # --release, --heartbeat-writer
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
+    args.shape = releases.apply(args)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
