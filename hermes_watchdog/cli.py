@@ -301,5 +301,17 @@ def patch(
     raise typer.Exit(cmd.main(action, python, hermes_home, restart))
 
 
+@app.command(cls=_Command)
+def skill(
+    action: Annotated[str, typer.Argument(help="install, uninstall or show.", metavar="ACTION", show_default=False)],
+    hermes_home: _ServiceHome = None,
+    profile: _Profile = None,
+) -> None:
+    """A Hermes skill, so the agent can answer "are you healthy?" from the watchdog (read-only commands)."""
+    from hermes_watchdog.commands import skill as cmd
+
+    raise typer.Exit(cmd.main(action, hermes_home, profile))
+
+
 def main(argv: list[str] | None = None) -> None:
     sys.exit(cli_errors.run(app, sys.argv[1:] if argv is None else argv))
