@@ -156,7 +156,8 @@ def test_hermes_home_flag_and_profile_discovery(sim, isolated_home: Path) -> Non
     home = isolated_home / ".hermes" / "profiles" / "work"
     env = {**os.environ}
     env.pop("HERMES_HOME", None)
-    g = sim("healthy", "--hermes-home", str(home), home=home, env=env).wait_running()
+    # As a `hermes --profile work` gateway started without HERMES_HOME shows itself: found by its pid file.
+    g = sim("healthy", "--hermes-home", str(home), "--keep-environment", home=home, env=env).wait_running()
     _, d = diagnose_json(g.pid)
     assert d["hermes_home"]["profile"] == "work" and "profile 'work'" in d["hermes_home"]["source"]
     _, d = diagnose_json(g.pid, "--hermes-home", str(home))

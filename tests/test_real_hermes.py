@@ -125,8 +125,9 @@ def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path,
     assert {"QQAdapter._read_events", "QQAdapter._listen_loop"} <= set(stack.functions_seen), stack.functions_seen
     names = [f.function for f in stack.frames]
     assert "QQAdapter._listen_loop" in names, names  # every sample of the spin holds the listen loop
-    if "QQAdapter._read_events" in names:
-        i = names.index("QQAdapter._read_events")
+    i = names.index("QQAdapter._read_events") if "QQAdapter._read_events" in names else \
+        names.index("QQAdapter._listen_loop")
+    if names[i] == "QQAdapter._read_events":
         assert names[i + 1] == "QQAdapter._listen_loop", names
     assert stack.frames[i].file.endswith("gateway/platforms/qqbot/adapter.py")
     r = cli("diagnose", str(s.adapter.pid), "--seconds", "2", "--json")

@@ -316,6 +316,9 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     p.add_argument("--upstream-exit-after", type=float, default=None,
                    help="exit 75 after S s as Hermes' own loop watchdog (0.19.1+); once with a marker")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    p.add_argument("--keep-environment", action="store_true",
+                   help="do not put --hermes-home into HERMES_HOME (as a `hermes --profile X` gateway started "
+                        "without it shows: found by its files only)")
     releases.add_options(p)  # --release, --heartbeat-writer
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
-    elif serve_home_in_environment:
+    elif serve_home_in_environment and not args.keep_environment:
         _serve_home_in_environment(args.hermes_home)
     once = {"spin", "frozen", "spin-connected", "blocking"}
     if args.spin_once_marker and Path(args.spin_once_marker).exists():

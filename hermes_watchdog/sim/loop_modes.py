@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -95,7 +96,23 @@ async def _serve_loop_tick(home: Path) -> asyncio.AbstractServer:
             await writer.drain()
         writer.close()
 
-    return await asyncio.start_unix_server(answer, path=str(path))
+    return await asyncio.start_unix_server(answer, sock=bound_unix_socket(path))
+
+
+def bound_unix_socket(path: Path) -> socket.socket:
+    """A listening AF_UNIX socket at ``path``, however long the path: a sun_path holds 108 bytes, and a test's
+    temporary home can be longer, so on Linux it is bound through /proc/self/fd of its folder."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    if len(os.fsencode(path)) < 100 or not os.path.isdir("/proc/self/fd"):
+        sock.bind(str(path))
+    else:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            sock.bind(f"/proc/self/fd/{folder}/{path.name}")
+        finally:
+            os.close(folder)
+    sock.listen(16)
+    return sock
 
 
 async def _freeze_later(home: Path, after: float, marker: str | None) -> None:

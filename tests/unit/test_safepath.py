@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import pwd
-import socket
 import threading
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hermes_watchdog import safepath
 from hermes_watchdog.daemon import locks
 from hermes_watchdog.observe import looptick, statefile
 from hermes_watchdog.record import private
+from hermes_watchdog.sim.loop_modes import bound_unix_socket
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="owning a link as another user needs root")
 
@@ -87,9 +87,7 @@ def test_the_tick_probe_never_connects_to_a_socket_the_user_points_at(tmp_path: 
     the user's as the tick socket): no connection reaches it, and its "1" vetoes nothing."""
     private_dir = tmp_path / "root-only"
     private_dir.mkdir(mode=0o700)
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(str(private_dir / "gateway.loop-tick.4242.sock"))
-    server.listen(8)
+    server = bound_unix_socket(private_dir / "gateway.loop-tick.4242.sock")  # any path length
     server.settimeout(0.2)
     accepted: list[int] = []
     stop = threading.Event()
