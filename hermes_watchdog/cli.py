@@ -259,10 +259,16 @@ def install(
     dry_run: Annotated[bool, _opt("--dry-run", help="Print the file and the commands; change nothing.")] = False,
     system: Annotated[bool, _opt("--system", help="A system-wide service (as root).")] = False,
     s6_scandir: _S6Scandir = None,
+    gateway_watchdog: Annotated[bool, _opt("--gateway-watchdog", help="Instead: a drop-in giving the gateway's own "
+                                           "systemd unit a WatchdogSec its loop pings (releases that ping).")
+                                ] = False,
 ) -> None:
     """Install the watchdog as a service (launchd agent / systemd user unit / s6 service). Flags after -- go to
     `run`."""
     from hermes_watchdog.commands import install as cmd
+
+    if gateway_watchdog:
+        raise typer.Exit(cmd.gateway_watchdog(hermes_home, profile, dry_run))
 
     # The run flags are checked by this very app: handed in, so commands/install.py never imports cli.py.
     raise typer.Exit(cmd.install(manager, hermes_home, profile, list(ctx.args), dry_run, system,
@@ -277,9 +283,14 @@ def uninstall(
     profile: _Profile = None,
     system: Annotated[bool, _opt("--system", help="The system-wide service (as root).")] = False,
     s6_scandir: _S6Scandir = None,
+    gateway_watchdog: Annotated[bool, _opt("--gateway-watchdog", help="Instead: remove the gateway unit's loop "
+                                           "watchdog drop-in.")] = False,
 ) -> None:
     """Stop, disable and remove the watchdog's service. A second run does nothing."""
     from hermes_watchdog.commands import install as cmd
+
+    if gateway_watchdog:
+        raise typer.Exit(cmd.gateway_watchdog(hermes_home, profile, False, remove=True))
 
     raise typer.Exit(cmd.uninstall(manager, hermes_home, profile, system, s6_scandir))
 

@@ -234,3 +234,58 @@ def test_auto_leaves_a_unit_whose_main_pid_is_not_the_gateway(manager: UserManag
         d.terminate()
         gateway.kill()
         gateway.wait(10)
+
+
+PINGING_UNIT = """[Unit]
+Description=simulated Hermes {release} gateway ({home})
+
+[Service]
+ExecStart={python} -m hermes_watchdog.sim.gateway --release {release} --mode spin-connected --spin-after 12 \
+--spin-once-marker {marker}
+Environment=HERMES_HOME={home}
+Restart=always
+RestartSec=1
+"""
+
+
+def test_gateway_watchdog_dropin_lets_systemd_restart_a_wedged_loop_itself(manager: UserManager) -> None:
+    """Issue 24 item 11: for a release that pings WATCHDOG=1 from its loop (the 0.20 shape), `install
+    --gateway-watchdog` gives its unit a WatchdogSec; when the loop then spins, the pings stop and the real
+    systemd kills and restarts the gateway with no watchdog process running. A 0.14-shaped gateway (no pings)
+    is refused, with the reason, and its unit is left alone."""
+    home = hermes_home(manager, None)
+    unit = "hermes-gateway.service"
+    path = manager.home / ".config" / "systemd" / "user" / unit
+    path.write_text(PINGING_UNIT.format(release="0.14", home=home, python=SYSTEM_PYTHON, marker=home / "spun"))
+    assert manager.systemctl("daemon-reload").returncode == 0 and manager.systemctl("start", unit).returncode == 0
+    main_pid_running(manager, unit, home)
+    r = manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", "install", "--gateway-watchdog")
+    assert r.returncode == 2 and "does not send WATCHDOG=1 from its event loop" in r.stderr, r.stdout + r.stderr
+    assert not (path.parent / f"{unit}.d").exists()
+    manager.systemctl("stop", unit)
+
+    path.write_text(PINGING_UNIT.format(release="0.20", home=home, python=SYSTEM_PYTHON, marker=home / "spun"))
+    (home / "spun").unlink(missing_ok=True)
+    assert manager.systemctl("daemon-reload").returncode == 0 and manager.systemctl("start", unit).returncode == 0
+    main_pid_running(manager, unit, home)
+    wait_for(lambda: (home / "state" / "gateway.heartbeat").exists(), what="the 0.20 shape's first files")
+    r = manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", "install", "--gateway-watchdog")
+    assert r.returncode == 0, r.stdout + r.stderr
+    dropin = path.parent / f"{unit}.d" / "hermes-watchdog-loop.conf"
+    assert "WatchdogSec=120" in dropin.read_text() and "Restart=on-watchdog" not in dropin.read_text()
+    # The test shortens the interval (the drop-in is the user's file now) and applies it from a fresh start.
+    dropin.write_text(dropin.read_text().replace("WatchdogSec=120", "WatchdogSec=4"))
+    (home / "spun").unlink(missing_ok=True)
+    assert manager.systemctl("daemon-reload").returncode == 0 and manager.systemctl("restart", unit).returncode == 0
+    first = main_pid_running(manager, unit, home)
+    assert manager.show(unit, "WatchdogUSec")["WatchdogUSec"] in {"4s", "4000000"}
+    # Healthy while its loop pings (the spin starts 12 s after start): systemd keeps it (3 intervals).
+    wait_for(lambda: (home / "spun").exists(), timeout=120, what="the loop to start spinning")
+    assert int(manager.show(unit, "NRestarts")["NRestarts"]) == 0
+    # The pings stop; systemd's watchdog fires, kills it and starts it again (the marker: no second spin). A
+    # spinning gateway neither exits nor crashes, and no watchdog process runs here: only systemd's watchdog
+    # restarts it.
+    second = main_pid_running(manager, unit, home, other_than=first)
+    assert second != first and int(manager.show(unit, "NRestarts")["NRestarts"]) >= 1
+    r = manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", "uninstall", "--gateway-watchdog")
+    assert r.returncode == 0 and not dropin.exists(), r.stdout + r.stderr

@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import pwd
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ from hermes_watchdog import exitcodes
 from hermes_watchdog.act.managers.naming import suffixes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.installers import Installer, Spec, select
+from hermes_watchdog.installers import gateway_watchdog as gw_watchdog
 from hermes_watchdog.observe.discovery import default_home
 from hermes_watchdog.observe.statefile import hermes_home_default
 
@@ -121,3 +123,35 @@ def uninstall(manager: str, hermes_home: Path | None, profile: str | None, syste
     sys.stdout.write(f"uninstalled {inst.manager} service {inst.name}: removed {inst.path}\n")
     return exitcodes.OK
 
+
+
+def gateway_watchdog(hermes_home: Path | None, profile: str | None, dry_run: bool, remove: bool = False) -> int:
+    """``install --gateway-watchdog`` / ``uninstall --gateway-watchdog``: systemd's own loop watchdog on the
+    gateway's unit (installers/gateway_watchdog.py)."""
+    home, _ = _home_and_suffix(hermes_home, profile)
+    reload = ["systemctl", "--user", "daemon-reload"]
+    if remove:
+        removed = [p for p in gw_watchdog.user_unit_dir().glob(f"*.service.d/{gw_watchdog.DROPIN}") if p.is_file()]
+        for p in removed:
+            p.unlink()
+        if removed:
+            subprocess.run(reload, capture_output=True, timeout=60, check=False)
+        sys.stdout.write("".join(f"removed {p}\n" for p in removed) or "no gateway watchdog drop-in: nothing to do\n")
+        return exitcodes.OK
+    plan = gw_watchdog.plan(home)
+    if dry_run:
+        sys.stdout.write(f"# would write {plan.path}\n{plan.text}# would run:\n{' '.join(reload)}\n")
+        return exitcodes.OK
+    try:
+        plan.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = plan.path.with_name(f".{plan.path.name}.tmp")
+        tmp.write_text(plan.text)
+        tmp.replace(plan.path)
+    except OSError as exc:
+        raise UserError(f"cannot write {plan.path}: {exc.strerror or exc}") from None
+    r = subprocess.run(reload, capture_output=True, text=True, timeout=60, check=False)
+    if r.returncode != 0:
+        raise UserError(f"wrote {plan.path}, but systemctl --user daemon-reload failed: {r.stderr.strip()[-200:]}")
+    sys.stdout.write(f"installed systemd's loop watchdog for {plan.unit}: {plan.path}\n"
+                     f"it applies from the gateway's next start: systemctl --user restart {plan.unit}\n")
+    return exitcodes.OK

@@ -52,7 +52,7 @@ import threading
 import time
 from pathlib import Path
 
-from hermes_watchdog.sim import releases
+from hermes_watchdog.sim import releases, systemd_notify
 from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
 from hermes_watchdog.sim.loop_modes import (
     _burn,
@@ -265,6 +265,8 @@ async def _run(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
     server = await _serve_loop_tick(home) if args.loop_tick else None
     beat = releases.start_off_loop(home, args, tasks, server is not None)
+    if args.release not in (None, "0.14"):  # 0.19.0 and later ping systemd's watchdog from the loop
+        tasks.append(asyncio.create_task(systemd_notify.watchdog_pings()))
     if args.upstream_exit_after is not None:
         upstream_exit_later(home, state, args.upstream_exit_after, args.spin_once_marker)
     await stop.wait()
