@@ -152,7 +152,7 @@ def home_claimed(env: Mapping[str, str], cmdline: tuple[str, ...], user_home: Pa
         return env_home
     if named is None:
         # The user's file: a FIFO must not hang us, nor a link to /dev/zero fill memory (regular, bounded).
-        raw, _ = statefile.read_bytes(root / "active_profile", limit=_ACTIVE_PROFILE_MAX)
+        raw, _ = statefile.read_bytes(root / "active_profile", limit=_ACTIVE_PROFILE_MAX)  # safe: the safe reader
         active = (raw or b"").decode("utf-8", "replace").strip()
         named = active if _PROFILE_NAME.match(active) else None
     if named == "default":
