@@ -17,7 +17,6 @@ from hermes_watchdog.daemon.restarts import LivePorts, WatchJournal
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import budget
 from hermes_watchdog.judge.exits import storm_note, upstream_exit
-from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.verdict import GATEWAY_GONE
 from hermes_watchdog.observe import logs, processes, statefile, upstream
 from hermes_watchdog.observe.processes import Identity
@@ -46,9 +45,8 @@ class ExitPorts(LivePorts):
         why_not = manager.cannot_start() or (f"this is a dry run: it would start it with {manager.describe()}"
                                              if d.cfg.dry_run else "")
         decision = budget.decide(w.restarts, time.time(), d.budget)
-        # The family recognised for this home, once the observer keeps it on the watch; else 0.19.0's rule.
-        release: Recognised | None = getattr(w, "release", None)
-        storm = storm_note(upstream.read(w.home), time.time(), release)
+        # The family recognised for the gateway that exited (its window is kept while the machine runs).
+        storm = storm_note(upstream.read(w.home), time.time(), w.release)
         return StartPlan(starter=None if why_not else manager.describe(), cannot_start=why_not, storm=storm,
                          budget_spent=decision.reason if decision.exhausted else None,
                          budget_wait=decision.reason if not decision.allowed and not decision.exhausted else None)
