@@ -252,13 +252,11 @@ class DaemonProc:
     def incident(self, index: int = -1) -> dict[str, Any]:
         return read_json(self.incidents()[index] / "incident.json") or {}
 
-    def terminate(self) -> float:
-        """SIGTERM; returns the seconds it took to exit."""
-        start = time.monotonic()
+    def terminate(self) -> None:
+        """SIGTERM, and wait (at most 30 s) for the daemon to exit."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             self.proc.wait(30)
-        return time.monotonic() - start
 
 
 def start_daemon(state_dir: Path, *args: str, env: dict[str, str] | None = None) -> DaemonProc:
