@@ -77,6 +77,15 @@ def events(home: Path) -> list[dict[str, Any]]:
         return []
 
 
+def signals_received(path: Path) -> list[str]:
+    """The signals a sim started with ``--signal-log path`` recorded, in order (none: the file is absent).
+    The proof that nothing signalled a gateway that ignores SIGTERM anyway: "still alive" proves nothing."""
+    try:
+        return path.read_text().split()
+    except FileNotFoundError:
+        return []
+
+
 @dataclass
 class Sim:
     home: Path

@@ -24,6 +24,9 @@ Options that combine with any mode:
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
+  --signal-log PATH         append the name of every SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+                            that arrives, one a line, even while the loop spins or is frozen (tests prove
+                            with it that no signal came; these signals then no longer end the process)
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
@@ -227,6 +230,8 @@ async def _run(args: argparse.Namespace) -> int:
     # Like Hermes: handled on the loop, so a starved loop never runs them.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.signal_log:
+        _record_signals(Path(args.signal_log))
     logging.getLogger("gateway.run").info(
         "Starting gateway (simulated) pid=%d mode=%s; env OPENAI_API_KEY=%s TELEGRAM_BOT_TOKEN=%s "
         "GITHUB_TOKEN=%s GOOGLE_API_KEY=%s WEBHOOK_SIGNING_KEY=%s", os.getpid(), args.mode, OPENAI_KEY,
@@ -269,6 +274,25 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+RECORDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _record_signals(path: Path) -> None:
+    """Python-level handlers that write each arrival down. They run on the main thread between bytecodes, so
+    also while the loop spins or sleeps frozen; the C handler still wakes the loop through its wakeup fd, so
+    SIGTERM and SIGINT keep their loop.add_signal_handler behaviour (ignored while the loop is starved)."""
+
+    def record(signum: int, frame: object) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, f"{signal.Signals(signum).name}\n".encode())
+        finally:
+            os.close(fd)
+
+    for sig in RECORDED_SIGNALS:
+        signal.signal(sig, record)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -285,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
     p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    p.add_argument("--signal-log", help="append the name of each signal received to this file")
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
     if args.hermes_home is None:
