@@ -146,8 +146,9 @@ def user_site(shared_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def systemd_user(shared_dir: Path, user_site: Path):
-    """One real `systemd --user` of the test user for the whole session; stopped, its cgroups removed, at
-    the end. Skipped, with the reason, when not root or systemd cannot run here."""
+    """One real `systemd --user` of the test user for the whole session; stopped at the end, and the cgroups
+    and folders it made (and only those, by their recorded paths) removed. Skipped, with the reason, when not
+    root or systemd cannot run here (not installed, cgroupfs read-only)."""
     from tests.usermode import UID, Unavailable, UserManager, chown_tree
 
     home = shared_dir / "systemd-home"
@@ -158,6 +159,9 @@ def systemd_user(shared_dir: Path, user_site: Path):
         manager.start()
     except Unavailable as exc:
         pytest.skip(str(exc))
+    except BaseException:
+        manager.stop()  # whatever it made so far goes
+        raise
     yield manager
     manager.stop()
 

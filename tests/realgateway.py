@@ -28,7 +28,10 @@ def real_gateways(tmp_path: Path) -> Iterator[StartGateway]:
         fake = start_fake_qq(python)
         fakes.append(fake)
         home = tmp_path / f"hermes-{len(gateways)}"
-        gw = start_gateway(python, version, home, fake, extra_env=extra_env, pth=pth, supervised=supervised)
+        # The cached venv is shared: a fix pack or hook some other run left in it is switched off, unless the
+        # test asks otherwise (install into a private overlay for that: tests/realhermes/overlay.py).
+        env = {"HERMES_WATCHDOG_PATCHES": "0", **(extra_env or {})}
+        gw = start_gateway(python, version, home, fake, extra_env=env, pth=pth, supervised=supervised)
         gateways.append(gw)
         if wait:
             gw.wait_ready()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import stat
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 
 from hermes_watchdog.observe import statefile
 from hermes_watchdog.record import incidents, private
-from tests.helpers import all_files, cli, read_json, wait_for
+from tests.helpers import all_files, cli, read_json, signals_received, wait_for
 
 FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")
 GUARD = 90  # seconds: only so that a hang fails the test instead of stalling the suite
@@ -293,7 +294,8 @@ def test_profile_names_with_control_characters_are_escaped(tmp_path: Path, isola
 
 
 def test_daemon_restarts_after_a_give_up_do_not_reopen_it(tmp_path: Path, sim, daemons) -> None:
-    g = sim("spin", "--spin-after", "1").wait_running().wait_spinning()
+    received = tmp_path / "gateway-signals"
+    g = sim("spin", "--spin-after", "1", "--signal-log", str(received)).wait_running().wait_spinning()
     notified = tmp_path / "notified.jsonl"
     script = tmp_path / "notify.py"
     script.write_text(f"import sys\nopen({str(notified)!r}, 'a').write(sys.stdin.read().replace('\\n', ' ') + '\\n')\n")
@@ -323,4 +325,8 @@ def test_daemon_restarts_after_a_give_up_do_not_reopen_it(tmp_path: Path, sim, d
     assert d.incidents() == first and len(first) == 1
     assert len(notes()) == 1, notes()
     assert d.incident()["result"] == "gave-up"
-    assert g.proc.poll() is None  # never signalled: the budget is spent
+    # Never signalled, the budget being spent: the spinning sim ignores SIGTERM, so "still alive" proves
+    # nothing; its own record of every signal that reached it does.
+    assert g.proc.poll() is None and signals_received(received) == []
+    g.proc.send_signal(signal.SIGTERM)  # and the record is live: this one is written down
+    wait_for(lambda: signals_received(received) == ["SIGTERM"], what="the SIGTERM in the gateway's record")

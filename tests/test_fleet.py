@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -23,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
-from tests.helpers import DaemonProc, events, read_json, wait_for
+from tests.helpers import DaemonProc, events, read_json, signals_received, wait_for
 
 FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30",
         "--restart-with", "signal")
@@ -244,7 +245,9 @@ def test_heartbeat_stale_gives_loop_frozen_and_a_fresh_one_is_reported(tmp_path,
     """Hermes >= 0.19 writes state/gateway.heartbeat from its loop: a frozen loop (CPU idle, platforms
     connected, nothing else amiss) is seen only through it."""
     home = tmp_path / "frozen"
-    frozen = sim("frozen", "--spin-after", "1", "--heartbeat-period", "0.5", home=home).wait_running()
+    received = tmp_path / "frozen-signals"
+    frozen = sim("frozen", "--spin-after", "1", "--heartbeat-period", "0.5", "--signal-log", str(received),
+                 home=home).wait_running()
     fresh_home = tmp_path / "fresh"
     fresh = sim("healthy", "--heartbeat-period", "0.5", home=fresh_home).wait_running()
     wait_for(lambda: any(e["event"] == "frozen" for e in events(home)), what="the loop to freeze")
@@ -255,7 +258,8 @@ def test_heartbeat_stale_gives_loop_frozen_and_a_fresh_one_is_reported(tmp_path,
     inc = d.incident()
     assert inc["signature"] == "loop-frozen" and inc["action"]["kind"] == "alert"
     assert any("heartbeat" in r and "not running" in r for r in inc["reasons"])
-    assert frozen.proc.poll() is None  # alert only by default: --frozen-action restart would restart it
+    # Alert only by default (--frozen-action restart would restart it): no signal reached the gateway.
+    assert frozen.proc.poll() is None and signals_received(received) == []
     assert inc["release"]["family"] == "0.19.0-0.20.x (heartbeat on the loop, version not read)", inc["release"]
     assert "| Hermes release family | 0.19.0-0.20.x" in (d.incidents()[0] / "report.md").read_text()
     gws = {Path(g["home"]).name: g for g in d.status()["gateways"]}
@@ -272,7 +276,10 @@ def test_heartbeat_stale_gives_loop_frozen_and_a_fresh_one_is_reported(tmp_path,
     m = _scrape(d)
     ages = {k[1]: v for k, v in m.items() if k[0] == "hermes_watchdog_heartbeat_age_seconds"}
     assert len(ages) == 2 and max(ages.values()) > 2 > min(ages.values())
-    assert fresh.proc.poll() is None
+    assert fresh.proc.poll() is None and signals_received(received) == []
+    # The record is live: a SIGTERM to the frozen gateway is written down (and ignored by its frozen loop).
+    frozen.proc.send_signal(signal.SIGTERM)
+    wait_for(lambda: signals_received(received) == ["SIGTERM"], what="the SIGTERM in the frozen gateway's record")
 
 
 def test_diagnose_reports_a_stale_heartbeat(tmp_path, sim):

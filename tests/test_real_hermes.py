@@ -22,38 +22,30 @@ import pytest
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.observe import processes, sampler, stack_capture
 from tests.helpers import cli, wait_for
+from tests.realhermes.overlay import overlay_venv
 from tests.realhermes.venvs import hermes_venv
 
 HERE = Path(__file__).resolve().parent / "realhermes"
 QQ_FIX = "fix qqbot (QQBot busy-loop, #17703; fixed upstream in 0.17.0)"  # its line in `patch status`
 
 
-@pytest.fixture(scope="session")
-def hermes_014() -> Path:
-    return hermes_venv("0.14.0")
+# The cached venvs are shared by every test run on the machine, some at the same time: a patch installed into
+# one would change what the others see (a 0.14.0 that never spins). Each test gets a private overlay of them
+# (tests/realhermes/overlay.py), which `patch install --python` writes into; the cache is never written.
+@pytest.fixture
+def hermes_014(tmp_path: Path) -> Path:
+    return overlay_venv(hermes_venv("0.14.0"), tmp_path / "overlay-0.14.0")
 
 
-@pytest.fixture(scope="session")
-def hermes_017() -> Path:
-    return hermes_venv("0.17.0")
+@pytest.fixture
+def hermes_017(tmp_path: Path) -> Path:
+    return overlay_venv(hermes_venv("0.17.0"), tmp_path / "overlay-0.17.0")
 
 
 def patch_cli(action: str, python: Path, *extra: str):  # type: ignore[no-untyped-def]
     r = cli("patch", action, "--python", str(python), *extra)
     assert r.code == 0, r.out + r.err
     return r
-
-
-@pytest.fixture
-def clean_patch(request: pytest.FixtureRequest) -> Iterator[None]:
-    """The cached venvs are shared: no test may leave the patch installed in them."""
-    pythons = [request.getfixturevalue(name) for name in ("hermes_014", "hermes_017")
-               if name in request.fixturenames]
-    for py in pythons:
-        patch_cli("uninstall", py)
-    yield
-    for py in pythons:
-        patch_cli("uninstall", py)
 
 
 @dataclass
@@ -84,8 +76,8 @@ class Scenario:
 def scenario(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     started: list[Scenario] = []
 
-    def start(python: Path) -> Scenario:
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    def start(python: Path, **extra_env: str) -> Scenario:
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | extra_env
         server = subprocess.Popen([str(python), str(HERE / "fake_qq_server.py")], stdout=subprocess.PIPE, text=True,
                                   env=env)
         assert server.stdout is not None
@@ -114,8 +106,8 @@ def scenario(tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
                 p.wait(10)
 
 
-def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path, clean_patch, scenario) -> None:
-    s = scenario(hermes_014)
+def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path, scenario) -> None:
+    s = scenario(hermes_014, HERMES_WATCHDOG_PATCHES="0")  # nothing installed in the overlay, and off besides
     assert s.cores() >= 0.9  # the real adapter pins a core
     stack = stack_capture.PySpy().capture(processes.identity(s.adapter.pid), None, s.adapter.pid, count=20,
                                           spread=1.0)
@@ -142,7 +134,7 @@ def test_unpatched_0_14_spins_ignores_sigterm_and_is_diagnosed(hermes_014: Path,
         s.adapter.wait(3)  # the starved loop never runs its SIGTERM handler
 
 
-def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path, clean_patch, scenario) -> None:
+def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path, scenario) -> None:
     r = patch_cli("status", hermes_014)
     assert "Hermes: 0.14.0" in r.out and f"{QQ_FIX}: NEEDED" in r.out
     assert "patch: not installed" in r.out
@@ -168,7 +160,7 @@ def test_patched_0_14_backs_off_stays_calm_and_stops_on_sigterm(hermes_014: Path
     assert "patch: not installed" in patch_cli("status", hermes_014).out
 
 
-def test_0_17_needs_no_fix_and_the_patch_wraps_nothing(hermes_017: Path, clean_patch, scenario) -> None:
+def test_0_17_needs_no_fix_and_the_patch_wraps_nothing(hermes_017: Path, scenario) -> None:
     r = patch_cli("status", hermes_017)
     assert "Hermes: 0.17.0" in r.out and f"{QQ_FIX}: not needed" in r.out
     patch_cli("install", hermes_017)
@@ -178,7 +170,7 @@ def test_0_17_needs_no_fix_and_the_patch_wraps_nothing(hermes_017: Path, clean_p
     assert s.cores(1.0) < 0.2  # 0.17.0's own fix
 
 
-def test_switch_off_with_environment_variable(hermes_014: Path, clean_patch, tmp_path: Path) -> None:
+def test_switch_off_with_environment_variable(hermes_014: Path, tmp_path: Path) -> None:
     patch_cli("install", hermes_014)
     code = ("import gateway.platforms.qqbot.adapter as a; print(getattr(a.QQAdapter, "
             "'_hermes_watchdog_patched', None))")

@@ -226,7 +226,9 @@ def test_real_gateway_with_pythonfaulthandler_leaves_its_last_stack_via_sigabrt(
     # The harness writes the gateway's output beside the home; make that launchd's StandardErrorPath.
     (tmp_path / "hermes-gateway.out").symlink_to(home / "logs" / "gateway.error.log")
     fake = start_fake_qq(hermes_014)
-    g = start_gateway(hermes_014, "0.14.0", home, fake, extra_env={"PYTHONFAULTHANDLER": "1"}, supervised=True)
+    # HERMES_WATCHDOG_PATCHES=0: the cached venv is shared, and a fix pack left in it would stop the spin.
+    g = start_gateway(hermes_014, "0.14.0", home, fake, extra_env={"PYTHONFAULTHANDLER": "1",
+                                                                   "HERMES_WATCHDOG_PATCHES": "0"}, supervised=True)
     gateways.append(g)
     old = _spin(g)
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal", "--stack-with", "none",

@@ -73,17 +73,94 @@ def chown_tree(path: Path) -> None:
         os.lchown(p, UID, UID)
 
 
-def _systemd_hierarchies() -> list[Path]:
-    """The cgroup hierarchies systemd itself runs on: cgroup2 (unified) and v1 name=systemd. The v1
-    controllers (memory, cpu...) are left alone: moving into them could escape the machine's limits."""
+@dataclass(frozen=True)
+class Hierarchy:
+    mount: Path
+    read_only: bool
+
+
+def systemd_hierarchies(mounts: str) -> list[Hierarchy]:
+    """The cgroup hierarchies systemd itself runs on, from the text of /proc/self/mounts: cgroup2 (unified)
+    and v1 name=systemd. The v1 controllers (memory, cpu...) are left alone: moving into them could escape
+    the machine's limits. Pure."""
     found = []
-    with open("/proc/self/mounts") as fh:
-        for line in fh:
-            _, mount, fstype, opts = line.split()[:4]
-            ours = fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts.split(","))
-            if ours and (Path(mount) / "cgroup.procs").exists():
-                found.append(Path(mount))
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        mount, fstype, opts = fields[1], fields[2], fields[3].split(",")
+        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in opts):
+            found.append(Hierarchy(Path(mount), "ro" in opts))
     return found
+
+
+@dataclass
+class Made:
+    """What the fixture made on the host, by path, so that the end removes exactly that: the folders it
+    created (a cgroup or /run/systemd/system), the cgroups its ``systemd --user`` created below them, and the
+    owners of what already existed and it chowned. Nothing it found there is removed."""
+
+    dirs: list[Path] = field(default_factory=list)  # created, parents first
+    trees: list[Path] = field(default_factory=list)  # created, and removed whole with what was put in them
+    before: dict[Path, set[Path]] = field(default_factory=dict)  # a cgroup -> the folders below it at the start
+    owners: dict[Path, tuple[int, int]] = field(default_factory=dict)  # chowned: its owner before
+
+    def mkdir(self, path: Path) -> None:
+        """mkdir -p, recording each level it creates. Raises OSError."""
+        missing = []
+        while not path.exists():
+            missing.append(path)
+            path = path.parent
+        for p in reversed(missing):
+            p.mkdir()
+            self.dirs.append(p)
+
+    def chown(self, path: Path, uid: int) -> None:
+        st = path.stat()
+        self.owners.setdefault(path, (st.st_uid, st.st_gid))
+        os.chown(path, uid, uid)
+
+    def watch(self, group: Path) -> None:
+        """Note what is below ``group`` now: folders that appear later were made by our manager."""
+        self.before[group] = {p for p in group.rglob("*") if p.is_dir()}
+
+    def undo(self) -> None:
+        """Remove what was made, deepest first; a cgroup with a process left in it stays. Give back owners."""
+        for tree in self.trees:
+            shutil.rmtree(tree, ignore_errors=True)
+        made = list(self.dirs)
+        for group, before in self.before.items():
+            with contextlib.suppress(OSError):
+                made += [p for p in group.rglob("*") if p.is_dir() and p not in before]
+        for d in sorted(set(made), key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        for path, (uid, gid) in self.owners.items():
+            with contextlib.suppress(OSError):
+                os.chown(path, uid, gid)
+        self.dirs, self.trees, self.before, self.owners = [], [], {}, {}
+
+
+def prepare_cgroups(hierarchies: list[Hierarchy], uid: int, made: Made) -> list[Path]:
+    """A cgroup ``user.slice/user-UID.slice/user@UID.service`` in each hierarchy, owned by the test user, as
+    logind would delegate it; its paths. Unavailable (after undoing what it made) where cgroupfs is read-only
+    or will not let us."""
+    read_only = [str(h.mount) for h in hierarchies if h.read_only]
+    if read_only:
+        raise Unavailable(f"cgroupfs mounted read-only at {', '.join(read_only)}: no cgroup for systemd --user")
+    groups = []
+    try:
+        for h in hierarchies:
+            group = h.mount / "user.slice" / f"user-{uid}.slice" / f"user@{uid}.service"
+            made.mkdir(group)
+            for p in (group.parent.parent, group.parent, group, *group.iterdir()):
+                made.chown(p, uid)
+            made.watch(group)
+            groups.append(group)
+    except OSError as exc:
+        made.undo()
+        raise Unavailable(f"cannot make a cgroup for systemd --user: {exc}") from exc
+    return groups
 
 
 @dataclass
@@ -94,8 +171,7 @@ class UserManager:
     site: Path
     runtime: Path
     proc: subprocess.Popen[bytes] | None = None
-    cgroups: list[Path] = field(default_factory=list)
-    made_booted_marker: bool = False
+    made: Made = field(default_factory=Made)
     log: Path | None = None
 
     @property
@@ -126,24 +202,21 @@ class UserManager:
     def start(self) -> None:
         if SYSTEMD is None or not shutil.which("systemctl"):
             raise Unavailable("systemd is not installed")
-        hierarchies = _systemd_hierarchies()
+        with open("/proc/self/mounts") as fh:
+            hierarchies = systemd_hierarchies(fh.read())
         if not hierarchies:
             raise Unavailable("no cgroup hierarchy for systemd is mounted")
-        marker = Path("/run/systemd/system")
-        if not marker.exists():
-            marker.mkdir(parents=True)
-            self.made_booted_marker = True
-        for h in hierarchies:
-            group = h / "user.slice" / f"user-{UID}.slice" / f"user@{UID}.service"
-            group.mkdir(parents=True, exist_ok=True)
-            self.cgroups.append(h / "user.slice")
-            for p in (group.parent.parent, group.parent, group, *group.iterdir()):
-                os.chown(p, UID, UID)
-        self.runtime.mkdir(parents=True, exist_ok=True)
-        os.chown(self.runtime, UID, UID)
-        self.runtime.chmod(0o700)
-        groups = [h / "user.slice" / f"user-{UID}.slice" / f"user@{UID}.service" / "cgroup.procs"
-                  for h in hierarchies]
+        groups = [g / "cgroup.procs" for g in prepare_cgroups(hierarchies, UID, self.made)]
+        try:
+            self.made.mkdir(Path("/run/systemd/system"))  # sd_booted(); removed at the end only if made here
+            if not self.runtime.exists():  # a runtime dir found here is left as it is at the end
+                self.made.mkdir(self.runtime)
+                self.made.trees.append(self.runtime)
+            self.made.chown(self.runtime, UID)
+            self.runtime.chmod(0o700)
+        except OSError as exc:
+            self.made.undo()
+            raise Unavailable(f"cannot create /run/systemd/system or {self.runtime}: {exc}") from exc
 
         def enter_cgroups() -> None:  # in the starter, before it becomes the user and execs systemd
             for procs in groups:
@@ -176,14 +249,5 @@ class UserManager:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
-        for top in self.cgroups:
-            # Deepest first; a cgroup with a process left in it stays (and says so in the directory).
-            for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
-                with contextlib.suppress(OSError):
-                    d.rmdir()
-            with contextlib.suppress(OSError):
-                top.rmdir()
-        if self.made_booted_marker:
-            with contextlib.suppress(OSError):
-                Path("/run/systemd/system").rmdir()
-        shutil.rmtree(self.runtime, ignore_errors=True)
+        # Only what this manager made, by its recorded paths: other empty cgroups of the host stay.
+        self.made.undo()

@@ -26,6 +26,9 @@ Options that combine with any mode:
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
   --upstream-exit-after S   after S seconds, exit 75 the way Hermes' own loop watchdog does (git 0.19.1+):
                             ``degraded``, ``exit_reason``, ``restart_requested``, the lifecycle ledger
+  --signal-log PATH         append the name of every SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
+                            that arrives, one a line, even while the loop spins or is frozen (tests prove
+                            with it that no signal came; these signals then no longer end the process)
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
@@ -236,6 +239,8 @@ async def _run(args: argparse.Namespace) -> int:
     # Like Hermes: handled on the loop, so a starved loop never runs them.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if args.signal_log:
+        _record_signals(Path(args.signal_log))
     logging.getLogger("gateway.run").info(
         "Starting gateway (simulated) pid=%d mode=%s; env OPENAI_API_KEY=%s TELEGRAM_BOT_TOKEN=%s "
         "GITHUB_TOKEN=%s GOOGLE_API_KEY=%s WEBHOOK_SIGNING_KEY=%s", os.getpid(), args.mode, OPENAI_KEY,
@@ -289,6 +294,25 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+RECORDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def _record_signals(path: Path) -> None:
+    """Python-level handlers that write each arrival down. They run on the main thread between bytecodes, so
+    also while the loop spins or sleeps frozen; the C handler still wakes the loop through its wakeup fd, so
+    SIGTERM and SIGINT keep their loop.add_signal_handler behaviour (ignored while the loop is starved)."""
+
+    def record(signum: int, frame: object) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, f"{signal.Signals(signum).name}\n".encode())
+        finally:
+            os.close(fd)
+
+    for sig in RECORDED_SIGNALS:
+        signal.signal(sig, record)
+
+
 def _serve_home_in_environment(home: Path) -> None:
     """A real gateway finds its home in its own environment, and the watchdog proves a gateway by it: a sim
     given --hermes-home without HERMES_HOME set to it re-executes itself (same PID) with it set, so it is
@@ -318,6 +342,7 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     p.add_argument("--upstream-exit-after", type=float, default=None,
                    help="exit 75 after S s as Hermes' own loop watchdog (0.19.1+); once with a marker")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    p.add_argument("--signal-log", help="append the name of each signal received to this file")
     p.add_argument("--keep-environment", action="store_true",
                    help="do not put --hermes-home into HERMES_HOME (as a `hermes --profile X` gateway started "
                         "without it shows: found by its files only)")

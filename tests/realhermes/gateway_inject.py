@@ -177,12 +177,25 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     """Runs a function on a module right after it is executed, without touching its file."""
 
     hooks: ClassVar[dict[str, Any]] = {_ADAPTER: _point_at_fake}
+    asking: ClassVar[set[str]] = set()
 
     def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
         hook = self.hooks.get(name)
-        if hook is None:
-            return None
-        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        if hook is None or name in self.asking:
+            return None  # not ours, or asked back by a finder we are asking (the fix pack's asks every finder)
+        # The spec the other finders give, not PathFinder's: installed first (sitecustomize runs after the
+        # .pth files), this finder would otherwise hide the fix pack's own finder and the gateway would run
+        # unfixed under a fix pack, as no real gateway does.
+        spec = None
+        self.asking.add(name)
+        try:
+            for finder in sys.meta_path:
+                if finder is not self and hasattr(finder, "find_spec"):
+                    spec = finder.find_spec(name, path, target)
+                    if spec is not None:
+                        break
+        finally:
+            self.asking.discard(name)
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader

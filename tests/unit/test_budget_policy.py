@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from hermes_watchdog.judge import budget, policy
@@ -15,6 +17,7 @@ from hermes_watchdog.judge.verdict import (
     UNKNOWN,
     Verdict,
 )
+from hermes_watchdog.record import status_file
 
 B = budget.Budget(max_restarts=3, window=1800.0, cooldown=60.0)
 
@@ -45,13 +48,18 @@ def test_budget_exhausted_then_restarts_age_out_of_the_window() -> None:
     assert d.allowed and d.used == 2 and d.remaining == 1
 
 
-def test_budget_survives_a_daemon_restart_because_it_is_only_the_history() -> None:
-    """The daemon persists the history (epoch seconds) in state.json; a new daemon with the same
-    history and the wall clock decides exactly as the old one would have."""
-    t0 = 10_000.0
-    before = budget.decide([t0, t0 + 60, t0 + 180], t0 + 200, B)
-    after = budget.decide(list(reversed([t0, t0 + 60, t0 + 180])), t0 + 200, B)  # order does not matter
-    assert before == after and before.exhausted
+def test_budget_survives_a_daemon_restart_through_the_restarts_in_state_json() -> None:
+    """What a dying daemon wrote (``restarts``, epoch seconds, in state.json) is what a new daemon reads back
+    (status_file.saved_gateways, as daemon/resume.py does) and decides on exactly as the old one would have.
+    End to end, with a daemon killed by SIGKILL: tests/test_budget_e2e.py."""
+    t0 = 1_800_000_000.0
+    restarts = [t0, t0 + 60.25, t0 + 180.5]
+    before = budget.decide(restarts, t0 + 200, B)
+    written = json.dumps({"gateways": [{"home": "/h", "restarts": [round(t, 3) for t in restarts]}]})
+    saved, bad = status_file.saved_gateways(json.loads(written))
+    assert bad == set() and saved[0].restarts == restarts
+    after = budget.decide(saved[0].restarts, t0 + 200, B)
+    assert before == after and after.exhausted and not after.allowed and after.used == 3
 
 
 def test_zero_restarts_allowed_is_always_exhausted() -> None:

@@ -15,7 +15,6 @@ from hermes_watchdog.judge.loop import (
     TURNING,
     Burst,
     SamplingPlan,
-    StackSample,
     classify,
     findings,
     kind_of,
@@ -317,11 +316,6 @@ def test_sampling_plan_is_dense_only_while_suspect() -> None:
     assert not plan.dense(61.0 + plan.calm_after + 1)
     assert plan.due(61.0 + plan.calm_after + 1) is None  # calm: the next background burst is 60 s on
     assert plan.due(62.0 + plan.background) == plan.background_burst
-
-
-def test_stack_samples_are_plain_data() -> None:
-    s = StackSample(1, (Frame("f", "a.py", 1),), 3)
-    assert s.count == 3 and s.frames[0].function == "f"
 
 
 YIELDING = LOOP_BASE + ";Handle._run (asyncio/events.py:80);work (app/jobs.py:20);sleep (asyncio/tasks.py:640)"

@@ -27,5 +27,7 @@ def test_state_file_and_heartbeat_agree_on_a_naive_stamp() -> None:
 
 
 def test_edges_of_the_calendar_never_raise() -> None:
-    for edge in ("0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"):
-        parse_iso(edge)  # a number or None, never an exception
+    # An offset pushes these past year 1 or year 9999 in UTC, outside what datetime holds: still the right epoch.
+    assert parse_iso("0001-01-01T00:00:00+23:59") == -62135596800.0 - (23 * 3600 + 59 * 60)
+    assert parse_iso("9999-12-31T23:59:59-23:59") == 253402300799.0 + 23 * 3600 + 59 * 60
+    assert parse_iso("0001-01-01T00:00:00") == -62135596800.0 and parse_iso("9999-12-31T23:59:59") == 253402300799.0
