@@ -69,6 +69,7 @@ from hermes_watchdog.sim.loop_modes import (
     record_event,
     upstream_exit_later,
 )
+from hermes_watchdog.sim.process import record_signals, serve_home_in_environment
 
 # Fake credentials in every shape the redactor knows. None of them is real.
 PLANTED_SECRETS = (
@@ -240,7 +241,7 @@ async def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if args.signal_log:
-        _record_signals(Path(args.signal_log))
+        record_signals(Path(args.signal_log))
     logging.getLogger("gateway.run").info(
         "Starting gateway (simulated) pid=%d mode=%s; env OPENAI_API_KEY=%s TELEGRAM_BOT_TOKEN=%s "
         "GITHUB_TOKEN=%s GOOGLE_API_KEY=%s WEBHOOK_SIGNING_KEY=%s", os.getpid(), args.mode, OPENAI_KEY,
@@ -294,37 +295,7 @@ async def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-RECORDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
-
-
-def _record_signals(path: Path) -> None:
-    """Python-level handlers that write each arrival down. They run on the main thread between bytecodes, so
-    also while the loop spins or sleeps frozen; the C handler still wakes the loop through its wakeup fd, so
-    SIGTERM and SIGINT keep their loop.add_signal_handler behaviour (ignored while the loop is starved)."""
-
-    def record(signum: int, frame: object) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, f"{signal.Signals(signum).name}\n".encode())
-        finally:
-            os.close(fd)
-
-    for sig in RECORDED_SIGNALS:
-        signal.signal(sig, record)
-
-
-def _serve_home_in_environment(home: Path) -> None:
-    """A real gateway finds its home in its own environment, and the watchdog proves a gateway by it: a sim
-    given --hermes-home without HERMES_HOME set to it re-executes itself (same PID) with it set, so it is
-    proven the way a real one is rather than taken for the gateway of ~/.hermes."""
-    wanted = str(home.expanduser().absolute())
-    if os.environ.get("HERMES_HOME") == wanted:
-        return
-    os.execve(sys.executable, [sys.executable, "-m", "hermes_watchdog.sim.gateway", *sys.argv[1:]],
-              {**os.environ, "HERMES_HOME": wanted})
-
-
-def main(argv: list[str] | None = None, serve_home_in_environment: bool = False) -> int:
+def main(argv: list[str] | None = None, reexec_with_home: bool = False) -> int:
     p = argparse.ArgumentParser(prog="python -m hermes_watchdog.sim.gateway", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
@@ -353,8 +324,8 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
-    elif serve_home_in_environment and not args.keep_environment:
-        _serve_home_in_environment(args.hermes_home)
+    elif reexec_with_home and not args.keep_environment:
+        serve_home_in_environment(args.hermes_home)
     once = {"spin", "frozen", "spin-connected", "blocking"}
     if args.spin_once_marker and Path(args.spin_once_marker).exists():
         if args.mode in once:
@@ -380,4 +351,4 @@ def main(argv: list[str] | None = None, serve_home_in_environment: bool = False)
 
 
 if __name__ == "__main__":
-    sys.exit(main(serve_home_in_environment=True))
+    sys.exit(main(reexec_with_home=True))
