@@ -66,10 +66,11 @@ class Observer:
         self._recognise(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
+        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.d.th.deaf, cfg.interval)
         seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                     age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
-                    release=w.release)
+                    release=w.release, deaf=deaf)
         verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
         self._set_verdict(w, verdict)
         self._plan(w, verdict)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.act.restart import RestartMachine
+from hermes_watchdog.daemon.deaf import DeafTracker
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
@@ -36,6 +37,7 @@ class Window:
     # The release family, recognised once per gateway and again only when its heartbeat's keys change
     # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
     release: tuple[frozenset[str] | None, Recognised] | None = None
+    deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (daemon/deaf.py)
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
@@ -58,6 +60,7 @@ class Window:
         self.heartbeat = None
         self.tick = None
         self.release = None
+        self.deaf = DeafTracker()
 
 
 @dataclass
