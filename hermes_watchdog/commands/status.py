@@ -14,7 +14,7 @@ from hermes_watchdog import exitcodes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe.statefile import hermes_home_default
 from hermes_watchdog.record import jsonout
-from hermes_watchdog.record.render import table
+from hermes_watchdog.record.render import deaf_line, table
 from hermes_watchdog.record.safetext import one_line
 from hermes_watchdog.record.status_file import read_status
 
@@ -75,6 +75,10 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
         if rel.get("family"):
             say(f"{g.get('name') or g.get('profile') or 'default'}: Hermes release family: {rel.get('family')} "
                 f"(recognised from: {rel.get('from')})")
+    for g in _list(data.get("gateways")):
+        line = deaf_line(_dict(g.get("deaf")) if isinstance(g, dict) else {})
+        if line:
+            say(f"{g.get('name') or g.get('profile') or 'default'}: {line}")
     for p in _list(data.get("problems")):
         console.print(Text("problem: ", style="yellow") + Text(one_line(p)))
     incidents = _list(data.get("incidents"))
@@ -82,3 +86,4 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
     for path in incidents[:10]:
         say(f"  {path}")
     return exitcodes.OK
+

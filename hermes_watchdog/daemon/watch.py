@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.act.restart import RestartMachine
-from hermes_watchdog.daemon.deaf import DeafTracker
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
+from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.looptick import TickProbe
@@ -37,7 +37,7 @@ class Window:
     # The release family, recognised once per gateway and again only when its heartbeat's keys change
     # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
     release: tuple[frozenset[str] | None, Recognised] | None = None
-    deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (daemon/deaf.py)
+    deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (observe/deaf.py)
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.

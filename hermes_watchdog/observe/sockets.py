@@ -2,7 +2,7 @@
 
 psutil's ``net_connections(kind="tcp")`` reads the process's socket inodes from /proc/<pid>/fd and the
 namespace's /proc/<pid>/net/tcp and tcp6: its cost grows with every TCP socket on the host, so the daemon
-reads it every few ticks, not every tick (daemon/deaf.py). macOS needs the same user (or root).
+reads it every few ticks, not every tick (observe/deaf.py). macOS needs the same user (or root).
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ Modes:
 Options that combine with any mode:
   --heartbeat-fail-after S  heartbeat writes fail (as on a full disk) after S seconds; the loop keeps turning
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
+  --nofile, --leak-fds-per-s, --half-close, --hold-connections, --connection-bursts: sim/deaf_modes.py
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
 
@@ -46,6 +47,7 @@ import threading
 import time
 from pathlib import Path
 
+from hermes_watchdog.sim import deaf_modes
 from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
 from hermes_watchdog.sim.loop_modes import (
     _burn,
@@ -254,6 +256,7 @@ async def _run(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(_settle_accounts(home, args.spin_after, args.spin_once_marker)))
     if args.grow_mb_per_s:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
+    tasks.extend(deaf_modes.start(args, home))  # descriptors, sockets: sim/deaf_modes.py
     server = await _serve_loop_tick(home) if args.loop_tick else None
     await stop.wait()
     logging.getLogger("gateway.run").info("SIGTERM received: stopping gateway")
@@ -285,8 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backoff-scale", type=float, default=0.1, help="scale of the 2/5/10/30/60 s backoff")
     p.add_argument("--heartbeat-period", type=float, default=0.0, help="write state/gateway.heartbeat (0: no)")
     p.add_argument("--extra-platforms", type=lambda s: [x for x in s.split(",") if x], default=[])
+    deaf_modes.add_arguments(p)
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
+    deaf_modes.apply_limits(args)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"

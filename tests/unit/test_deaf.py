@@ -167,3 +167,23 @@ def test_memory_high_keeps_its_place_before_growth() -> None:
 def test_nothing_deaf_is_healthy() -> None:
     v = verdict(DeafSeen(fds=Descriptors(40, 1024), sockets=Sockets(()), rss=series(0, 600)))
     assert v.signature == HEALTHY and "evidence" not in v.to_dict()
+
+
+def test_gauges_and_status_line() -> None:
+    from hermes_watchdog.record import metrics
+    from hermes_watchdog.record.render import deaf_line as _deaf_line
+
+    summary = {"fds_open": 190, "fd_limit": 200, "close_wait": 3, "close_wait_oldest_seconds": 40.0,
+               "established": 1, "rss_growth_bytes_per_hour": 50 << 20}
+    snap = metrics.Snapshot((metrics.GatewayMetrics("default", True, deaf=summary),
+                             metrics.GatewayMetrics("other", True)), 1.0, 0.0)
+    got = {f.name: [(s.labels, s.value) for s in f.samples] for f in metrics.families(snap)}
+    assert got["hermes_watchdog_gateway_open_fds"] == [({"profile": "default"}, 190.0)]
+    assert got["hermes_watchdog_gateway_close_wait_oldest_seconds"] == [({"profile": "default"}, 40.0)]
+    assert got["hermes_watchdog_gateway_rss_growth_bytes_per_hour"] == [({"profile": "default"}, float(50 << 20))]
+    verdicts = [s.labels["signature"] for f in metrics.families(snap) if f.name == "hermes_watchdog_verdict"
+                for s in f.samples]
+    assert {FD_EXHAUSTION, SOCKETS_HALF_CLOSED, MEMORY_GROWTH} <= set(verdicts)
+    assert _deaf_line(summary) == ("190 descriptors open of 200 (95%); 3 TCP socket(s) in CLOSE_WAIT (oldest 40 s); "
+                                   "RSS +50 MiB/h")
+    assert _deaf_line({}) == ""

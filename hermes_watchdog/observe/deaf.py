@@ -46,12 +46,23 @@ class DeafTracker:
     mem: tuple[int | None, int | None] = (None, None)
     fds: Descriptors | None = None
 
-    def observe(self, pid: int, now: float, rss: int | None, th: DeafThresholds, interval: float) -> DeafSeen:
-        """One tick's reads (``now`` monotonic), each skipped until it is due; never raises for a read."""
+    def observe(self, pid: int, now: float, rss: int | None, th: DeafThresholds, interval: float,
+                force: bool = False) -> DeafSeen:
+        """One tick's reads (``now`` monotonic), each skipped until it is due (``force``: the sockets now,
+        as ``diagnose`` does after its sample); never raises for a read."""
         self._fds(pid, now, th)
+        if force:
+            self.sockets_at = None
         self._sockets(pid, now, th, interval)
         self._rss(now, rss, th, interval)
         return self.seen(now)
+
+    def classify_now(self, pid: int) -> None:
+        """Counts by kind and the paths held most, whatever the ratio (``diagnose``, once)."""
+        if self.fds is not None:
+            self.kinds, self.kinds_at = descriptors.classify(pid), self.kinds_at
+            k = self.kinds
+            self.fds = Descriptors(self.fds.open, self.fds.soft_limit, k[0] if k else None, k[1] if k else ())
 
     def seen(self, now: float) -> DeafSeen:
         sock = None
