@@ -41,6 +41,7 @@ class DeafTracker:
     limit_at: float | None = None
     kinds: tuple[dict[str, int], tuple[tuple[str, int], ...]] | None = None
     kinds_at: float | None = None
+    kinds_open: int = 0  # the count when classified: again once it moved 5 % of the limit
     sockets_at: float | None = None
     tcp: sockets.TcpSeen | None = None
     mem: tuple[int | None, int | None] = (None, None)
@@ -81,8 +82,9 @@ class DeafTracker:
         near = self.limit is not None and n >= th.fd_alert * self.limit
         if not near:
             self.kinds = self.kinds_at = None
-        elif self.kinds_at is None or now - self.kinds_at >= CLASSIFY_EVERY:
-            self.kinds, self.kinds_at = descriptors.classify(pid), now
+        elif self.kinds_at is None or now - self.kinds_at >= CLASSIFY_EVERY or \
+                abs(n - self.kinds_open) >= 0.05 * (self.limit or 0):
+            self.kinds, self.kinds_at, self.kinds_open = descriptors.classify(pid), now, n
         k = self.kinds
         self.fds = Descriptors(n, self.limit, k[0] if k else None, k[1] if k else ())
 
