@@ -24,7 +24,7 @@ from hermes_watchdog.observe import descriptors, sockets
 
 LIMIT_EVERY = 60.0
 CLASSIFY_EVERY = 30.0
-SOCKETS_MAX_EVERY = 30.0  # seconds between socket reads at most (also at most a fifth of --half-closed-after)
+SOCKETS_MAX_EVERY = 60.0  # seconds between socket reads at most (also at most a fifth of --half-closed-after)
 RSS_POINTS = 60  # points kept over growth_for
 
 

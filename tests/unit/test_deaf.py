@@ -187,3 +187,14 @@ def test_gauges_and_status_line() -> None:
     assert _deaf_line(summary) == ("190 descriptors open of 200 (95%); 3 TCP socket(s) in CLOSE_WAIT (oldest 40 s); "
                                    "RSS +50 MiB/h")
     assert _deaf_line({}) == ""
+
+
+def test_proc_tcp_rows_and_addresses() -> None:
+    from hermes_watchdog.observe import sockets
+
+    table = (b"  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+             b"   0: 0100007F:1F90 0100007F:D2F0 08 00000000:00000000 00:00000000 00000000     0        0 4242 1\n"
+             b"   1: 0100007F:1F91 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4243 1\n")
+    assert sockets.scan([table]) == [(b"08", b"0100007F:1F90", b"0100007F:D2F0", b"4242")]
+    assert sockets.decode(b"0100007F:1F90") == "127.0.0.1:8080"
+    assert sockets.decode(b"00000000000000000000000001000000:0050") == "[::1]:80"
