@@ -93,3 +93,24 @@ def test_fast_rss_growth_alerts_without_a_memory_limit(tmp_path: Path, supervise
     assert ev["exhausts_machine_in_seconds"] > 0, ev
     assert any("available memory" in r for r in v["reasons"]), v["reasons"]
     assert inc["action"]["kind"] == "alert" and "RESTART" not in d.events() and psutil.pid_exists(pid)
+
+
+def test_a_hang_before_any_file_is_written_is_startup_hang(tmp_path: Path, daemons) -> None:
+    """Upstream #67009: a gateway that hangs loading its config writes no pid, lock or state file at all;
+    the daemon finds it in the process table and calls it startup-hang after --start-timeout."""
+    from tests.helpers import start_sim
+
+    home = tmp_path / "hermes"
+    sim = start_sim(home, "healthy", "--hang-before-files")
+    try:
+        d = daemons(tmp_path / "wd", "--hermes-home", str(home), "--restart-with", "signal", "--interval", "1",
+                    "--window", "6", "--start-timeout", "8", "--stack-with", "none")
+        d.wait_event("ALERT", timeout=180)
+        inc = d.incident(0)
+        assert inc["verdict"]["signature"] == "startup-hang", inc["verdict"]
+        assert any("without writing a state file" in r for r in inc["verdict"]["reasons"]), inc["verdict"]
+        assert inc["pid"] == sim.pid and inc["action"]["kind"] == "alert"
+        assert not (home / "gateway_state.json").exists() and not (home / "gateway.pid").exists()
+        assert "process table" in d.events()
+    finally:
+        sim.kill()

@@ -10,6 +10,8 @@ socket is on 127.0.0.1.
                              every 10 s
   --connection-bursts N      legitimate: every second N short-lived loopback connections: a ping, an echo,
                              closed by both sides
+  --hang-before-files        hang at start before any file is written (upstream #67009: a hang loading the
+                             config with HERMES_HOME set, before any heartbeat); SIGTERM ends it
 """
 
 from __future__ import annotations
@@ -34,12 +36,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--half-close", type=int, default=0, help="sockets left in CLOSE_WAIT, one a second")
     p.add_argument("--hold-connections", type=int, default=0, help="healthy long-lived loopback connections")
     p.add_argument("--connection-bursts", type=int, default=0, help="short-lived loopback connections a second")
+    p.add_argument("--hang-before-files", action="store_true", help="hang before writing any file")
 
 
 def apply_limits(args: argparse.Namespace) -> None:
+    """Before the gateway writes anything: its descriptor limit, or the hang before any file."""
     if args.nofile:
         _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, hard))
+    if args.hang_before_files:
+        threading.Event().wait()  # the main thread blocked for good; SIGTERM's default action ends it
 
 
 class _Closer(socketserver.BaseRequestHandler):
