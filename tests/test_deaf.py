@@ -114,3 +114,51 @@ def test_a_hang_before_any_file_is_written_is_startup_hang(tmp_path: Path, daemo
         assert "process table" in d.events()
     finally:
         sim.kill()
+
+
+def test_a_gateway_killed_while_its_ledger_says_running_is_an_unclean_death(tmp_path: Path, daemons) -> None:
+    """Upstream #107619. The simulated gateway writes no lifecycle ledger of its own, so the test writes the
+    two files a git release 0.19.1+ keeps (gateway/lifecycle_ledger.py: {phase, pid, start_time}; the
+    heartbeat with its ``mem``) for the live simulated gateway, then SIGKILLs it: no exit is recorded."""
+    import json
+    import time
+
+    from tests.helpers import start_sim
+
+    home = tmp_path / "hermes"
+    sim = start_sim(home, "healthy").wait_running()
+    (home / "state").mkdir(exist_ok=True)
+    (home / "state" / "gateway.lifecycle.json").write_text(json.dumps(
+        {"phase": "running", "pid": sim.pid, "start_time": time.time()}))
+    (home / "state" / "gateway.heartbeat").write_text(json.dumps(
+        {"pid": sim.pid, "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "monotonic": 1.0,
+         "start_time": time.time(), "loop_tick_socket": False, "mem": {"rss_kib": 6 << 20}}))
+    d = daemons(tmp_path / "wd", "--hermes-home", str(home), "--restart-with", "signal", "--interval", "1",
+                "--window", "6", "--stack-with", "none")
+    d.wait_event("FOUND", timeout=60)
+    sim.kill()
+    line = d.wait_event("unclean death", timeout=120)
+    assert f"'running' for PID {sim.pid}" in line and "rss 6.0 GiB" in line, line
+    v = wait_for(lambda: (d.gateway().get("verdict") or {}).get("signature") == "gateway-gone"
+                 and d.gateway()["verdict"], timeout=60, what="status: gateway-gone")
+    assert any("unclean death" in r for r in v["reasons"]), v
+    assert line.count("unclean death") == 1  # said once
+
+
+def test_a_ledger_that_recorded_the_exit_is_no_unclean_death(tmp_path: Path, daemons) -> None:
+    import json
+    import time
+
+    from tests.helpers import start_sim
+
+    home = tmp_path / "hermes"
+    sim = start_sim(home, "healthy").wait_running()
+    (home / "state").mkdir(exist_ok=True)
+    (home / "state" / "gateway.lifecycle.json").write_text(json.dumps(
+        {"phase": "exited", "pid": sim.pid, "start_time": time.time(), "exit_code": 0}))
+    d = daemons(tmp_path / "wd", "--hermes-home", str(home), "--restart-with", "signal", "--interval", "1",
+                "--window", "6", "--stack-with", "none")
+    d.wait_event("FOUND", timeout=60)
+    sim.kill()
+    d.wait_event("gateway-gone", timeout=120)
+    assert "unclean death" not in d.events()

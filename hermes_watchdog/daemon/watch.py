@@ -71,6 +71,7 @@ class Said:
     heartbeat_note: str | None = None
     stack_problem: str | None = None
     gone: bool = False
+    death: tuple[int, str | None] | None = None  # (PID, the unclean-death line or None): judged once per PID
     gave_up: bool = False
     cooldown: bool = False
 

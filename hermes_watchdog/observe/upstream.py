@@ -28,6 +28,7 @@ class Upstream:
     lifecycle_exit_code: int | None = None
     lifecycle_exit_reason: str | None = None
     starts: tuple[float, ...] = ()  # epoch seconds
+    lifecycle_pid: int | None = None  # the PID the ledger describes (gateway/lifecycle_ledger.py: {phase, pid, ...})
 
     def storm(self, now: float) -> int:
         """Starts within the storm window when they are more than Hermes allows, else 0."""
@@ -69,4 +70,10 @@ def read(home: Path) -> Upstream:
     raw, _ = read_bytes(home / LIFECYCLE_FILE)
     phase, code, reason = parse_lifecycle(str(home / LIFECYCLE_FILE), raw)
     starts_raw, _ = read_bytes(home / STARTS_FILE, limit=_STARTS_MAX_BYTES)
-    return Upstream(phase, code, reason, parse_starts(starts_raw))
+    return Upstream(phase, code, reason, parse_starts(starts_raw), lifecycle_pid(raw))
+
+
+def lifecycle_pid(raw: bytes | None) -> int | None:
+    read = parse_json_object("lifecycle", raw)
+    pid = read.data.get("pid") if read.ok and read.data is not None else None
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None

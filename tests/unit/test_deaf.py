@@ -198,3 +198,17 @@ def test_proc_tcp_rows_and_addresses() -> None:
     assert sockets.scan([table]) == [(b"08", b"0100007F:1F90", b"0100007F:D2F0", b"4242")]
     assert sockets.decode(b"0100007F:1F90") == "127.0.0.1:8080"
     assert sockets.decode(b"00000000000000000000000001000000:0050") == "[::1]:80"
+
+
+def test_unclean_death_needs_a_live_phase_for_the_same_dead_pid() -> None:
+    from hermes_watchdog.judge.death import unclean_death
+
+    mem = {"rss_kib": 6 << 20, "mem_available_kib": 100 << 10}
+    text = unclean_death("running", 41, 41, alive=False, mem=mem)
+    assert text is not None and "'running' for PID 41" in text and "rss 6.0 GiB" in text
+    assert "mem_available 100.0 MiB" in text
+    assert unclean_death("running", 41, 41, alive=False) is not None
+    assert unclean_death("exited", 41, 41, alive=False) is None  # it said goodbye
+    assert unclean_death("running", 41, 41, alive=True) is None
+    assert unclean_death("running", 42, 41, alive=False) is None  # the ledger is another gateway's
+    assert unclean_death(None, None, 41, alive=False) is None  # no ledger (releases before 0.19.1)
