@@ -212,3 +212,25 @@ def test_unclean_death_needs_a_live_phase_for_the_same_dead_pid() -> None:
     assert unclean_death("running", 41, 41, alive=True) is None
     assert unclean_death("running", 42, 41, alive=False) is None  # the ledger is another gateway's
     assert unclean_death(None, None, 41, alive=False) is None  # no ledger (releases before 0.19.1)
+
+
+def test_config_of_the_deaf_signatures(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from hermes_watchdog import config
+    from hermes_watchdog.errors import UserError
+
+    monkeypatch.setenv("HERMES_HOME", str(tmp_path / "nohome"))
+    cfg = config.build(None, {})
+    assert (cfg.fd_alert, cfg.fd_restart, cfg.fd_action, cfg.half_closed_after, cfg.deaf_action) == \
+        (0.8, 0.95, "restart", 300.0, "alert")
+    assert cfg.memory_growth == GiB and cfg.memory_growth_for == 600.0
+    f = tmp_path / "w.toml"
+    f.write_text('memory_growth = "500MiB/h"\nfd_action = "alert"\nhalf_closed_after = 120\n')
+    cfg = config.build(f, {"deaf_action": "restart", "fd_alert": 0.7})
+    assert (cfg.memory_growth, cfg.fd_action, cfg.half_closed_after, cfg.deaf_action, cfg.fd_alert) == \
+        (500 << 20, "alert", 120.0, "restart", 0.7)
+    for flags in ({"fd_alert": 1.5}, {"fd_alert": 0.99}, {"memory_growth": "fast"}, {"deaf_action": "kill"},
+                  {"half_closed_after": 0}):
+        with pytest.raises(UserError):
+            config.build(None, flags)
