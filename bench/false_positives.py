@@ -13,7 +13,8 @@ these gateways: a restart shows as a gateway that exited). Watched with --all-pr
   - profile "connections": healthy, 100 long-lived loopback connections pinged every 10 s (a gateway with
     many live adapters and API clients): many sockets, none half-closed;
   - profile "bursts": healthy, 20 short-lived loopback connections a second, each closed by both sides
-    (webhooks, HTTP polling): sockets pass through CLOSE_WAIT for an instant, descriptors come and go.
+    (webhooks, HTTP polling), under macOS' descriptor limit (256): sockets pass through CLOSE_WAIT for an
+    instant, descriptors come and go.
 The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth) must not open an incident
 either. --daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
 Contention: HOGS extra processes (``python -c "while True: pass"``, default 3) load every core for the
@@ -46,7 +47,7 @@ GATEWAYS = [  # (profile, mode, extra args)
     ("idle", "idle-disconnected", ["--spin-after", "5", "--backoff-scale", "1"]),
     ("heartbeat", "healthy", ["--heartbeat-period", "30", "--heartbeat-fail-after", "5"]),
     ("connections", "healthy", ["--hold-connections", "100"]),
-    ("bursts", "healthy", ["--connection-bursts", "20"]),
+    ("bursts", "healthy", ["--connection-bursts", "20", "--nofile", "256"]),
 ]
 DEAF = {"fd-exhaustion", "sockets-half-closed", "memory-growth"}
 _VERDICT = re.compile(r" VERDICT (?:\[(?P<where>[^\]]+)\] )?\S+ -> (?P<to>\S+)")
