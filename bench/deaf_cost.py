@@ -3,7 +3,7 @@ machine's memory, timed (process CPU time of this script, not wall time) against
 CONNECTIONS healthy loopback connections and 3 sockets it leaves in CLOSE_WAIT (the worst case: the
 gateway's socket inodes are read too), and the common case (nothing in CLOSE_WAIT: two sock_diag dumps);
 the kernel walks its whole TCP hash for each, whatever the host holds. Then projected to cores per gateway
-at the daemon's defaults (observe/deaf.py: count every --interval 5 s, limit every 60 s, sockets every 60 s,
+at the daemon's defaults (observe/deaf.py: count every --interval 5 s, limit every 60 s, sockets every 100 s,
 memory every 10 s; classification only near the limit). Target: the deaf reads well under 0.001 core per gateway.
 
   python bench/deaf_cost.py [--connections 50] [--repeat 200]

@@ -4,7 +4,12 @@ been so) and a long, thinned RSS history. It schedules the reads so the daemon s
   descriptor count   every tick            one listdir of /proc/<pid>/fd
   soft RLIMIT_NOFILE every LIMIT_EVERY s   one prlimit(2)
   classification     near the limit only   one readlink per descriptor, at most every CLASSIFY_EVERY s
-  CLOSE_WAIT sockets every sockets_every() psutil net_connections (grows with the host's TCP sockets)
+  CLOSE_WAIT sockets every sockets_every() sock_diag netlink, CLOSE_WAIT only (observe/sockets.py: the
+                                           kernel walks its TCP hash, ~1.5 ms a family here): every 100 s
+                                           at defaults
+
+Measured: about 0.00006 core per gateway at defaults in-process, +0.00010 in the daemon A/B
+(bench/deaf_cost.py, bench/overhead.py; BENCHMARKS.md).
   RSS history        from the tick's own sample, kept one point per growth_for/60 s; free memory with it
 
 I/O through observe/descriptors.py and observe/sockets.py; the ages are judge/halfclosed.track (pure).
@@ -24,12 +29,15 @@ from hermes_watchdog.observe import descriptors, sockets
 
 LIMIT_EVERY = 60.0
 CLASSIFY_EVERY = 30.0
-SOCKETS_MAX_EVERY = 60.0  # seconds between socket reads at most (also at most a fifth of --half-closed-after)
+# Seconds between socket reads at most, and at most a third of --half-closed-after: a socket half-closed
+# for --half-closed-after is seen so within a third more (300 s: by 400 s). Each read is two walks of the
+# kernel's TCP hash (about 3 ms of CPU here), so this is most of the deaf readings' cost.
+SOCKETS_MAX_EVERY = 120.0
 RSS_POINTS = 60  # points kept over growth_for
 
 
 def sockets_every(th: DeafThresholds, interval: float) -> float:
-    return max(interval, min(SOCKETS_MAX_EVERY, th.half_closed_after / 5))
+    return max(interval, min(SOCKETS_MAX_EVERY, th.half_closed_after / 3))
 
 
 @dataclass
