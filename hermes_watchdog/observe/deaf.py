@@ -76,7 +76,9 @@ class DeafTracker:
     def seen(self, now: float) -> DeafSeen:
         sock = None
         if self.tcp is not None:
-            sock = Sockets(tuple(HalfClosed(lo, re, now - self.first_seen.get((lo, re), now))
+            # Ages as of the newest read: what was seen, not what may have changed since.
+            at = self.sockets_at if self.sockets_at is not None else now
+            sock = Sockets(tuple(HalfClosed(lo, re, at - self.first_seen.get((lo, re), at))
                                  for lo, re in self.tcp.close_wait), tuple(self.counts), self.tcp.established)
         return DeafSeen(self.fds, sock, tuple(self.rss), *self.mem)
 
