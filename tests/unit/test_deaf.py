@@ -234,3 +234,54 @@ def test_config_of_the_deaf_signatures(tmp_path, monkeypatch) -> None:
                   {"half_closed_after": 0}):
         with pytest.raises(UserError):
             config.build(None, flags)
+
+
+def test_the_tracker_schedules_its_reads_and_ages_the_sockets(monkeypatch) -> None:
+    """observe/deaf.py on a fake world: which read runs at which tick, and the ages it derives."""
+    from hermes_watchdog.observe import deaf as tracker_mod
+    from hermes_watchdog.observe.sockets import TcpSeen
+
+    calls: dict[str, int] = {"count": 0, "limit": 0, "classify": 0, "sockets": 0}
+    world = {"open": 100, "wait": (("l:1", "r:1"),)}
+
+    def count(pid):
+        calls["count"] += 1
+        return world["open"]
+
+    def limit(pid):
+        calls["limit"] += 1
+        return 1000
+
+    def classify(pid):
+        calls["classify"] += 1
+        return {"files": world["open"]}, (("/h/state.db", world["open"]),)
+
+    def read(pid):
+        calls["sockets"] += 1
+        return TcpSeen(world["wait"], None)
+
+    monkeypatch.setattr(tracker_mod.descriptors, "count", count)
+    monkeypatch.setattr(tracker_mod.descriptors, "soft_limit", limit)
+    monkeypatch.setattr(tracker_mod.descriptors, "classify", classify)
+    monkeypatch.setattr(tracker_mod.sockets, "read", read)
+    t = tracker_mod.DeafTracker()
+    th = DeafThresholds(half_closed_after=300)  # sockets every 100 s
+    seen = None
+    for i in range(61):  # 300 s of 5 s ticks
+        seen = t.observe(1, i * 5.0, GiB + i * 10_000_000, th, 5.0)
+    assert calls["count"] == 61 and calls["limit"] == 6 and calls["classify"] == 0  # far from the limit
+    assert calls["sockets"] == 4  # at 0, 100, 200, 300 s
+    assert seen is not None and seen.sockets is not None and seen.sockets.half_closed[0].seconds == 300.0
+    assert seen.fds == Descriptors(100, 1000)
+    assert 30 <= len(seen.rss) <= 32 and seen.rss[-1][1] == GiB + 600_000_000  # one point per 10 s
+    world["open"] = 900  # near the limit: classified, then again only when it moves 5 % of the limit
+    t.observe(1, 305.0, None, th, 5.0)
+    t.observe(1, 310.0, None, th, 5.0)
+    assert calls["classify"] == 1
+    world["open"] = 960
+    got = t.observe(1, 315.0, None, th, 5.0)
+    assert calls["classify"] == 2 and got.fds is not None and got.fds.kinds == {"files": 960}
+    world["wait"] = (("l:2", "r:2"),)  # the old one closed, a new one half-closed
+    got = t.observe(1, 400.0, None, th, 5.0)
+    assert got.sockets is not None and [h.seconds for h in got.sockets.half_closed] == [0.0]
+    assert t.summary()["close_wait"] == 1 and t.summary()["fds_open"] == 960
