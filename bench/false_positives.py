@@ -10,12 +10,19 @@ these gateways: a restart shows as a gateway that exited). Watched with --all-pr
     the network down): disconnected, idle;
   - profile "heartbeat": healthy, Hermes 0.19's heartbeat every 30 s, whose writes fail after 5 s (as on
     a full disk): the heartbeat goes stale while the loop turns.
+  - profile "connections": healthy, 100 long-lived loopback connections pinged every 10 s (a gateway with
+    many live adapters and API clients): many sockets, none half-closed;
+  - profile "bursts": healthy, 20 short-lived loopback connections a second, each closed by both sides
+    (webhooks, HTTP polling), under macOS' descriptor limit (256): sockets pass through CLOSE_WAIT for an
+    instant, descriptors come and go.
+The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth) must not open an incident
+either. --daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
 Contention: HOGS extra processes (``python -c "while True: pass"``, default 3) load every core for the
 whole soak, so the gateways and py-spy get a fraction of a CPU.
 Counted: restarts (the daemon's state.json and the gateways that exited), incidents by signature, the
-verdicts seen. Target: 0 restarts; exits 1 if any restart happened, with the daemon's lines around it.
+verdicts seen. Target: 0 restarts and no deaf incident; exits 1 otherwise, with the daemon's lines around it.
 
-  python bench/false_positives.py [--duration 600] [--hogs 3]
+  python bench/false_positives.py [--duration 600] [--hogs 3] [--daemon-arg=--flag=value ...]
 """
 
 from __future__ import annotations
@@ -39,7 +46,10 @@ GATEWAYS = [  # (profile, mode, extra args)
     ("bursty", "bursty", []),
     ("idle", "idle-disconnected", ["--spin-after", "5", "--backoff-scale", "1"]),
     ("heartbeat", "healthy", ["--heartbeat-period", "30", "--heartbeat-fail-after", "5"]),
+    ("connections", "healthy", ["--hold-connections", "100"]),
+    ("bursts", "healthy", ["--connection-bursts", "20", "--nofile", "256"]),
 ]
+DEAF = {"fd-exhaustion", "sockets-half-closed", "memory-growth"}
 _VERDICT = re.compile(r" VERDICT (?:\[(?P<where>[^\]]+)\] )?\S+ -> (?P<to>\S+)")
 _ACTS = (" ALERT ", " RESTART ", " KILL ", " VERIFY ", " GIVE-UP ")
 
@@ -52,6 +62,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--duration", type=float, default=600.0)
     p.add_argument("--hogs", type=int, default=3, help="busy processes loading the cores")
+    p.add_argument("--daemon-arg", action="append", default=[], help="a flag for the daemon (repeatable)")
     a = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     base = root / ".hermes"
@@ -69,7 +80,7 @@ def main() -> int:
         state_dir = root / "watchdog"
         log = root / "daemon.log"
         daemon = start_daemon("--all-profiles", "--hermes-home", str(base), "--restart-with", "signal",
-                              "--frozen-action", "restart", "--state-dir", str(state_dir), log=log)
+                              "--frozen-action", "restart", "--state-dir", str(state_dir), *a.daemon_arg, log=log)
         procs.append(daemon)
         started = time.monotonic()
         while (left := a.duration - (time.monotonic() - started)) > 0:
@@ -100,10 +111,11 @@ def main() -> int:
              [[round(a.duration / 60, 1), a.hogs, len(gateways), restarts, len(exited), len(incidents),
                ", ".join(f"{k}: {v}" for k, v in sorted(by_sig.items())) or "-"]],
              {"duration": a.duration, "hogs": a.hogs, "settings": "defaults + --restart-with signal "
-              "--frozen-action restart", "restarts": restarts, "gateways_exited": exited, "incidents": incidents,
+              "--frozen-action restart" + "".join(f" {x}" for x in a.daemon_arg),
+              "restarts": restarts, "gateways_exited": exited, "incidents": incidents,
               "incidents_by_signature": dict(by_sig),
               "verdict_changes": {k: dict(v) for k, v in verdicts.items()}, "final_verdicts": final})
-        bad = restarts > 0 or bool(exited)
+        bad = restarts > 0 or bool(exited) or bool(DEAF & set(by_sig))
         for i, x in enumerate(lines):
             if any(k in x for k in _ACTS):
                 print("\n".join(["--- daemon log around:", *lines[max(0, i - 12):i + 6]]), file=sys.stderr)

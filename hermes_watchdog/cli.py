@@ -174,6 +174,24 @@ def run(
         default="off", metavar="SIZE")] = None,
     memory_action: Annotated[str | None, _opt("--memory-action", help="alert|restart for memory-high.",
                                               default="restart", metavar="ACTION")] = None,
+    fd_alert: Annotated[float | None, _opt(
+        "--fd-alert", help="fd-exhaustion alert from this fraction of the soft RLIMIT_NOFILE.", default=0.8,
+        metavar="FRACTION")] = None,
+    fd_restart: Annotated[float | None, _opt(
+        "--fd-restart", help="fd-exhaustion restart from this fraction (with --fd-action restart).", default=0.95,
+        metavar="FRACTION")] = None,
+    fd_action: Annotated[str | None, _opt("--fd-action", help="alert|restart for fd-exhaustion past --fd-restart.",
+                                          default="restart", metavar="ACTION")] = None,
+    half_closed_after: Annotated[float | None, _opt(
+        "--half-closed-after", help="Seconds a TCP socket of the gateway may sit in CLOSE_WAIT.", default=300,
+        metavar="SECONDS")] = None,
+    deaf_action: Annotated[str | None, _opt("--deaf-action", help="alert|restart for sockets-half-closed.",
+                                            default="alert", metavar="ACTION")] = None,
+    memory_growth: Annotated[str | None, _opt(
+        "--memory-growth", help="RSS growth per hour that is memory-growth (e.g. 1GiB, 500MiB/h).", default="1GiB",
+        metavar="SIZE")] = None,
+    memory_growth_for: Annotated[float | None, _opt(
+        "--memory-growth-for", help="Seconds that growth must be sustained.", default=600, metavar="SECONDS")] = None,
     metrics_port: Annotated[int | None, _opt(
         "--metrics-port", help="Serve Prometheus /metrics on this port (0: any free port).", metavar="PORT")] = None,
     metrics_host: Annotated[str | None, _opt("--metrics-host", help="Address for --metrics-port.",
@@ -211,6 +229,9 @@ def run(
         "frozen_action": frozen_action, "frozen_after": frozen_after, "loop_proof": loop_proof,
         "starved_grace": starved_grace, "stack_every": stack_every, "memory_limit": memory_limit,
         "memory_action": memory_action, "metrics_port": metrics_port,
+        "fd_alert": fd_alert, "fd_restart": fd_restart, "fd_action": fd_action,
+        "half_closed_after": half_closed_after, "deaf_action": deaf_action, "memory_growth": memory_growth,
+        "memory_growth_for": memory_growth_for,
         "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
         "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
         "notify_retries": notify_retries, "notify_desktop": notify_desktop or None, "stack_with": stack_with,

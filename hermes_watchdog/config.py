@@ -51,6 +51,14 @@ class Config:
     stack_every: float = 120.0  # seconds between background loop-stack bursts (0: only when suspect)
     memory_limit: int | None = None  # bytes of RSS; None: no memory-high verdict
     memory_action: str = "restart"  # memory-high: alert | restart
+    # Alive but deaf (judge/deaf.py)
+    fd_alert: float = 0.8  # open descriptors / soft RLIMIT_NOFILE: fd-exhaustion alert from here
+    fd_restart: float = 0.95  # ... and restart from here (with fd_action restart)
+    fd_action: str = "restart"  # fd-exhaustion past fd_restart: alert | restart
+    half_closed_after: float = 300.0  # seconds a TCP socket may sit in CLOSE_WAIT
+    deaf_action: str = "alert"  # sockets-half-closed: alert | restart
+    memory_growth: int = 1 << 30  # bytes of RSS per hour, sustained, that is memory-growth
+    memory_growth_for: float = 600.0  # seconds it must be sustained
     metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)
     metrics_host: str = "127.0.0.1"
     metrics_textfile: Path | None = None
@@ -92,7 +100,8 @@ _HOUR, _DAY = 3600.0, 86400.0
 _SECONDS_MAX = {"interval": _HOUR, "window": _DAY, "grace": _HOUR, "restart_window": 30 * _DAY,
                 "start_timeout": _DAY, "cooldown": _DAY, "command_timeout": _HOUR, "notify_timeout": _HOUR,
                 "pegged_after": 30 * _DAY, "stuck_after": 30 * _DAY, "frozen_after": _DAY,
-                "loop_proof": _HOUR, "starved_grace": _HOUR}
+                "loop_proof": _HOUR, "starved_grace": _HOUR, "half_closed_after": 30 * _DAY,
+                "memory_growth_for": 30 * _DAY}
 _ALIASES = {"heartbeat_stale": "frozen_after"}  # old names still accepted in files and flags
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
                "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}
@@ -195,7 +204,17 @@ def _coerce(key: str, value: Any, source: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= _DAY:
             raise bad(f"0 (only when suspect) or seconds up to {_span(_DAY)}")
         return float(value)
-    if key in {"stuck_action", "memory_action"}:
+    if key == "memory_growth":
+        size = parse_size(value.removesuffix("/h")) if isinstance(value, str) else value if isinstance(value, int) \
+            and not isinstance(value, bool) and 0 < value < 2**63 else None
+        if size is None:
+            raise bad("a size per hour such as 1GiB, 500MiB/h or a number of bytes")
+        return size
+    if key in {"fd_alert", "fd_restart"}:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 1:
+            raise bad("a fraction of the descriptor limit, more than 0 and at most 1 (0.8 = 80%)")
+        return float(value)
+    if key in {"stuck_action", "memory_action", "fd_action", "deaf_action"}:
         if value not in STUCK_ACTIONS:
             raise bad("one of " + ", ".join(STUCK_ACTIONS))
         return value
@@ -264,6 +283,8 @@ def build(config_file: Path | None, flags: dict[str, Any]) -> Config:
     if cfg.restart_with == "command" and not cfg.restart_command:
         raise UserError("--restart-with command needs --restart-command (an argv, e.g. "
                         "--restart-command 'systemctl --user restart hermes-gateway')")
+    if cfg.fd_alert > cfg.fd_restart:
+        raise UserError(f"--fd-alert ({cfg.fd_alert:g}) must not be above --fd-restart ({cfg.fd_restart:g})")
     if cfg.interval > cfg.window:
         raise UserError(f"--interval ({cfg.interval:g} s) must not be longer than --window ({cfg.window:g} s)")
     if cfg.all_profiles and cfg.hermes_home and len(cfg.hermes_home) > 1:

@@ -34,6 +34,7 @@ from hermes_watchdog.observe import (
     upstream,
     versions,
 )
+from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.stacks import StackAnalysis
@@ -58,6 +59,7 @@ class Diagnosis:
     taken_at: float
     heartbeat: dict[str, Any] | None = None  # Hermes >= 0.19 only; None when there is no heartbeat file
     release: Recognised | None = None  # the Hermes release family, and what it was recognised from
+    deaf: dict[str, Any] | None = None  # descriptors, CLOSE_WAIT sockets, RSS growth (observe/deaf.py)
 
 
 def open_process(pid: int) -> tuple[psutil.Process, Identity]:
@@ -135,7 +137,13 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     recorder = threading.Thread(target=lambda: bursts.append(pyspy_record.burst(pid, max(1, round(seconds)), pid)),
                                 daemon=True)
     recorder.start()
+    # Descriptors and CLOSE_WAIT sockets before and after the sample: a socket half-closed at both reads
+    # has been so for the whole sample at least (a few seconds: rarely a verdict, always evidence).
+    deaf = DeafTracker()
+    deaf.observe(pid, time.monotonic(), None, th.deaf, seconds)
     snaps = sample(proc, seconds)
+    deaf.observe(pid, time.monotonic(), None, th.deaf, seconds, force=True)
+    deaf.classify_now(pid)
     recorder.join(seconds + 35)
     cpu = usage(snaps)
     stack = stack_capture.choose(stack_with).capture(ident, home.home, cpu.hot.tid if cpu and cpu.hot else None,
@@ -152,14 +160,14 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
                 memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                 age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
-                mono=time.monotonic(), release=rel)
+                mono=time.monotonic(), release=rel, deaf=deaf.seen(time.monotonic()))
     verdict = judge(cpu, states, None, th, now=now, seen=seen)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
         env=environment(ident, proc_env, stack, home.home),
         log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
-        heartbeat=heartbeat_dict(beat, hb, hb_note), release=rel,
+        heartbeat=heartbeat_dict(beat, hb, hb_note), release=rel, deaf=deaf.summary(),
     )
 
 
@@ -245,6 +253,8 @@ def record(d: Diagnosis) -> dict[str, Any]:
     rec = base_record(d.ident, home, cpu_dict(d.usage, d.hot_name, d.snapshots), d.files, d.stack, d.verdict,
                       d.env, d.taken_at, d.heartbeat, d.release)
     rec["thresholds"] = {"cpu": d.thresholds.cpu, "stuck_after_seconds": d.thresholds.stuck_after}
+    if d.deaf is not None:
+        rec["deaf"] = d.deaf
     rec["known_issues"] = known_issues.from_record(rec)
     return rec
 

@@ -14,7 +14,7 @@ from hermes_watchdog import exitcodes
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe.statefile import hermes_home_default
 from hermes_watchdog.record import jsonout
-from hermes_watchdog.record.render import table
+from hermes_watchdog.record.render import deaf_line, table
 from hermes_watchdog.record.safetext import one_line
 from hermes_watchdog.record.status_file import read_status
 
@@ -80,6 +80,9 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
             say(f"{g.get('name') or g.get('profile') or 'default'}: Hermes release family: {rel.get('family')} "
                 f"(recognised from: {rel.get('from')})")
     for g in _list(data.get("gateways")):
+        line = deaf_line(_dict(g.get("deaf")) if isinstance(g, dict) else {})
+        if line:
+            say(f"{g.get('name') or g.get('profile') or 'default'}: {line}")
         restart = _dict(g.get("restart")) if isinstance(g, dict) else {}
         if restart.get("progress"):
             say(f"{g.get('name') or 'default'}: restarting: {restart['progress']}")
@@ -92,3 +95,4 @@ def main(state_dir: Path | None, hermes_home: Path | None, as_json: bool) -> int
     for path in incidents[:10]:
         say(f"  {path}")
     return exitcodes.OK
+

@@ -25,6 +25,7 @@ from hermes_watchdog.daemon.sd_notify import Notifier
 from hermes_watchdog.daemon.status import Status
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge import budget, policy
+from hermes_watchdog.judge.deaf import DeafThresholds
 from hermes_watchdog.judge.verdict import Thresholds
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import PID_FILE
@@ -51,9 +52,12 @@ class Daemon:
         self.state_dir = cfg.resolved_state_dir
         self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after, proof=cfg.loop_proof,
                              frozen_after=cfg.frozen_after, memory_limit=cfg.memory_limit,
-                             start_timeout=cfg.start_timeout)
+                             start_timeout=cfg.start_timeout,
+                             deaf=DeafThresholds(cfg.fd_alert, cfg.fd_restart, cfg.half_closed_after,
+                                                 cfg.memory_growth / 3600.0, cfg.memory_growth_for))
         self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
-                                  cfg.stuck_action, cfg.frozen_action, cfg.memory_action)
+                                  cfg.stuck_action, cfg.frozen_action, cfg.memory_action, cfg.fd_action,
+                                  cfg.deaf_action)
         self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
         self.watches: dict[Path, Watch] = {}
         self.started = time.time()

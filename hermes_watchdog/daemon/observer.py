@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from hermes_watchdog.daemon import exits
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
+from hermes_watchdog.judge.death import unclean_death
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import (
@@ -67,10 +68,11 @@ class Observer:
         self._recognise(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
+        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.d.th.deaf, cfg.interval)
         seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                     age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
-                    release=w.release)
+                    release=w.release, deaf=deaf)
         verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
         self._set_verdict(w, verdict)
         self._plan(w, verdict)
@@ -136,13 +138,18 @@ class Observer:
             self.lost(w, why)
         found = discovery.find_gateway(w.home)
         if found.ident is None:
-            if found.state_says_running and found.stale_pid and not w.said.gone:
+            death = self._death(w, found.stale_pid)
+            if ((found.state_says_running and found.stale_pid) or death) and not w.said.gone:
                 w.said.gone = True
-                # Not called a crash: Hermes 0.19 leaves "running" behind on a clean SIGTERM on purpose.
-                w.verdict = Verdict(GATEWAY_GONE, 0.9, (f"the state file says running, but {found.how}",))
-                d.log.emit("GONE", f"gateway-gone: no live gateway; the state file still says running ({found.how}; "
-                                   "Hermes >= 0.19 leaves it so after a clean stop); looking for the new gateway",
-                           w.name)
+                # Not called a crash: Hermes 0.19 leaves "running" behind on a clean SIGTERM on purpose. Its
+                # lifecycle ledger (0.19.1+) does record clean exits: that one can say "unclean death".
+                w.verdict = Verdict(GATEWAY_GONE, 0.9, tuple(r for r in (
+                    death, f"the state file says running, but {found.how}" if found.state_says_running else None)
+                    if r))
+                d.log.emit("GONE", "gateway-gone: no live gateway; " + (
+                    "its death was not clean (above)" if death else
+                    f"the state file still says running ({found.how}; Hermes >= 0.19 leaves it so after a clean "
+                    "stop)") + "; looking for the new gateway", w.name)
             return False
         w.ident, w.found_how, w.said.gone = found.ident, found.how, False
         w.reset_window()
@@ -152,8 +159,25 @@ class Observer:
     def lost(self, w: Watch, why: str) -> None:
         if w.ident is not None:
             self.d.log.emit("LOST", f"gateway PID {w.ident.pid} lost: {why}", w.name)
+            if not processes.same_process(w.ident)[0]:
+                self._death(w, w.ident.pid)  # now, before a relaunched gateway rewrites the ledger
         w.ident = None
         w.reset_window()
+
+    def _death(self, w: Watch, pid: int | None) -> str | None:
+        """A gateway PID that is gone while Hermes' lifecycle ledger still gives it a live phase: an unclean
+        death, said once per PID with the last memory sample of its heartbeat (judge/death.py)."""
+        if pid is None:
+            return None
+        if w.said.death is not None and w.said.death[0] == pid:
+            return w.said.death[1]
+        up, beat = upstream.read(w.home), heartbeat.read(w.home)
+        mem = beat.mem if beat is not None and beat.pid == pid else None
+        text = unclean_death(up.lifecycle_phase, up.lifecycle_pid, pid, False, mem)
+        w.said.death = (pid, text)
+        if text:
+            self.d.log.emit("GONE", text, w.name)
+        return text
 
     def _read_heartbeat(self, w: Watch) -> None:
         assert w.ident is not None

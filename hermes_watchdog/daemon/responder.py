@@ -157,6 +157,7 @@ class Responder:
         return {
             "signature": verdict.signature, "confidence": round(verdict.confidence, 2),
             "reasons": list(verdict.reasons), "opened_at": iso(now), "identity": w.ident.to_dict(), **base,
+            "deaf": w.window.deaf.summary(),  # descriptors, CLOSE_WAIT, RSS growth (observe/deaf.py)
             "window_samples": [{"at": round(s.wall, 3), "cpu_seconds": round(s.cpu, 3)} for s in w.window.snaps],
             "thresholds": {"cpu": cfg.cpu_threshold, "window": cfg.window, "interval": cfg.interval,
                            "grace": cfg.grace, "max_restarts": cfg.max_restarts,

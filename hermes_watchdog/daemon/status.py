@@ -52,6 +52,7 @@ class Status:
                                if cpu and cpu.hot else None),
                 "rss_bytes": w.window.snaps[-1].rss if w.window.snaps else None,
                 "loop_off_selector_seconds": _off_selector(w),
+                "deaf": w.window.deaf.summary() if w.ident else None,  # descriptors, CLOSE_WAIT, RSS growth
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
                 "verdict": w.verdict.to_dict() if w.verdict else None,
@@ -136,7 +137,7 @@ class Status:
                 restarts=dict(w.counts.restarts), incidents=dict(w.counts.incidents),
                 stack_captures=dict(w.counts.stacks),
                 rss_bytes=w.window.snaps[-1].rss if w.window.snaps else None,
-                loop_off_selector=_off_selector(w)))
+                loop_off_selector=_off_selector(w), deaf=w.window.deaf.summary() if w.ident else {}))
         return metrics.Snapshot(tuple(gws), now, d.started)
 
     def publish_metrics(self) -> None:

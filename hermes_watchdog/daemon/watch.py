@@ -12,6 +12,7 @@ from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst, SamplingPlan
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
+from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.looptick import TickProbe
@@ -36,6 +37,7 @@ class Window:
     # The release family, recognised once per gateway and again only when its heartbeat's keys change
     # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
     release: tuple[frozenset[str] | None, Recognised] | None = None
+    deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (observe/deaf.py)
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
@@ -58,6 +60,7 @@ class Window:
         self.heartbeat = None
         self.tick = None
         self.release = None
+        self.deaf = DeafTracker()
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Said:
     heartbeat_note: str | None = None
     stack_problem: str | None = None
     gone: bool = False
+    death: tuple[int, str | None] | None = None  # (PID, the unclean-death line or None): judged once per PID
     gave_up: bool = False
     cooldown: bool = False
     waiting_at: float = 0.0  # monotonic: when a restart in flight was last said to be waiting

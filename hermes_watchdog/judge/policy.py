@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hermes_watchdog.judge.deaf import FD_EXHAUSTION, MEMORY_GROWTH, SOCKETS_HALF_CLOSED
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_STACK,
@@ -34,6 +35,8 @@ class Rules:
     stuck_action: str  # alert | restart
     frozen_action: str = "alert"  # alert | restart, for loop-frozen
     memory_action: str = "restart"  # alert | restart, for memory-high (only with a memory limit)
+    fd_action: str = "restart"  # alert | restart, for fd-exhaustion past its restart level (95 %)
+    deaf_action: str = "alert"  # alert | restart, for sockets-half-closed
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,28 @@ def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
             kind = RESTART if rules.memory_action == "restart" else ALERT
             return Action(kind, f"RSS above the memory limit for the whole {rules.window:.0f} s window")
         return Action(WAIT, f"memory-high seen; window {verdict.span:.0f}/{rules.window:.0f} s")
+    if sig in (FD_EXHAUSTION, SOCKETS_HALF_CLOSED, MEMORY_GROWTH):
+        return _deaf(verdict, held_for, rules)
     if sig == STARTUP_HANG:
         return Action(ALERT, "the gateway never finished starting")
     return Action(NONE, "")
+
+
+def _deaf(verdict: Verdict, held_for: float, rules: Rules) -> Action:
+    """Alive but deaf (judge/deaf.py): the rules carry their own durations; descriptors, an exact count
+    that a burst of connections can touch for a moment, must also be seen on two ticks in a row."""
+    sig, ev = verdict.signature, verdict.evidence or {}
+    if sig == FD_EXHAUSTION:
+        if held_for < 0.75 * rules.interval:
+            return Action(WAIT, "fd-exhaustion seen; checking it again on the next tick")
+        pct = f"{ev.get('open')} of {ev.get('soft_limit')} descriptors open"
+        if ev.get("level") == "restart" and rules.fd_action == "restart":
+            return Action(RESTART, f"fd-exhaustion: {pct}, past the restart level: it cannot recover by itself")
+        return Action(ALERT, f"fd-exhaustion: {pct}: evidence" + (
+            "" if ev.get("level") == "restart" else "; a restart from the restart level (95 %)"))
+    if sig == SOCKETS_HALF_CLOSED:
+        why = f"sockets-half-closed: {ev.get('count')} socket(s) in CLOSE_WAIT"
+        if rules.deaf_action == "restart":
+            return Action(RESTART, why)
+        return Action(ALERT, f"{why}: evidence; --deaf-action restart would restart it")
+    return Action(ALERT, "memory-growth: RSS rising fast for a long stretch: evidence (--memory-limit restarts)")

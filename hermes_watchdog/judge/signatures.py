@@ -14,7 +14,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from hermes_watchdog.judge import descriptors, growth, halfclosed
 from hermes_watchdog.judge.cpu import CpuUsage
+from hermes_watchdog.judge.deaf import Finding
 from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, UPSTREAM_BUDGET, heartbeat_role
 from hermes_watchdog.judge.verdict import (
@@ -174,12 +176,21 @@ class _Judgement:
         if self.usage is None:
             return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
         base = [cpu_text(self.usage, self.th.cpu), *self.state_reasons()]
-        for rule in (self.busy_loop, self.loop_frozen, self.memory_high, self.startup_hang, self.cpu_pegged,
-                     self.stuck_disconnected):
+        deaf, dth = self.seen.deaf, self.th.deaf  # alive but deaf (judge/deaf.py): after the loop rules
+        up = tuple(p.name for p in self.latest.platforms if p.connected) if self.latest else ()
+        for rule in (self.busy_loop, self.loop_frozen,
+                     lambda b: self.found(b, descriptors.rule(deaf.fds if deaf else None, dth)),
+                     self.memory_high, self.startup_hang,
+                     lambda b: self.found(b, halfclosed.rule(deaf.sockets if deaf else None, dth, up)),
+                     lambda b: self.found(b, growth.rule(deaf, dth, self.th.memory_limit)),
+                     self.cpu_pegged, self.stuck_disconnected):
             v = rule(base)
             if v is not None:
                 return v
         return self.healthy(base)
+
+    def found(self, base: list[str], f: Finding | None) -> Verdict | None:
+        return None if f is None else self.make(f.signature, f.confidence, [*base, *f.reasons], evidence=f.evidence)
 
     def busy_loop(self, base: list[str]) -> Verdict | None:
         u, th, st = self.usage, self.th, self.stretch

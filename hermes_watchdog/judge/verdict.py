@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CPU_TIME
+from hermes_watchdog.judge.deaf import ALL as DEAF_ALL
+from hermes_watchdog.judge.deaf import DeafSeen, DeafThresholds
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import LoopFindings
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
@@ -26,7 +28,7 @@ HEALTHY = "healthy"
 GATEWAY_GONE = "gateway-gone"
 UNKNOWN = "unknown"
 ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISCONNECTED, GATEWAY_GONE, HEALTHY,
-       UNKNOWN)
+       UNKNOWN, *DEAF_ALL)
 
 
 # How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
@@ -47,6 +49,7 @@ class Thresholds:
     frozen_after: float = 60.0  # seconds the loop must not turn for loop-frozen
     memory_limit: int | None = None  # bytes of RSS; None: no memory verdict
     start_timeout: float = 90.0  # seconds a gateway may stay "starting" (or write no state file)
+    deaf: DeafThresholds = field(default_factory=DeafThresholds)  # descriptors, CLOSE_WAIT, memory growth
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,7 @@ class Seen:
     upstream: Upstream | None = None
     mono: float | None = None  # monotonic now, to age the loop findings and probes
     release: Recognised | None = None  # the release family: who wrote the heartbeat (None: not recognised)
+    deaf: DeafSeen | None = None  # descriptors, CLOSE_WAIT sockets, the long RSS history (judge/deaf.py)
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,7 @@ class Verdict:
     rss: int | None = None  # bytes, newest sample
     upstream: str | None = None  # Hermes' own watchdog is handling it, or it is backing off a respawn storm
     loop: dict[str, Any] | None = None
+    evidence: dict[str, Any] | None = None  # a deaf signature's own readings (judge/deaf.py)
 
     @property
     def is_problem(self) -> bool:
@@ -153,4 +158,5 @@ class Verdict:
             "rss_bytes": self.rss,
             "upstream": self.upstream,
             "loop": self.loop,
+            **({"evidence": self.evidence} if self.evidence is not None else {}),
         }

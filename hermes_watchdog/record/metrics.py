@@ -14,6 +14,11 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
   hermes_watchdog_heartbeat_age_seconds        Hermes >= 0.19 only: age of the event-loop heartbeat
   hermes_watchdog_gateway_rss_bytes            the gateway's resident memory
   hermes_watchdog_loop_off_selector_seconds    how long dense stack samples have not seen the loop in its selector
+  hermes_watchdog_gateway_open_fds             open file descriptors (deaf signatures: fd-exhaustion)
+  hermes_watchdog_gateway_fd_limit             its soft RLIMIT_NOFILE (Linux)
+  hermes_watchdog_gateway_close_wait_sockets   its TCP sockets in CLOSE_WAIT (sockets-half-closed)
+  hermes_watchdog_gateway_close_wait_oldest_seconds  how long the oldest has been so
+  hermes_watchdog_gateway_rss_growth_bytes_per_hour  RSS slope over the last minutes (memory-growth)
   hermes_watchdog_restarts_total               restarts by signature and result
   hermes_watchdog_incidents_total              incidents opened, by signature
   hermes_watchdog_stack_captures_total         incident stack captures (py-spy or the hook) by result
@@ -52,6 +57,7 @@ class GatewayMetrics:
     hot_thread_demand: float | None = None  # CpuUsage.hot_demand
     rss_bytes: int | None = None
     loop_off_selector: float | None = None  # seconds; None: no loop stack sampled
+    deaf: dict[str, float | int | None] = field(default_factory=dict)  # observe/deaf.py DeafTracker.summary()
 
 
 @dataclass(frozen=True)
@@ -90,7 +96,11 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     incidents = CounterMetricFamily(P + "incidents", "Incidents opened, by signature", labels=["profile", "signature"])
     stacks = CounterMetricFamily(P + "stack_captures", "Incident stack captures (py-spy or the faulthandler hook), "
                                  "by result", labels=["profile", "result"])
+    deaf = {key: GaugeMetricFamily(P + name, text, labels=["profile"]) for key, name, text in _DEAF}
     for g in (_named(g) for g in snap.gateways):
+        for key, fam in deaf.items():
+            if isinstance(g.deaf.get(key), int | float):
+                fam.add_metric([g.profile], float(g.deaf[key]))  # type: ignore[arg-type]
         up.add_metric([g.profile], 1.0 if g.up else 0.0)
         if g.cpu_cores is not None:
             cpu.add_metric([g.profile], g.cpu_cores)
@@ -124,8 +134,18 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     start = GaugeMetricFamily(P + "start_time_seconds", "When the watchdog started")
     start.add_metric([], snap.started)
     # A family with no series is left out whole: no heartbeat file (Hermes < 0.19) means no word of it.
-    yield from (f for f in (up, cpu, hot, demand, hot_demand, rss, off, plat, verdict, beat, budget, restarts,
-                            incidents, stacks, tick, start) if f.samples)
+    yield from (f for f in (up, cpu, hot, demand, hot_demand, rss, off, *deaf.values(), plat, verdict, beat, budget,
+                            restarts, incidents, stacks, tick, start) if f.samples)
+
+
+_DEAF = (  # (DeafTracker.summary() key, metric name, help)
+    ("fds_open", "gateway_open_fds", "Gateway open file descriptors"),
+    ("fd_limit", "gateway_fd_limit", "Gateway soft RLIMIT_NOFILE"),
+    ("close_wait", "gateway_close_wait_sockets", "Gateway TCP sockets in CLOSE_WAIT (the peer closed, it did not)"),
+    ("close_wait_oldest_seconds", "gateway_close_wait_oldest_seconds",
+     "Seconds the gateway's oldest CLOSE_WAIT socket has been so"),
+    ("rss_growth_bytes_per_hour", "gateway_rss_growth_bytes_per_hour", "Gateway RSS slope over the last minutes"),
+)
 
 
 def _named(g: GatewayMetrics) -> GatewayMetrics:

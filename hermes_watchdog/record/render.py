@@ -31,6 +31,9 @@ def _sections(rec: dict[str, Any]) -> list[tuple[str, list[str]]]:
     rel = rec.get("release") or {}
     if rel.get("family"):
         process.append(f"Hermes release family: {rel['family']} (recognised from: {rel.get('from')})")
+    deaf = deaf_line(rec.get("deaf") or {})
+    if deaf:
+        process.append(deaf)
     cpu_lines = cpu_text(cpu)
     state_lines = [f"{state.get('path') or '(no state file)'}: {state.get('status')}"
                    + (f" - {state.get('problem')}" if state.get("problem") else "")]
@@ -127,3 +130,22 @@ def table(title: str, columns: list[str], rows: list[list[str]]) -> Table:
         # Text, not markup: a "[bold]" in a profile name is shown as written; control characters escaped.
         t.add_row(*(Text(one_line(cell)) for cell in r))
     return t
+
+
+def _num(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def deaf_line(d: dict[str, Any]) -> str:
+    """Descriptors, CLOSE_WAIT sockets and RSS growth (observe/deaf.py), when the daemon read them."""
+    parts = []
+    fds, limit = _num(d.get("fds_open")), _num(d.get("fd_limit"))
+    if fds is not None:
+        parts.append(f"{fds:.0f} descriptors open" + (f" of {limit:.0f} ({fds / limit:.0%})" if limit else ""))
+    cw, oldest = _num(d.get("close_wait")), _num(d.get("close_wait_oldest_seconds"))
+    if cw is not None:
+        parts.append(f"{cw:.0f} TCP socket(s) in CLOSE_WAIT" + (f" (oldest {oldest:.0f} s)" if cw and oldest else ""))
+    rate = _num(d.get("rss_growth_bytes_per_hour"))
+    if rate is not None:
+        parts.append(f"RSS {'+' if rate >= 0 else '-'}{abs(rate) / (1 << 20):.0f} MiB/h")
+    return "; ".join(parts)

@@ -22,6 +22,7 @@ Modes:
 Options that combine with any mode:
   --heartbeat-fail-after S  heartbeat writes fail (as on a full disk) after S seconds; the loop keeps turning
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
+  --nofile, --leak-fds-per-s, --half-close, --hold-connections, --connection-bursts: sim/deaf_modes.py
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
   --upstream-exit-after S   after S seconds, exit 75 the way Hermes' own loop watchdog does (git 0.19.1+):
@@ -55,7 +56,7 @@ import threading
 import time
 from pathlib import Path
 
-from hermes_watchdog.sim import releases, systemd_notify
+from hermes_watchdog.sim import deaf_modes, releases, systemd_notify
 from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
 from hermes_watchdog.sim.loop_modes import (
     _burn,
@@ -269,6 +270,7 @@ async def _run(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(_settle_accounts(home, args.spin_after, args.spin_once_marker)))
     if args.grow_mb_per_s:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
+    tasks.extend(deaf_modes.start(args, home))  # descriptors, sockets: sim/deaf_modes.py
     server = await _serve_loop_tick(home) if args.loop_tick else None
     beat = releases.start_off_loop(home, args, tasks, server is not None)
     if args.release not in (None, "0.14"):  # 0.19.0 and later ping systemd's watchdog from the loop
@@ -318,9 +320,11 @@ def main(argv: list[str] | None = None, reexec_with_home: bool = False) -> int:
                    help="do not put --hermes-home into HERMES_HOME (as a `hermes --profile X` gateway started "
                         "without it shows: found by its files only)")
     releases.add_options(p)  # --release, --heartbeat-writer
+    deaf_modes.add_arguments(p)
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
     args.shape = releases.apply(args)
+    deaf_modes.apply_limits(args)
     if args.hermes_home is None:
         env_home = os.environ.get("HERMES_HOME")
         args.hermes_home = Path(env_home).expanduser() if env_home else Path.home() / ".hermes"
