@@ -9,6 +9,7 @@ from typing import Any
 
 from hermes_watchdog.judge.cpu import CPU_TIME
 from hermes_watchdog.judge.loop import LoopFindings
+from hermes_watchdog.judge.turns import TurnFindings
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.stacks import StackAnalysis
@@ -31,8 +32,10 @@ ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISC
 # How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
 BY_STACK = "stack"
 BY_CPU_STATE = "cpu+state"
+BY_COUNTER = "counter"  # the loop-turn counter stood still while the loop thread wanted a core
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
+W_COUNTER = "counter"  # the loop-turn counter: exact, a witness that needs no second
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Seen:
     age: float | None = None  # seconds since the gateway process started
     upstream: Upstream | None = None
     mono: float | None = None  # monotonic now, to age the loop findings and probes
+    turns: TurnFindings | None = None  # the loop-turn counter (fix pack), the first loop witness
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,8 @@ class Verdict:
     def starvation_proven(self) -> bool:
         """The loop thread was seen never reaching its selector (spinning, or blocked in one call): it
         cannot run Hermes' SIGTERM handler, which runs on that loop."""
-        return (self.signature == BUSY_LOOP and self.proof == BY_STACK) or \
-            (self.signature == LOOP_FROZEN and W_STACK in self.witnesses)
+        return (self.signature == BUSY_LOOP and self.proof in (BY_STACK, BY_COUNTER)) or \
+            (self.signature == LOOP_FROZEN and bool({W_STACK, W_COUNTER} & set(self.witnesses)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

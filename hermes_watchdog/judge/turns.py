@@ -1,0 +1,104 @@
+"""The loop-turn counter as a witness: pure rules over its reads (observe/loop_turns.py).
+
+The fix pack's hook counts every iteration of the gateway's main event loop and stamps the monotonic time
+of the newest one; a healthy loop turns at least once a ``period`` (1 s: the hook keeps a timer on it).
+That makes it the first witness, and an exact one:
+
+- a counter that advanced during a stretch: the loop turned in it. It vetoes ``busy-loop`` and
+  ``loop-frozen`` outright, whatever the stack samples and the CPU say;
+- a counter still for ``STILL_PROOF`` seconds while the loop thread wanted a core (demand >= the CPU
+  threshold over that time): the loop is starved by a callback that never yields. No statistics: the
+  loop itself says it did not turn, the scheduler says its thread wanted the CPU;
+- the time since the newest turn is the exact stall ``loop-frozen`` needs (``--frozen-after``).
+
+Stack samples still name the call; the loop-tick socket, where a release serves one, is the second witness.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hermes_watchdog.judge.cpu import CpuSnapshot
+from hermes_watchdog.judge.loop import thread_demand
+from hermes_watchdog.observe.loop_turns import TurnSample
+
+STILL_PROOF = 3.0  # seconds still, the loop thread wanting a core, that prove a starved loop
+SUSPECT_AFTER = 1.5  # seconds still (more than the hook's 1 s timer) that make the watch sample densely
+
+
+@dataclass(frozen=True)
+class TurnFindings:
+    """The counter over the window: its reads, oldest first, and the loop thread's demand while still."""
+
+    samples: tuple[TurnSample, ...] = ()
+    still_demand: float | None = None  # the loop thread's demand since its newest turn, in cores
+
+    @property
+    def newest(self) -> TurnSample | None:
+        return self.samples[-1] if self.samples else None
+
+    @property
+    def live(self) -> bool:
+        """The counter describes a running loop (a loop has started and been counted)."""
+        n = self.newest
+        return n is not None and n.tid is not None and n.turns > 0
+
+    @property
+    def stall(self) -> float:
+        n = self.newest
+        return n.stall if n is not None else 0.0
+
+    def turned_after(self, since: float) -> bool:
+        """Did the loop turn after ``since`` (monotonic)?"""
+        n = self.newest
+        return self.live and n is not None and n.last > since
+
+    def turns_over(self, seconds: float) -> tuple[int, float] | None:
+        """(turns, seconds) over about the last ``seconds``, from the oldest read in that span."""
+        n = self.newest
+        if n is None or not self.live:
+            return None
+        base = next((s for s in self.samples if s.at >= n.at - seconds and s.at < n.at), None)
+        if base is None:
+            return None
+        return n.turns - base.turns, n.at - base.at
+
+    def describe(self, seconds: float = 10.0) -> str:
+        """The strongest sentence the watchdog can print: how often the loop turned, counted by itself."""
+        n = self.newest
+        if n is None or not self.live:
+            return "the loop-turn counter has not seen the loop run yet"
+        over = self.turns_over(seconds)
+        ago = f"its newest turn {n.stall:.1f} s ago"
+        if over is None or over[1] <= 0:
+            return f"the loop-turn counter: {n.turns} turns so far, {ago}"
+        turns, span = over
+        if turns == 0:
+            return f"the loop turned 0 times in {max(span, n.stall):.0f} s ({ago}, loop-turn counter)"
+        return f"the loop turned {turns} times in {span:.0f} s ({turns / span:.0f}/s, loop-turn counter; {ago})"
+
+    def starved(self, cpu: float) -> bool:
+        """Still for STILL_PROOF seconds while its thread wanted at least ``cpu`` core."""
+        return (self.live and self.stall >= STILL_PROOF and self.still_demand is not None
+                and self.still_demand >= cpu)
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self.newest
+        over = self.turns_over(10.0)
+        return {"live": self.live, "turns": n.turns if n else None, "loop_thread": n.tid if n else None,
+                "stall_seconds": round(self.stall, 2) if n else None,
+                "turns_per_second": round(over[0] / over[1], 1) if over and over[1] > 0 else None,
+                "still_demand": None if self.still_demand is None else round(self.still_demand, 3)}
+
+
+def findings(samples: Sequence[TurnSample], snaps: Sequence[CpuSnapshot]) -> TurnFindings | None:
+    """None: no counter read in the window (no fix pack, or not armed in this gateway)."""
+    if not samples:
+        return None
+    n = samples[-1]
+    demand = None
+    if n.tid is not None and n.stall >= STILL_PROOF:
+        demand = thread_demand(snaps, n.tid, n.last, n.at)
+    return TurnFindings(tuple(samples), demand)
