@@ -364,6 +364,9 @@ class SamplingPlan:
         return now < self.suspect_until
 
     backoff_until: float = 0.0  # bursts fail for a reason retrying will not change (no ptrace): wait
+    # Hz of dense py-spy bursts: RATE where the loop-turn counter proves turns (the samples only name the
+    # call), UNCOUNTED_RATE where the samples are the proof (see the docstring).
+    dense_rate: int = UNCOUNTED_RATE
 
     def due(self, now: float) -> float | None:
         """The length of the burst to start now, or None."""

@@ -137,7 +137,9 @@ class _Judgement:
             text = (f"the event-loop thread {st.tid} did not reach its selector in {st.samples} samples over "
                     f"{st.seconds:.1f} s ({loop.method} at {rate:.0f} Hz, {st.bursts} burst(s) back to back); "
                     f"it ran " + ("one callback" if st.one_callback else "callbacks") + where)
-            if self.turns is None:
+            if self.turns is not None and self.turns.turned_after(st.since):
+                text += "; the loop-turn counter saw it turn meanwhile: the samples missed its short visits"
+            elif self.turns is None:
                 # Without the counter the samples are the proof: say its error (judge/loop.py).
                 text += (f"; a loop turning every {TURN_EVERY * 1000:.0f} ms with {VISIT * 1e6:.0f} µs visits "
                          f"would have been missed by all {st.samples} samples with probability "
@@ -355,8 +357,9 @@ class _Judgement:
         loop_line = self.loop_text()
         if loop_line:
             reasons.append(loop_line)
+        turns = max(u.span, self.th.proof)
         reasons.append("sustained CPU while the loop turns is work, not a wedged loop" if self.turned_within(
-            max(u.span, self.th.proof)) else "sustained CPU with connected platforms may be legitimate work"
+            turns) or self.counted_within(turns) else "sustained CPU with connected platforms may be legitimate work"
             if latest is not None else "no usable state file: cannot tell whether platforms are connected")
         return self.make(CPU_PEGGED, 0.8, reasons)
 

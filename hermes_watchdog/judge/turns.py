@@ -70,13 +70,13 @@ class TurnFindings:
         n = self.newest
         if n is None or not self.live:
             return "the loop-turn counter has not seen the loop run yet"
+        if n.stall >= 2 * n.period:  # a healthy loop turns at least once a period (the hook's timer)
+            return f"the loop turned 0 times in {n.stall:.0f} s (loop-turn counter)"
         over = self.turns_over(seconds)
         ago = f"its newest turn {n.stall:.1f} s ago"
         if over is None or over[1] <= 0:
             return f"the loop-turn counter: {n.turns} turns so far, {ago}"
         turns, span = over
-        if turns == 0:
-            return f"the loop turned 0 times in {max(span, n.stall):.0f} s ({ago}, loop-turn counter)"
         return f"the loop turned {turns} times in {span:.0f} s ({turns / span:.0f}/s, loop-turn counter; {ago})"
 
     def starved(self, cpu: float) -> bool:

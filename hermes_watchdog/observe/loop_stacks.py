@@ -41,15 +41,18 @@ def hook_burst(ident: Identity, home: Path) -> BurstFn:
     return take
 
 
-def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
-    """None: no loop stacks (``--stack-with none``)."""
+def burst_source(method: str, ident: Identity, home: Path,
+                 dense_rate: Callable[[], int] | None = None) -> BurstFn | None:
+    """None: no loop stacks (``--stack-with none``). ``dense_rate``: py-spy's rate while dense, asked per
+    burst (judge/loop.py: higher where no loop-turn counter exists)."""
     if method == "none":
         return None
     if method == "faulthandler":
         return hook_burst(ident, home)
     def spy(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
             stop: threading.Event | None = None) -> Burst:
-        return pyspy_record.burst(pid, seconds, main_tid, rate=RATE if dense else BACKGROUND_RATE, stop=stop)
+        rate = (dense_rate() if dense_rate is not None else RATE) if dense else BACKGROUND_RATE
+        return pyspy_record.burst(pid, seconds, main_tid, rate=rate, stop=stop)
 
     if method == "py-spy":
         return spy
