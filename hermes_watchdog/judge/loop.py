@@ -160,7 +160,11 @@ class Burst:
 
     @property
     def coverage(self) -> float:
-        return self.samples / (self.rate * (self.end - self.start)) if self.end > self.start else 0.0
+        """Samples over what ``RATE`` (or a lower rate asked for) would give. A faster burst that falls
+        behind (py-spy wakes late on a loaded machine) still counts while it samples at least that well:
+        the proof counts its samples, it does not assume the rate."""
+        seconds = self.end - self.start
+        return self.samples / (min(self.rate, RATE) * seconds) if seconds > 0 else 0.0
 
     @property
     def usable(self) -> bool:
@@ -240,6 +244,7 @@ class LoopFindings:
     problem: str | None = None  # why there is no stack evidence (py-spy not permitted, no loop thread...)
     hint: str | None = None
     method: str = ""
+    loop_on_cpu: float | None = None  # the share of the stretch the loop thread ran (its CPU time, in cores)
 
     @property
     def has_evidence(self) -> bool:
@@ -258,6 +263,7 @@ class LoopFindings:
             "top_frame": str(s.top) if s and s.top else None,
             "entry_frame": str(s.entry) if s and s.entry else None,
             "loop_demand": None if self.loop_demand is None else round(self.loop_demand, 3),
+            "loop_on_cpu": None if self.loop_on_cpu is None else round(self.loop_on_cpu, 3),
             "last_turned_ago": None,
             "problem": self.problem,
         }
@@ -319,16 +325,31 @@ def _most(frames: Counter[Frame]) -> tuple[Frame | None, int]:
 def thread_demand(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float) -> float | None:
     """The thread's demand (on CPU + waiting; CPU time without schedstat) between ``since`` and ``until``,
     from the CPU samples that cover it; None when too few samples cover it."""
+    return thread_usage(snaps, tid, since, until)[0]
+
+
+def thread_usage(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float
+                 ) -> tuple[float | None, float | None]:
+    """(demand, CPU time) of the thread between ``since`` and ``until``, in cores; Nones when unknown."""
     if tid is None:
-        return None
+        return None, None
     inside = [s for s in snaps if since - 1.5 <= s.at <= until + 1.5]
     u = usage(inside)
     if u is None or u.span < 0.5 * (until - since):
-        return None
+        return None, None
     for t in u.threads:
         if t.tid == tid:
-            return t.demand if t.demand is not None else t.cores
-    return None
+            return (t.demand if t.demand is not None else t.cores), t.cores
+    return None, None
+
+
+def independent_samples(samples: int, on_cpu: float | None) -> int:
+    """How many of a stretch's samples count for the miss probability. A sample taken while the loop
+    thread waits for a CPU shows where it was preempted, as the samples before it did: only the share
+    taken while it ran are independent looks (on a loaded machine, most are not)."""
+    if on_cpu is None:
+        return 0
+    return int(samples * max(0.0, min(1.0, on_cpu)))
 
 
 def findings(bursts: Sequence[Burst], snaps: Sequence[CpuSnapshot]) -> LoopFindings:
@@ -339,9 +360,9 @@ def findings(bursts: Sequence[Burst], snaps: Sequence[CpuSnapshot]) -> LoopFindi
     problem, hint = (last.error, last.hint) if last.error else (None, None)
     if problem is None and not last.loop_found:
         problem = "no thread runs an asyncio event loop (run_forever/_run_once) in the samples"
-    demand = thread_demand(snaps, st.tid, st.since, st.until) if st else None
+    demand, on_cpu = thread_usage(snaps, st.tid, st.since, st.until) if st else (None, None)
     return LoopFindings(tuple(bursts), st, turned.end if turned else None, turned.selector + turned.turning
-                        if turned else 0, demand, problem, hint, last.method)
+                        if turned else 0, demand, problem, hint, last.method, on_cpu)
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
-from hermes_watchdog.judge.loop import PROOF_SAMPLES, TURN_EVERY, VISIT, miss_probability
+from hermes_watchdog.judge.loop import PROOF_SAMPLES, TURN_EVERY, VISIT, independent_samples, miss_probability
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_COUNTER,
@@ -141,9 +141,10 @@ class _Judgement:
                 text += "; the loop-turn counter saw it turn meanwhile: the samples missed its short visits"
             elif self.turns is None:
                 # Without the counter the samples are the proof: say its error (judge/loop.py).
-                text += (f"; a loop turning every {TURN_EVERY * 1000:.0f} ms with {VISIT * 1e6:.0f} µs visits "
-                         f"would have been missed by all {st.samples} samples with probability "
-                         f"{miss_probability(st.samples):.2g}")
+                n = self.independent()
+                text += (f"; of those, {n} were taken while the thread ran (independent looks), and a loop turning "
+                         f"every {TURN_EVERY * 1000:.0f} ms with {VISIT * 1e6:.0f} µs visits would have been missed by "
+                         f"all {n} with probability {miss_probability(n):.2g}")
             return text
         if loop.last_turned is not None:
             ago = f" {self.seen.mono - loop.last_turned:.0f} s ago" if self.seen.mono is not None else ""
@@ -214,7 +215,7 @@ class _Judgement:
                 if self.seen.heartbeat is not None and self.seen.heartbeat.stale:
                     extra.append(self.seen.heartbeat.describe())
                     conf += 0.03
-                enough = st.samples >= PROOF_SAMPLES or self.tick_silent_during(st.since)
+                enough = self.independent() >= PROOF_SAMPLES or self.tick_silent_during(st.since)
                 if st.seconds >= th.proof and enough:
                     return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
                                      blocking=blocking)
@@ -222,8 +223,8 @@ class _Judgement:
                 # rules below still apply, and say it).
                 self.pending = (f"suspect: not yet the {th.proof:.0f} s off its selector that prove a busy loop"
                                 if not st.seconds >= th.proof else
-                                f"suspect: {st.samples} of the {PROOF_SAMPLES} samples off its selector that "
-                                "prove a busy loop (a false proof at most 1 in 1000)")
+                                f"suspect: {self.independent()} of the {PROOF_SAMPLES} independent samples off its "
+                                "selector that prove a busy loop (a false proof at most 1 in 1000)")
         if not pegged:
             return None
         # 2. The loop was seen turning within the window: pegged CPU is work, whatever the state says.
@@ -249,6 +250,11 @@ class _Judgement:
         if seen.heartbeat is not None and mono - seen.heartbeat.age > since + 1.0:
             return True
         return seen.tick is not None and seen.tick.answered and seen.tick.at > since
+
+    def independent(self) -> int:
+        """The stretch's samples that count for the stack proof's error (judge/loop.py)."""
+        st, loop = self.stretch, self.loop
+        return independent_samples(st.samples, loop.loop_on_cpu) if st is not None and loop is not None else 0
 
     def tick_silent_during(self, since: float) -> bool:
         """A loop-tick probe made after ``since`` stayed silent: with the samples, the second witness."""

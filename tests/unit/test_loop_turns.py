@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hermes_watchdog.judge import policy
+from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.judge.loop import PROOF_SAMPLES, findings, miss_probability
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.turns import STILL_PROOF, TurnFindings
@@ -200,12 +201,26 @@ def test_without_a_counter_the_stack_proof_needs_enough_samples_or_a_silent_sock
     assert few.stretch is not None and few.stretch.seconds >= TH.proof
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=few, mono=12.0))
     assert v.signature == CPU_PEGGED
-    assert any(f"900 of the {PROOF_SAMPLES} samples" in r for r in v.reasons), v.reasons
+    assert any(f"900 of the {PROOF_SAMPLES} independent samples" in r for r in v.reasons), v.reasons
     assert any(f"probability {miss_probability(900):.2g}" in r for r in v.reasons), v.reasons
     # A loop-tick probe in the stretch that stayed silent is the second witness the samples need.
     silent = TickProbe(9.0, False, "silent")
     t = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=few, tick=silent, mono=12.0))
     assert t.signature == BUSY_LOOP
+
+
+def test_samples_taken_while_the_loop_thread_waits_for_a_cpu_do_not_count() -> None:
+    """On a loaded machine the thread wants a core and runs 30 % of the time: a sample taken while it
+    waits shows where it was preempted, again. Enough raw samples, too few independent ones."""
+    snaps, t = [], 0.0
+    while t <= 12.0:
+        snaps.append(CpuSnapshot(t, t * 0.3, (ThreadTimes(PID, t * 0.3, int(t * 0.3e9), int(t * 0.7e9)),)))
+        t += 1.0
+    loop = findings(spin_bursts(3, start=1.0), snaps)
+    assert loop.loop_demand is not None and loop.loop_demand > 0.9 and loop.loop_on_cpu is not None
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=12.0))
+    assert v.signature != BUSY_LOOP
+    assert any(f"{int(3 * SPIN_PER_BURST * 0.3)} of the {PROOF_SAMPLES} independent" in r for r in v.reasons), v.reasons
 
 
 def test_the_proof_size_meets_its_error_bound() -> None:
