@@ -25,6 +25,7 @@ from hermes_watchdog.judge.loop import thread_demand
 from hermes_watchdog.observe.loop_turns import TurnSample
 
 STILL_PROOF = 3.0  # seconds still, the loop thread wanting a core, that prove a starved loop
+DEMAND_OVER = 1.5  # seconds of CPU samples within the still time, at least, to judge the thread's demand
 SUSPECT_AFTER = 1.5  # seconds still (more than the hook's 1 s timer) that make the watch sample densely
 
 
@@ -100,5 +101,9 @@ def findings(samples: Sequence[TurnSample], snaps: Sequence[CpuSnapshot]) -> Tur
     n = samples[-1]
     demand = None
     if n.tid is not None and n.stall >= STILL_PROOF:
-        demand = thread_demand(snaps, n.tid, n.last, n.at)
+        # Over the still time the CPU samples cover (a diagnosis samples two seconds of a longer stall):
+        # the loop did not turn for STILL_PROOF, and its thread wants a core now.
+        since = max(n.last, snaps[0].at) if snaps else n.last
+        if n.at - since >= DEMAND_OVER:
+            demand = thread_demand(snaps, n.tid, since, n.at)
     return TurnFindings(tuple(samples), demand)
