@@ -9,13 +9,18 @@ while other processes load every core. The 10-minute soak and the timings are in
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.helpers import wait_for
+from hermes_watchdog.observe import loop_turns as reader
+from tests.helpers import cli, wait_for
+from tests.test_fix_usability import make_venv
 from tests.test_loop_verdicts import every_core_busy, loop_info, supervised  # noqa: F401 - fixtures
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat demand is Linux-only")
@@ -77,3 +82,36 @@ def test_true_spin_restarted_by_counter(tmp_path: Path, supervised, daemons, eve
     # Starvation proven: SIGKILL after the short grace (its SIGTERM handler cannot run).
     assert inc["restart"]["signals"] == ["SIGTERM", "SIGKILL"], inc["restart"]
     assert inc["result"] == "restarted" and inc["new_pid"] not in (None, first)
+
+
+def test_the_installed_fix_pack_counts_a_gateways_loop(tmp_path: Path) -> None:
+    """`patch install` puts the counter beside the hook; a `hermes gateway run` of that interpreter counts
+    its loop's turns into its home, and a `hermes status` of the same interpreter does not."""
+    python, purelib = make_venv(tmp_path / "venv")
+    (purelib / "gateway").mkdir()
+    (purelib / "gateway" / "__init__.py").write_text("")
+    (purelib / "hermes_cli").mkdir()
+    (purelib / "hermes_cli" / "__init__.py").write_text("")
+    # Just enough of a gateway: a loop that turns a known number of times, then says what the hook did.
+    (purelib / "hermes_cli" / "main.py").write_text(
+        "import asyncio, json, sys\n"
+        "async def main():\n"
+        "    for _ in range(500):\n"
+        "        await asyncio.sleep(0)\n"
+        "asyncio.run(main())\n"
+        "print(json.dumps(sys.modules['hermes_watchdog_hook'].status()))\n")
+    r = cli("patch", "install", "--python", str(python))
+    assert r.code == 0, r.err
+    assert (purelib / "hermes_watchdog_loop_turns.py").is_file()
+    home = tmp_path / "home"
+    env = {**os.environ, "HERMES_HOME": str(home)}
+    out = subprocess.run([str(python), "-m", "hermes_cli.main", "status"], capture_output=True, text=True,
+                         timeout=120, env=env, check=True)
+    assert not reader.path_of(home).exists(), out.stdout
+    out = subprocess.run([str(python), "-m", "hermes_cli.main", "gateway", "run"], capture_output=True, text=True,
+                         timeout=120, env=env, check=True)
+    assert "counting the main event loop" in json.loads(out.stdout.strip().splitlines()[-1])["turns"], out.stdout
+    turns = reader._LAYOUT.unpack(reader.path_of(home).read_bytes())[6]
+    assert turns >= 500, turns
+    r = cli("patch", "uninstall", "--python", str(python))
+    assert r.code == 0 and not (purelib / "hermes_watchdog_loop_turns.py").exists(), r.out
