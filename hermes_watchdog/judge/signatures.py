@@ -196,7 +196,7 @@ class _Judgement:
                 if st is not None and loop_line:
                     reasons.append(loop_line)  # the stack names the call
                 return self.make(BUSY_LOOP, 0.95, reasons, proof=BY_COUNTER, blocking=blocking)
-            if self.turns.stall >= 1.0 + self.turns.newest.period:  # type: ignore[union-attr]
+            if self.turns.stall >= 1.0:
                 self.pending = (f"suspect: the loop-turn counter has stood still {self.turns.stall:.1f} s; "
                                 "its thread's demand decides")
             st = None  # the samples only name the call: the counter said whether it turns

@@ -1,15 +1,16 @@
 """The loop-turn counter as a witness: pure rules over its reads (observe/loop_turns.py).
 
-The fix pack's hook counts every iteration of the gateway's main event loop and stamps the monotonic time
-of the newest one; a healthy loop turns at least once a ``period`` (1 s: the hook keeps a timer on it).
-That makes it the first witness, and an exact one:
+The fix pack's hook counts every iteration of the gateway's main event loop; a timer on that loop turns it
+at least once a ``period`` (1 s) and stamps the time. The stall (seconds without a turn) is known from
+below two ways: no new stamp means no turn since stamp + period, and reads of an unchanged count mean no
+turn since the first of them. That makes it the first witness, and an exact one:
 
 - a counter that advanced during a stretch: the loop turned in it. It vetoes ``busy-loop`` and
   ``loop-frozen`` outright, whatever the stack samples and the CPU say;
 - a counter still for ``STILL_PROOF`` seconds while the loop thread wanted a core (demand >= the CPU
   threshold over that time): the loop is starved by a callback that never yields. No statistics: the
   loop itself says it did not turn, the scheduler says its thread wanted the CPU;
-- the time since the newest turn is the exact stall ``loop-frozen`` needs (``--frozen-after``).
+- the stall is the exact measure ``loop-frozen`` needs (``--frozen-after``), to within a second.
 
 Stack samples still name the call; the loop-tick socket, where a release serves one, is the second witness.
 """
@@ -26,7 +27,7 @@ from hermes_watchdog.observe.loop_turns import TurnSample
 
 STILL_PROOF = 3.0  # seconds still, the loop thread wanting a core, that prove a starved loop
 DEMAND_OVER = 1.5  # seconds of CPU samples within the still time, at least, to judge the thread's demand
-SUSPECT_AFTER = 1.5  # seconds still (more than the hook's 1 s timer) that make the watch sample densely
+SUSPECT_AFTER = 2.0  # seconds since the loop timer's stamp (1 s when healthy) that make the watch suspect
 
 
 @dataclass(frozen=True)
@@ -48,13 +49,23 @@ class TurnFindings:
 
     @property
     def stall(self) -> float:
+        """Seconds the loop has surely not turned, as of the newest read (a lower bound, within a period
+        or a read interval of the truth)."""
         n = self.newest
-        return n.stall if n is not None else 0.0
+        if n is None:
+            return 0.0
+        first = next(s for s in self.samples if s.turns == n.turns)  # counts only grow: the first read of it
+        return max(0.0, n.at - n.last - n.period, n.at - first.at)
 
     def turned_after(self, since: float) -> bool:
-        """Did the loop turn after ``since`` (monotonic)?"""
+        """Did the loop (surely) turn after ``since`` (monotonic)? A newer stamp, or a newer count."""
         n = self.newest
-        return self.live and n is not None and n.last > since
+        if not self.live or n is None:
+            return False
+        if n.last > since:
+            return True
+        before = [s for s in self.samples if s.at <= since]
+        return bool(before) and n.turns > before[-1].turns
 
     def turns_over(self, seconds: float) -> tuple[int, float] | None:
         """(turns, seconds) over about the last ``seconds``, from the oldest read in that span."""
@@ -71,10 +82,10 @@ class TurnFindings:
         n = self.newest
         if n is None or not self.live:
             return "the loop-turn counter has not seen the loop run yet"
-        if n.stall >= 2 * n.period:  # a healthy loop turns at least once a period (the hook's timer)
-            return f"the loop turned 0 times in {n.stall:.0f} s (loop-turn counter)"
+        if self.stall >= n.period:  # a healthy loop turns at least once a period (the hook's timer)
+            return f"the loop turned 0 times in {self.stall:.0f} s (loop-turn counter)"
         over = self.turns_over(seconds)
-        ago = f"its newest turn {n.stall:.1f} s ago"
+        ago = f"its timer turned {n.stall:.1f} s ago"
         if over is None or over[1] <= 0:
             return f"the loop-turn counter: {n.turns} turns so far, {ago}"
         turns, span = over
@@ -100,10 +111,11 @@ def findings(samples: Sequence[TurnSample], snaps: Sequence[CpuSnapshot]) -> Tur
         return None
     n = samples[-1]
     demand = None
-    if n.tid is not None and n.stall >= STILL_PROOF:
+    stall = TurnFindings(tuple(samples)).stall
+    if n.tid is not None and stall >= STILL_PROOF:
         # Over the still time the CPU samples cover (a diagnosis samples two seconds of a longer stall):
         # the loop did not turn for STILL_PROOF, and its thread wants a core now.
-        since = max(n.last, snaps[0].at) if snaps else n.last
+        since = max(n.at - stall, snaps[0].at) if snaps else n.at - stall
         if n.at - since >= DEMAND_OVER:
             demand = thread_demand(snaps, n.tid, since, n.at)
     return TurnFindings(tuple(samples), demand)

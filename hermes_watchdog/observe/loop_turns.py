@@ -30,13 +30,14 @@ class TurnSample:
 
     at: float  # monotonic, when read (the gateway's stamps use the same clock)
     turns: int  # iterations of the main loop so far
-    last: float  # monotonic time of the newest iteration
+    last: float  # monotonic time of the loop timer's newest turn (once a period): the loop's last turn was
+    # after it, and before last + period unless the count moved since
     tid: int | None  # the loop thread's native id; None: no loop has run yet
     period: float  # the counted loop turns at least this often when healthy (its keepalive timer)
 
     @property
     def stall(self) -> float:
-        """Seconds from the newest turn to this read."""
+        """Seconds from the timer's newest turn to this read: at most a period more than the stall."""
         return max(0.0, self.at - self.last)
 
 

@@ -9,13 +9,16 @@ gets its own ``_run_once`` (an instance attribute shadowing the class method) th
 stamps ``time.monotonic()`` before each iteration. ``_run_once`` is one Python method on every CPython 3.11+
 and the same for the epoll and kqueue selectors, so one wrapper serves every platform. A loop in any other
 thread is not touched at all (no cost, and no helper loop can veto a stuck main loop). A loop that sits idle
-in its selector with no timer would not turn, so the counted loop also keeps a no-op timer every ``PERIOD``
-seconds: a healthy loop turns at least once a ``PERIOD``, and a counter still for longer is a loop that did not.
+in its selector with no timer would not turn, so the counted loop also keeps a timer every ``PERIOD``
+seconds that stamps ``time.monotonic()``: a healthy loop turns at least once a ``PERIOD``, and since any turn
+after a due timer runs it, no new stamp means no turn since stamp + PERIOD (the watchdog's lower bound on
+the stall; its own reads of an unchanged count give another).
 
-Cost per turn (bench/turn_cost.py): one extra Python call and two stores into an ``mmap``'d page through
-memoryviews: no syscall (``time.monotonic`` is a vDSO / mach_absolute_time read), no file write. The only
-allocation is the new int of the count and the float of the stamp, which CPython takes from and returns to
-its small-object allocator at once.
+Cost per turn (bench/turn_cost.py): one extra Python call, an int increment and one store into an ``mmap``'d
+page through a memoryview: no syscall, no file write. The clock is read once a second by the timer, not per
+turn: on a VM without a vDSO clock (the reference Firecracker VM: 0.5 µs per ``time.monotonic()``) it is a
+system call. The only allocation is the new int of the count, which CPython takes from and returns to its
+small-object allocator at once.
 
 The file, ``HERMES_HOME/state/hermes-watchdog-loop-turns.bin``, 64 bytes, created 0600 with O_NOFOLLOW (and
 O_EXCL, as a temp file renamed into place, so an old reader's descriptor never sees a new gateway's
@@ -23,7 +26,7 @@ counts). Little-endian, 8-byte fields:
 
     0  magic b"HWDTURN1"      8  pid        16 start time (as Hermes records it, -1 unknown)
     24 uid                   32 loop thread (native id, 0 until a loop runs)   40 PERIOD (double)
-    48 turns (unsigned)      56 monotonic time of the newest turn (double)
+    48 turns (unsigned)      56 monotonic time of the timer's newest turn (double, once a PERIOD)
 
 The watchdog trusts it as it trusts the hook's marker: a regular file, owned by the gateway's user, 0600,
 naming that very process (pid and start time).
@@ -118,32 +121,32 @@ def _count(loop: object) -> object | None:
             return None  # already counted (a nested or re-entered run)
         q, d = _state["q"], _state["d"]
         original = loop._run_once  # type: ignore[attr-defined]
-        now = time.monotonic
         n = q[6]  # type: ignore[index]
 
         def _run_once() -> None:
             nonlocal n
             n += 1
             q[6] = n  # type: ignore[index]
-            d[7] = now()  # type: ignore[index]
             original()
 
         q[4] = threading.get_native_id()  # type: ignore[index]
-        d[7] = now()  # type: ignore[index]
+        d[7] = time.monotonic()  # type: ignore[index]
         loop._run_once = _run_once  # type: ignore[attr-defined]
         _loops.add(loop)
-        keep = _keepalive(loop)
-        return keep
+        return _keepalive(loop, d)
     except Exception:
         return None
 
 
-def _keepalive(loop: object) -> list[object]:
-    """A no-op timer every PERIOD: an idle loop still turns, so a still counter means a loop that did not."""
+def _keepalive(loop: object, d: memoryview) -> list[object]:
+    """A timer every PERIOD that stamps the time: an idle loop still turns, so a still counter means a loop
+    that did not, and the stamp bounds when it last did."""
     holder: list[object] = []
+    now = time.monotonic
 
     def tick() -> None:
         with contextlib.suppress(Exception):
+            d[7] = now()
             holder[:] = [loop.call_later(PERIOD, tick)]  # type: ignore[attr-defined]
 
     holder.append(loop.call_later(PERIOD, tick))  # type: ignore[attr-defined]

@@ -139,7 +139,8 @@ def test_the_installer_puts_the_counter_beside_the_hook() -> None:
 
 def turns_seen(stall: float, mono: float, rate: float = 50.0, tid: int = PID, reads: int = 10
                ) -> list[reader.TurnSample]:
-    """Reads one a second up to ``mono``; the loop turned ``rate`` times a second until ``mono - stall``."""
+    """Reads one a second up to ``mono``; the loop turned ``rate`` times a second until ``mono - stall``,
+    its timer (stamp) with its last turn."""
     out, last_turn = [], mono - stall
     for i in range(reads):
         at = mono - (reads - 1 - i)
@@ -185,7 +186,8 @@ def test_the_counter_is_the_exact_stall_for_loop_frozen_and_vetoes_other_witness
     frozen = turn_findings(turns_seen(70.0, 80.0), snaps)
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(turns=frozen, mono=80.0))
     assert v.signature == LOOP_FROZEN and v.witnesses == ("counter",) and v.starvation_proven
-    assert any("has not turned for 70 s" in r for r in v.reasons)
+    # At least 69 s: the timer stamped 70 s ago, and a loop that turned after would have run it by 69.
+    assert any("has not turned for 69 s" in r for r in v.reasons), v.reasons
     restart = policy.Rules(60, 5, 0.5, 600, 900, "alert", frozen_action="restart")
     assert policy.decide(v, 0, restart).kind == policy.RESTART  # exact: no second witness needed
     # A stale heartbeat with a counter that turns a second ago: not frozen.
