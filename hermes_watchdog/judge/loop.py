@@ -34,8 +34,12 @@ with probability (1 - p)^n ~ exp(-n p). At most ``MAX_MISS`` (0.001) needs n >= 
 gateway without the loop-turn counter is sampled at 1000 Hz while suspect (py-spy then costs about 0.2 of
 a core, for those seconds only). The verdict prints n and (1 - p)^n. Measured, a loop computing 20 ms
 slices showed a turning sample in 1 of 120 samples (a visit of ~170 µs as py-spy sees it), so the figure
-is an upper bound; a sampling period in step with the loop's would break the random-phase assumption,
-and py-spy's jitter of tens of µs is what keeps it. The proof also needs ``proof`` seconds (8).
+is an upper bound on an idle machine. On a loaded one the random-phase assumption fails: py-spy wakes
+when the loop thread has been preempted, inside its computation, and a sample taken while the thread waits
+for a CPU shows where it stopped, as the one before did (bench/turns.py saw a loop turning 35 times a second
+give 4,485 samples in a row without one in its selector). So only the samples taken while the thread ran
+count (``independent_samples``: samples x its share of CPU over the stretch, from its CPU time), and the
+proof takes longer the more the machine is loaded. The proof also needs ``proof`` seconds (8).
 
 What each path can and cannot prove:
 - the loop-turn counter (fix pack installed, judge/turns.py): exact, both ways, in seconds; it cannot say
