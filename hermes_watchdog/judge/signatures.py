@@ -190,7 +190,7 @@ class _Judgement:
         # 0. The loop-turn counter, where the fix pack keeps one, decides alone: still while its thread
         #    wanted a core is a starved loop; advancing is a loop that turns (judge/turns.py).
         if self.turns is not None:
-            if self.turns.starved(th.cpu):
+            if self.turns.starved(th.cpu, th.proof):
                 reasons = [*base, f"the loop thread wanted {self.turns.still_demand:.2f} core while the counter "
                            "stood still"]
                 if st is not None and loop_line:

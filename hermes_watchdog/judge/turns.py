@@ -7,9 +7,11 @@ turn since the first of them. That makes it the first witness, and an exact one:
 
 - a counter that advanced during a stretch: the loop turned in it. It vetoes ``busy-loop`` and
   ``loop-frozen`` outright, whatever the stack samples and the CPU say;
-- a counter still for ``STILL_PROOF`` seconds while the loop thread wanted a core (demand >= the CPU
-  threshold over that time): the loop is starved by a callback that never yields. No statistics: the
-  loop itself says it did not turn, the scheduler says its thread wanted the CPU;
+- a counter still for ``--loop-proof`` seconds (8; never less than ``STILL_PROOF``, the counter's own
+  resolution) while the loop thread wanted a core (demand >= the CPU threshold over that time): the loop is
+  starved by a callback that never yields. No statistics: the loop itself says it did not turn, the
+  scheduler says its thread wanted the CPU. (3 s would do as proof; the proof window keeps a legitimate
+  callback that computes a few seconds on a loaded machine from being killed for it);
 - the stall is the exact measure ``loop-frozen`` needs (``--frozen-after``), to within a second.
 
 Stack samples still name the call; the loop-tick socket, where a release serves one, is the second witness.
@@ -25,7 +27,7 @@ from hermes_watchdog.judge.cpu import CpuSnapshot
 from hermes_watchdog.judge.loop import thread_demand
 from hermes_watchdog.observe.loop_turns import TurnSample
 
-STILL_PROOF = 3.0  # seconds still, the loop thread wanting a core, that prove a starved loop
+STILL_PROOF = 3.0  # seconds still, at least, the loop thread wanting a core, that prove a starved loop
 DEMAND_OVER = 1.5  # seconds of CPU samples within the still time, at least, to judge the thread's demand
 SUSPECT_AFTER = 2.0  # seconds since the loop timer's stamp (1 s when healthy) that make the watch suspect
 
@@ -91,9 +93,9 @@ class TurnFindings:
         turns, span = over
         return f"the loop turned {turns} times in {span:.0f} s ({turns / span:.0f}/s, loop-turn counter; {ago})"
 
-    def starved(self, cpu: float) -> bool:
-        """Still for STILL_PROOF seconds while its thread wanted at least ``cpu`` core."""
-        return (self.live and self.stall >= STILL_PROOF and self.still_demand is not None
+    def starved(self, cpu: float, proof: float = STILL_PROOF) -> bool:
+        """Still for ``proof`` seconds (STILL_PROOF at least) while its thread wanted ``cpu`` core or more."""
+        return (self.live and self.stall >= max(STILL_PROOF, proof) and self.still_demand is not None
                 and self.still_demand >= cpu)
 
     def to_dict(self) -> dict[str, Any]:

@@ -151,12 +151,17 @@ def turns_seen(stall: float, mono: float, rate: float = 50.0, tid: int = PID, re
 
 def test_a_counter_still_while_its_thread_wants_a_core_is_a_busy_loop_in_seconds() -> None:
     snaps = snaps_for(PID, 1.0)
-    found = turn_findings(turns_seen(STILL_PROOF + 1, 12.0), snaps)
-    assert found is not None and found.starved(TH.cpu)
+    found = turn_findings(turns_seen(TH.proof + 1, 12.0), snaps)
+    assert found is not None and found.starved(TH.cpu, TH.proof)
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(turns=found, mono=12.0))
     assert v.signature == BUSY_LOOP and v.proof == BY_COUNTER and v.starvation_proven
-    assert any("the loop turned 0 times in 4 s" in r for r in v.reasons), v.reasons
-    assert v.loop is not None and v.loop["counter"]["stall_seconds"] == 4.0
+    assert any("the loop turned 0 times in 9 s" in r for r in v.reasons), v.reasons
+    assert v.loop is not None and v.loop["counter"]["stall_seconds"] == 9.0
+    # Still 4 s: proof enough for the counter (STILL_PROOF) but not yet the proof window (--loop-proof 8).
+    short = turn_findings(turns_seen(STILL_PROOF + 1, 12.0), snaps)
+    assert short is not None and short.starved(TH.cpu) and not short.starved(TH.cpu, TH.proof)
+    p = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(turns=short, mono=12.0))
+    assert p.signature == CPU_PEGGED and any("suspect: the loop-turn counter" in r for r in p.reasons), p.reasons
     assert policy.decide(v, 0, RULES).kind == policy.RESTART
     # Still as long, its thread idle (blocked, or idle with no timers: the hook's timer rules that out):
     # not a busy loop.
