@@ -34,6 +34,11 @@ from hermes_watchdog import config
 SHAPES = {"0.14": (), "0.19.0": ("--heartbeat-period", "30")}
 
 
+def sup_dir(home: Path) -> Path:
+    """The supervisor's own folder beside each home (names hold dots: no with_suffix)."""
+    return home.parent / f"{home.name}.sup"
+
+
 def soak(seconds: float, shapes: list[str]) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-turns-"))
     names: dict[str, tuple[str, ...]] = {}
@@ -45,8 +50,8 @@ def soak(seconds: float, shapes: list[str]) -> dict[str, Any]:
                     *(("--hook",) if hook else ()))
     homes = {n: root / n.replace("/", "_").replace("+", "_") for n in names}
     for n in names:
-        homes[n].with_suffix(".sup").mkdir(parents=True, exist_ok=True)
-    sups = {n: start_supervised(homes[n], homes[n].with_suffix(".sup"), "sliced", *args)
+        sup_dir(homes[n]).mkdir(parents=True, exist_ok=True)
+    sups = {n: start_supervised(homes[n], sup_dir(homes[n]), "sliced", *args)
             for n, args in names.items()}
     log = root / "daemon.log"
     d = None
@@ -75,7 +80,7 @@ def soak(seconds: float, shapes: list[str]) -> dict[str, Any]:
         incidents = list((root / "wd" / "incidents").glob("*")) if (root / "wd" / "incidents").is_dir() else []
         rows = []
         for n in names:
-            sup = read_json(homes[n].with_suffix(".sup") / "supervisor.json") or {}
+            sup = read_json(sup_dir(homes[n]) / "supervisor.json") or {}
             rows.append({"gateway": n, "launches": sup.get("launches"),
                          "busy_loop_verdicts": sum(1 for line in text.splitlines()
                                                    if "-> busy-loop" in line and str(homes[n]) in line),
