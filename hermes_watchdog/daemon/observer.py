@@ -130,12 +130,14 @@ class Observer:
         if w.turn_reader is None:
             w.turn_reader = TurnReader(w.ident, w.home)
         got = w.turn_reader.sample()
-        if got is not None:
-            w.window.turns.append(got)
         note = None if got is not None else w.turn_reader.why
-        if note != w.said.turns_note and w.window.turns:
+        if note != w.said.turns_note and (w.window.turns or w.said.turns_note is not None):
             self.d.log.emit("INFO", f"loop-turn counter: {note or 'readable again'}", w.name)
         w.said.turns_note = note
+        if got is None:
+            w.window.turns.clear()  # no proof now: older reads neither veto nor prove anything
+        else:
+            w.window.turns.append(got)
         found = turn_findings(list(w.window.turns), list(w.window.long_snaps))
         # Dense samples only name the call where the counter proves turns; else they are the proof.
         w.plan.dense_rate = RATE if found is not None and found.live else UNCOUNTED_RATE
