@@ -33,7 +33,7 @@ def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -
     code, d = diagnose_json(g.pid)
     assert code == 1
     assert d["verdict"]["signature"] == "busy-loop", d["verdict"]
-    # Two seconds of stack samples without the loop-turn counter prove no spin on their own (judge/loop.py:
+    # Two seconds of stack samples without the loop-turn counter prove no spin on their own (judge/proof.py:
     # they say their error); the CPU and a platform down in the state file do, at the old rule's confidence.
     assert d["verdict"]["proof"] == "cpu+state" and d["verdict"]["confidence"] >= 0.7, d["verdict"]
     assert any("with probability" in r for r in d["verdict"]["reasons"]), d["verdict"]["reasons"]

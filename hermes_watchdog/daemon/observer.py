@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING
 
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.loop import RATE, UNCOUNTED_RATE
+from hermes_watchdog.judge.loop import RATE
 from hermes_watchdog.judge.loop import findings as loop_findings
+from hermes_watchdog.judge.proof import UNCOUNTED_RATE
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.turns import SUSPECT_AFTER, TurnFindings
 from hermes_watchdog.judge.turns import findings as turn_findings

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuUsage
-from hermes_watchdog.judge.loop import PROOF_SAMPLES, TURN_EVERY, VISIT, independent_samples, miss_probability
+from hermes_watchdog.judge.proof import PROOF_SAMPLES, TURN_EVERY, VISIT, independent_samples, miss_probability
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_COUNTER,
@@ -140,7 +140,7 @@ class _Judgement:
             if self.turns is not None and self.turns.turned_after(st.since):
                 text += "; the loop-turn counter saw it turn meanwhile: the samples missed its short visits"
             elif self.turns is None:
-                # Without the counter the samples are the proof: say its error (judge/loop.py).
+                # Without the counter the samples are the proof: say its error (judge/proof.py).
                 n = self.independent()
                 text += (f"; of those, {n} were taken while the thread ran (independent looks), and a loop turning "
                          f"every {TURN_EVERY * 1000:.0f} ms with {VISIT * 1e6:.0f} µs visits would have been missed by "
@@ -252,7 +252,7 @@ class _Judgement:
         return seen.tick is not None and seen.tick.answered and seen.tick.at > since
 
     def independent(self) -> int:
-        """The stretch's samples that count for the stack proof's error (judge/loop.py)."""
+        """The stretch's samples that count for the stack proof's error (judge/proof.py)."""
         st, loop = self.stretch, self.loop
         return independent_samples(st.samples, loop.loop_on_cpu) if st is not None and loop is not None else 0
 

@@ -44,7 +44,7 @@ def hook_burst(ident: Identity, home: Path) -> BurstFn:
 def burst_source(method: str, ident: Identity, home: Path,
                  dense_rate: Callable[[], int] | None = None) -> BurstFn | None:
     """None: no loop stacks (``--stack-with none``). ``dense_rate``: py-spy's rate while dense, asked per
-    burst (judge/loop.py: higher where no loop-turn counter exists)."""
+    burst (judge/proof.py: higher where no loop-turn counter exists)."""
     if method == "none":
         return None
     if method == "faulthandler":

@@ -10,7 +10,6 @@ from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.judge.loop import (
     CALLBACK,
-    PROOF_SAMPLES,
     SELECTOR,
     TURNING,
     Burst,
@@ -21,6 +20,7 @@ from hermes_watchdog.judge.loop import (
     kind_of,
     stretch,
 )
+from hermes_watchdog.judge.proof import PROOF_SAMPLES
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -69,7 +69,7 @@ def burst(start: float, lines: list[str], seconds: float = 3.0, rate: float = 25
 
 
 # A spin is proven by samples only once they are enough to have seen a loop turning every 50 ms
-# (judge/loop.py: PROOF_SAMPLES): three 3 s bursts of a third of that each.
+# (judge/proof.py: PROOF_SAMPLES): three 3 s bursts of a third of that each.
 SPIN_PER_BURST = -(-PROOF_SAMPLES // 3)
 
 

@@ -15,7 +15,8 @@ import pytest
 
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
-from hermes_watchdog.judge.loop import PROOF_SAMPLES, findings, miss_probability
+from hermes_watchdog.judge.loop import findings
+from hermes_watchdog.judge.proof import PROOF_SAMPLES, miss_probability
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.turns import STILL_PROOF, TurnFindings
 from hermes_watchdog.judge.turns import findings as turn_findings
