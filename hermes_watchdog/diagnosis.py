@@ -20,6 +20,7 @@ from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import Burst
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.turns import findings as turn_findings
 from hermes_watchdog.judge.verdict import Memory, Seen, StateSeen, Thresholds, Verdict
 from hermes_watchdog.observe import (
     discovery,
@@ -36,6 +37,7 @@ from hermes_watchdog.observe import (
 )
 from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
+from hermes_watchdog.observe.loop_turns import TurnReader, TurnSample
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.observe.statefile import state_to_dict
@@ -132,6 +134,9 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     proc_env = processes.environ(pid)
     home = discovery.home_for_pid(pid, hermes_home, proc_env, cmdline=ident.cmdline)
     before = discovery.read_files(home.home, ident)
+    # The loop-turn counter (fix pack), read before and after the sample: how often the loop turned.
+    counter = TurnReader(ident, home.home) if home.home else None
+    turns: list[TurnSample] = [t for t in [counter.sample() if counter else None] if t is not None]
     # The loop's stack, sampled densely for the same seconds as the CPU (py-spy record runs beside).
     bursts: list[Burst] = []
     recorder = threading.Thread(target=lambda: bursts.append(pyspy_record.burst(pid, max(1, round(seconds)), pid)),
@@ -144,6 +149,9 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     snaps = sample(proc, seconds)
     deaf.observe(pid, time.monotonic(), None, th.deaf, seconds, force=True)
     deaf.classify_now(pid)
+    if counter is not None:
+        turns += [t for t in [counter.sample()] if t is not None]
+        counter.close()
     recorder.join(seconds + 35)
     cpu = usage(snaps)
     stack = stack_capture.choose(stack_with).capture(ident, home.home, cpu.hot.tid if cpu and cpu.hot else None,
@@ -160,7 +168,8 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
                 memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                 age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
-                mono=time.monotonic(), release=rel, deaf=deaf.seen(time.monotonic()))
+                mono=time.monotonic(), release=rel, deaf=deaf.seen(time.monotonic()),
+                turns=turn_findings(turns, snaps))
     verdict = judge(cpu, states, None, th, now=now, seen=seen)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,

@@ -9,12 +9,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from hermes_watchdog.judge.turns import STILL_PROOF
 from hermes_watchdog.sim.gateway import PLANTED_SECRETS
-from tests.helpers import all_files, assert_one_line_error, cli, wait_for
+from tests.helpers import all_files, assert_one_line_error, cli, events, wait_for
 
 SECONDS = "2"
 
@@ -31,7 +33,10 @@ def test_spinning_gateway_is_busy_loop_with_listen_loop_on_the_hot_thread(sim) -
     code, d = diagnose_json(g.pid)
     assert code == 1
     assert d["verdict"]["signature"] == "busy-loop", d["verdict"]
-    assert d["verdict"]["confidence"] >= 0.9
+    # Two seconds of stack samples without the loop-turn counter prove no spin on their own (judge/proof.py:
+    # they say their error); the CPU and a platform down in the state file do, at the old rule's confidence.
+    assert d["verdict"]["proof"] == "cpu+state" and d["verdict"]["confidence"] >= 0.7, d["verdict"]
+    assert any("with probability" in r for r in d["verdict"]["reasons"]), d["verdict"]["reasons"]
     # pegged_value: demand on Linux (holds while other processes take the cores), CPU time elsewhere.
     assert d["cpu"]["pegged_value"] >= 0.9 and d["cpu"]["hot_thread"]["tid"] == g.pid
     assert d["cpu"]["hot_thread"]["name"] == "MainThread"
@@ -88,20 +93,29 @@ def test_idle_disconnected_gateway_is_stuck_not_busy(sim) -> None:
     assert (code, d["verdict"]["signature"]) == (1, "stuck-disconnected")
 
 
+def spun_for_the_counter_proof(g) -> None:  # type: ignore[no-untyped-def]
+    """The loop has not turned for the seconds the counter's proof needs (judge/turns.py)."""
+    spun = next(e["at"] for e in events(g.home) if e["event"] == "spin" and e["pid"] == g.pid)
+    wait_for(lambda: time.time() - spun >= STILL_PROOF + 0.5, what="the spin to outlast the counter's proof")
+
+
 def test_truncated_state_file_is_reported_not_fatal(sim) -> None:
-    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    g = sim("spin", "--spin-after", "0.5", "--hook").wait_running().wait_spinning()
+    spun_for_the_counter_proof(g)
     # The spinning gateway writes nothing more, so our truncation stays in place.
     path = g.home / "gateway_state.json"
     path.write_text(path.read_text()[:40])
     code, d = diagnose_json(g.pid)
     assert code == 1 and d["state"]["status"] == "truncated"
-    # The state file is no longer needed: the loop's own samples and its demand prove the spin.
-    assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "stack", d["verdict"]
+    # The state file is no longer needed: the loop's own count of its turns and its demand prove the spin
+    # (two seconds of stack samples alone are no proof: judge/loop.py).
+    assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "counter", d["verdict"]
     assert any("state file truncated" in r for r in d["verdict"]["reasons"])
 
 
 def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Path) -> None:
-    g = sim("spin", "--spin-after", "0.5").wait_running().wait_spinning()
+    g = sim("spin", "--spin-after", "0.5", "--hook").wait_running().wait_spinning()
+    spun_for_the_counter_proof(g)
     other = sim("healthy", home=tmp_path / "other").wait_running()
     state = json.loads((other.home / "gateway_state.json").read_text())
     state["platforms"] = {"qqbot": {"state": "disconnected"}}
@@ -109,8 +123,8 @@ def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Pa
     code, d = diagnose_json(g.pid)
     assert code == 1 and d["state"]["matches_process"] is False
     assert f"names PID {other.pid}, not {g.pid}" in d["state"]["match_note"]
-    # Proven by the loop's own samples; the other process's "disconnected" is not taken into it.
-    assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "stack"
+    # Proven by the loop's own count; the other process's "disconnected" is not taken into it.
+    assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "counter", d["verdict"]
     assert d["verdict"]["platforms_down"] == []
 
 

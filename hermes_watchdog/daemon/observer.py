@@ -10,8 +10,12 @@ from hermes_watchdog.daemon import exits
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.death import unclean_death
+from hermes_watchdog.judge.loop import RATE
 from hermes_watchdog.judge.loop import findings as loop_findings
+from hermes_watchdog.judge.proof import UNCOUNTED_RATE
 from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.turns import SUSPECT_AFTER, TurnFindings
+from hermes_watchdog.judge.turns import findings as turn_findings
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     GATEWAY_GONE,
@@ -34,6 +38,7 @@ from hermes_watchdog.observe import (
     upstream,
 )
 from hermes_watchdog.observe.loop_sampler import LoopSampler
+from hermes_watchdog.observe.loop_turns import TurnReader
 
 if TYPE_CHECKING:
     from hermes_watchdog.daemon.loop import Daemon
@@ -66,13 +71,14 @@ class Observer:
         w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
         self._recognise(w)
+        turns = self._read_turns(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
         deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.d.th.deaf, cfg.interval)
         seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                     age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
-                    release=w.release, deaf=deaf)
+                    release=w.release, deaf=deaf, turns=turns)
         verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
         self._set_verdict(w, verdict)
         self._plan(w, verdict)
@@ -87,7 +93,7 @@ class Observer:
                 w.close_sampler()
             w.plan.background = cfg.stack_every
             home, pid, uid = w.home, w.ident.pid, w.ident.uid
-            take = loop_stacks.burst_source(cfg.stack_with, w.ident, home)
+            take = loop_stacks.burst_source(cfg.stack_with, w.ident, home, lambda: w.plan.dense_rate)
             w.sampler = LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid))
         bursts, probes = w.sampler.drain()
         for b in bursts:
@@ -108,8 +114,10 @@ class Observer:
         th = self.d.th
         now_cpu = w.cpu_now()
         last = w.window.bursts[-1] if w.window.bursts else None
+        turns = w.window.turns[-1] if w.window.turns else None
         suspect = (
             (now_cpu is not None and now_cpu.pegged_value >= th.cpu / 2)
+            or (turns is not None and turns.tid is not None and turns.stall >= SUSPECT_AFTER)
             or (last is not None and last.usable and not last.turned)
             or (w.window.heartbeat is not None and w.window.heartbeat.stale)
             or verdict.signature in {BUSY_LOOP, LOOP_FROZEN}
@@ -121,6 +129,25 @@ class Observer:
             w.sampler.poke()
             if w.next_sample > now + DENSE_TICK:
                 w.next_sample = now + DENSE_TICK
+
+    def _read_turns(self, w: Watch) -> TurnFindings | None:
+        """One pread of the loop-turn counter into the window; findings over the window's reads."""
+        assert w.ident is not None
+        if w.turn_reader is None:
+            w.turn_reader = TurnReader(w.ident, w.home)
+        got = w.turn_reader.sample()
+        note = None if got is not None else w.turn_reader.why
+        if note != w.said.turns_note and (w.window.turns or w.said.turns_note is not None):
+            self.d.log.emit("INFO", f"loop-turn counter: {note or 'readable again'}", w.name)
+        w.said.turns_note = note
+        if got is None:
+            w.window.turns.clear()  # no proof now: older reads neither veto nor prove anything
+        else:
+            w.window.turns.append(got)
+        found = turn_findings(list(w.window.turns), list(w.window.long_snaps))
+        # Dense samples only name the call where the counter proves turns; else they are the proof.
+        w.plan.dense_rate = RATE if found is not None and found.live else UNCOUNTED_RATE
+        return found
 
     def ensure_gateway(self, w: Watch, pid_record: statefile.PidRecord, state: statefile.GatewayState) -> bool:
         d = self.d

@@ -15,6 +15,7 @@ from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.loop_sampler import LoopSampler
+from hermes_watchdog.observe.loop_turns import TurnReader, TurnSample
 from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.record.incidents import Incident
@@ -38,6 +39,7 @@ class Window:
     # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
     release: tuple[frozenset[str] | None, Recognised] | None = None
     deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (observe/deaf.py)
+    turns: deque[TurnSample] = field(default_factory=deque)  # loop-turn counter reads (fix pack), oldest first
 
     def trim(self, now: float, window: float, keep_bursts: float) -> None:
         # Keep the newest sample at or before (now - window) as the window's base.
@@ -51,12 +53,15 @@ class Window:
             self.bursts.popleft()
         while len(self.long_snaps) >= 2 and self.long_snaps[1].at <= now - keep_bursts:
             self.long_snaps.popleft()
+        while len(self.turns) >= 2 and self.turns[1].at <= now - keep_bursts:
+            self.turns.popleft()
 
     def clear(self) -> None:
         self.snaps.clear()
         self.states.clear()
         self.bursts.clear()
         self.long_snaps.clear()
+        self.turns.clear()
         self.heartbeat = None
         self.tick = None
         self.release = None
@@ -70,6 +75,7 @@ class Said:
     state_problem: str | None = None
     heartbeat_note: str | None = None
     stack_problem: str | None = None
+    turns_note: str | None = None
     gone: bool = False
     death: tuple[int, str | None] | None = None  # (PID, the unclean-death line or None): judged once per PID
     gave_up: bool = False
@@ -106,6 +112,7 @@ class Watch:
     machine: RestartMachine | None = None  # a restart in flight
     plan: SamplingPlan = field(default_factory=SamplingPlan)  # when to take loop-stack bursts
     sampler: LoopSampler | None = None  # the threads taking them, for the gateway watched now
+    turn_reader: TurnReader | None = None  # the loop-turn counter of the gateway watched now
     # persisted in state.json: the budget and the history survive a daemon restart
     restarts: list[float] = field(default_factory=list)  # epoch seconds
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -138,10 +145,13 @@ class Watch:
         self.verdict = None
         self.verdict_since = 0.0
         self.close_sampler()
+        if self.turn_reader is not None:
+            self.turn_reader.close()
+            self.turn_reader = None
 
     def close_sampler(self, wait: float = 0.0) -> None:
         if self.sampler is not None:
             self.sampler.close(wait)
             self.sampler = None
         # A fresh plan: the old sampler's thread may still write to its own for a moment.
-        self.plan = SamplingPlan(background=self.plan.background)
+        self.plan = SamplingPlan(background=self.plan.background, dense_rate=self.plan.dense_rate)

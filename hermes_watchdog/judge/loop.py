@@ -24,13 +24,7 @@ for starved. Several tasks taking turns show asyncio's own frames as they suspen
 and more than one callback: not a busy loop either, which needs one callback the loop never got back
 from (``Stretch.one_callback``).
 
-The limit of sampling: a single callback that yields to the loop only every few tens of milliseconds, and
-otherwise computes, visits the selector for microseconds per turn, and at 100 Hz a few seconds may pass
-without one sample there (measured: a task computing 20 ms between ``await asyncio.sleep(0)`` showed no
-such sample in 2 of 5 bursts of 3 s). Hermes' own witnesses veto it where they exist (a heartbeat the loop
-itself wrote, per its release family, or a loop-tick byte, during the stretch); on older releases such a
-gateway, wanting a full core on its loop for the proof window, can be taken for a spin. Hermes does its
-heavy work off the loop (threads), so this is a loop that no message can get through to either.
+The limit of sampling, and the error a proof from samples alone states: judge/proof.py.
 
 Adapter and function names never decide anything here: they only say where the loop was.
 """
@@ -44,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+from hermes_watchdog.judge.proof import UNCOUNTED_RATE
 from hermes_watchdog.observe.stacks import Frame
 
 RATE = 100  # samples per second of a py-spy record burst
@@ -131,7 +126,11 @@ class Burst:
 
     @property
     def coverage(self) -> float:
-        return self.samples / (self.rate * (self.end - self.start)) if self.end > self.start else 0.0
+        """Samples over what ``RATE`` (or a lower rate asked for) would give. A faster burst that falls
+        behind (py-spy wakes late on a loaded machine) still counts while it samples at least that well:
+        the proof counts its samples, it does not assume the rate."""
+        seconds = self.end - self.start
+        return self.samples / (min(self.rate, RATE) * seconds) if seconds > 0 else 0.0
 
     @property
     def usable(self) -> bool:
@@ -211,6 +210,7 @@ class LoopFindings:
     problem: str | None = None  # why there is no stack evidence (py-spy not permitted, no loop thread...)
     hint: str | None = None
     method: str = ""
+    loop_on_cpu: float | None = None  # the share of the stretch the loop thread ran (its CPU time, in cores)
 
     @property
     def has_evidence(self) -> bool:
@@ -229,6 +229,7 @@ class LoopFindings:
             "top_frame": str(s.top) if s and s.top else None,
             "entry_frame": str(s.entry) if s and s.entry else None,
             "loop_demand": None if self.loop_demand is None else round(self.loop_demand, 3),
+            "loop_on_cpu": None if self.loop_on_cpu is None else round(self.loop_on_cpu, 3),
             "last_turned_ago": None,
             "problem": self.problem,
         }
@@ -290,16 +291,22 @@ def _most(frames: Counter[Frame]) -> tuple[Frame | None, int]:
 def thread_demand(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float) -> float | None:
     """The thread's demand (on CPU + waiting; CPU time without schedstat) between ``since`` and ``until``,
     from the CPU samples that cover it; None when too few samples cover it."""
+    return thread_usage(snaps, tid, since, until)[0]
+
+
+def thread_usage(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, until: float
+                 ) -> tuple[float | None, float | None]:
+    """(demand, CPU time) of the thread between ``since`` and ``until``, in cores; Nones when unknown."""
     if tid is None:
-        return None
+        return None, None
     inside = [s for s in snaps if since - 1.5 <= s.at <= until + 1.5]
     u = usage(inside)
     if u is None or u.span < 0.5 * (until - since):
-        return None
+        return None, None
     for t in u.threads:
         if t.tid == tid:
-            return t.demand if t.demand is not None else t.cores
-    return None
+            return (t.demand if t.demand is not None else t.cores), t.cores
+    return None, None
 
 
 def findings(bursts: Sequence[Burst], snaps: Sequence[CpuSnapshot]) -> LoopFindings:
@@ -310,9 +317,9 @@ def findings(bursts: Sequence[Burst], snaps: Sequence[CpuSnapshot]) -> LoopFindi
     problem, hint = (last.error, last.hint) if last.error else (None, None)
     if problem is None and not last.loop_found:
         problem = "no thread runs an asyncio event loop (run_forever/_run_once) in the samples"
-    demand = thread_demand(snaps, st.tid, st.since, st.until) if st else None
+    demand, on_cpu = thread_usage(snaps, st.tid, st.since, st.until) if st else (None, None)
     return LoopFindings(tuple(bursts), st, turned.end if turned else None, turned.selector + turned.turning
-                        if turned else 0, demand, problem, hint, last.method)
+                        if turned else 0, demand, problem, hint, last.method, on_cpu)
 
 
 @dataclass
@@ -335,6 +342,9 @@ class SamplingPlan:
         return now < self.suspect_until
 
     backoff_until: float = 0.0  # bursts fail for a reason retrying will not change (no ptrace): wait
+    # Hz of dense py-spy bursts: RATE where the loop-turn counter proves turns (the samples only name the
+    # call), UNCOUNTED_RATE where the samples are the proof (judge/proof.py).
+    dense_rate: int = UNCOUNTED_RATE
 
     def due(self, now: float) -> float | None:
         """The length of the burst to start now, or None."""

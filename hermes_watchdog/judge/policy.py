@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from hermes_watchdog.judge.deaf import FD_EXHAUSTION, MEMORY_GROWTH, SOCKETS_HALF_CLOSED
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
+    BY_COUNTER,
     BY_STACK,
     CPU_PEGGED,
     LOOP_FROZEN,
     MEMORY_HIGH,
     STARTUP_HANG,
     STUCK_DISCONNECTED,
+    W_COUNTER,
     W_STACK,
     Verdict,
 )
@@ -63,11 +65,14 @@ def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
 def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
     sig = verdict.signature
     if sig == BUSY_LOOP:
-        if verdict.proof != BY_STACK and not window_full(verdict.span, rules):
+        if verdict.proof not in (BY_STACK, BY_COUNTER) and not window_full(verdict.span, rules):
             return Action(WAIT, f"busy-loop seen; window {verdict.span:.0f}/{rules.window:.0f} s")
         if verdict.confidence < rules.min_confidence:
             return Action(ALERT, f"busy-loop, but confidence {verdict.confidence:.2f} "
                                  f"< {rules.min_confidence:.2f}: evidence only")
+        if verdict.proof == BY_COUNTER:
+            return Action(RESTART, "busy-loop: the loop-turn counter stood still while the event-loop thread "
+                                   "wanted the CPU")
         if verdict.proof == BY_STACK:
             return Action(RESTART, "busy-loop: the event-loop thread wants the CPU all the time and never reached "
                                    "its selector (stack samples)")
@@ -87,11 +92,12 @@ def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
         # The witnesses already cover --frozen-after each; no window on top, only a few seconds for the
         # dense loop samples a suspicion starts to veto it (a failing heartbeat write) or to name the call.
         named = " and ".join(verdict.witnesses)
-        if held_for < FROZEN_CONFIRM and W_STACK not in verdict.witnesses:
+        exact = W_COUNTER in verdict.witnesses  # the loop's own count of its turns: no second witness needed
+        if held_for < FROZEN_CONFIRM and W_STACK not in verdict.witnesses and not exact:
             return Action(WAIT, f"loop-frozen ({named}) seen; sampling the loop's stack before saying so")
         if rules.frozen_action != "restart":
             return Action(ALERT, f"loop-frozen ({named}): evidence; --frozen-action restart would restart it")
-        if len(verdict.witnesses) >= 2:
+        if len(verdict.witnesses) >= 2 or exact:
             return Action(RESTART, f"loop-frozen, witnessed by {named}")
         return Action(ALERT, f"loop-frozen on one witness ({named}): a restart needs two that agree")
     if sig == MEMORY_HIGH:

@@ -19,8 +19,10 @@ from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.deaf import Finding
 from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS, UPSTREAM_BUDGET, heartbeat_role
+from hermes_watchdog.judge.proof import PROOF_SAMPLES, TURN_EVERY, VISIT, independent_samples, miss_probability
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
+    BY_COUNTER,
     BY_CPU_STATE,
     BY_STACK,
     CPU_PEGGED,
@@ -30,6 +32,7 @@ from hermes_watchdog.judge.verdict import (
     STARTUP_HANG,
     STUCK_DISCONNECTED,
     UNKNOWN,
+    W_COUNTER,
     W_HEARTBEAT,
     W_STACK,
     W_TICK,
@@ -73,6 +76,7 @@ class _Judgement:
         self.down_text, self.down_for = down_text(self.latest, now) if self.latest else ("", None)
         self.loop = seen.loop
         self.stretch = self.loop.stretch if self.loop else None
+        self.turns = seen.turns if seen.turns is not None and seen.turns.live else None  # the counter, if live
         self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead
         self.pending: str | None = None  # the loop starved, not yet long enough to prove it
         hb = seen.heartbeat
@@ -83,11 +87,14 @@ class _Judgement:
     def common(self) -> dict[str, Any]:
         u, loop = self.usage, self.loop
         assert u is not None
+        loop_dict = loop.to_dict() if loop and loop.bursts else {}
+        if self.turns is not None:
+            loop_dict["counter"] = self.turns.to_dict()
         return {"cores": u.cores, "hot_cores": u.hot.cores if u.hot else None, "span": u.span,
                 "platforms_down": tuple(p.name for p in self.down), "down_for": self.down_for,
                 "demand": u.demand, "hot_demand": u.hot_demand, "measure": u.measure,
                 "rss": self.seen.memory.latest, "upstream": self.upstream_note(),
-                "loop": loop.to_dict() if loop and loop.bursts else None}
+                "loop": loop_dict or None}
 
     def state_reasons(self) -> list[str]:
         out = []
@@ -147,9 +154,18 @@ class _Judgement:
             elif st.top:
                 where = f" in {st.top}"
             rate = loop.bursts[-1].rate if loop.bursts else 0
-            return (f"the event-loop thread {st.tid} did not reach its selector in {st.samples} samples over "
+            text = (f"the event-loop thread {st.tid} did not reach its selector in {st.samples} samples over "
                     f"{st.seconds:.1f} s ({loop.method} at {rate:.0f} Hz, {st.bursts} burst(s) back to back); "
                     f"it ran " + ("one callback" if st.one_callback else "callbacks") + where)
+            if self.turns is not None and self.turns.turned_after(st.since):
+                text += "; the loop-turn counter saw it turn meanwhile: the samples missed its short visits"
+            elif self.turns is None:
+                # Without the counter the samples are the proof: say its error (judge/proof.py).
+                n = self.independent()
+                text += (f"; of those, {n} were taken while the thread ran (independent looks), and a loop turning "
+                         f"every {TURN_EVERY * 1000:.0f} ms with {VISIT * 1e6:.0f} µs visits would have been missed by "
+                         f"all {n} with probability {miss_probability(n):.2g}")
+            return text
         if loop.last_turned is not None:
             ago = f" {self.seen.mono - loop.last_turned:.0f} s ago" if self.seen.mono is not None else ""
             return f"the event loop reached its selector{ago} ({loop.turned_samples} samples): it turns"
@@ -176,6 +192,8 @@ class _Judgement:
         if self.usage is None:
             return Verdict(UNKNOWN, 0.0, ("not enough CPU samples yet",))
         base = [cpu_text(self.usage, self.th.cpu), *self.state_reasons()]
+        if self.turns is not None:
+            base.append(self.turns.describe())
         deaf, dth = self.seen.deaf, self.th.deaf  # alive but deaf (judge/deaf.py): after the loop rules
         up = tuple(p.name for p in self.latest.platforms if p.connected) if self.latest else ()
         for rule in (self.busy_loop, self.loop_frozen,
@@ -198,6 +216,19 @@ class _Judgement:
         pegged = u.pegged_value >= th.cpu
         loop_line = self.loop_text()
         blocking = str(st.top) if st and st.top else None
+        # 0. The loop-turn counter, where the fix pack keeps one, decides alone: still while its thread
+        #    wanted a core is a starved loop; advancing is a loop that turns (judge/turns.py).
+        if self.turns is not None:
+            if self.turns.starved(th.cpu, th.proof):
+                reasons = [*base, f"the loop thread wanted {self.turns.still_demand:.2f} core while the counter "
+                           "stood still"]
+                if st is not None and loop_line:
+                    reasons.append(loop_line)  # the stack names the call
+                return self.make(BUSY_LOOP, 0.95, reasons, proof=BY_COUNTER, blocking=blocking)
+            if self.turns.stall >= 1.0:
+                self.pending = (f"suspect: the loop-turn counter has stood still {self.turns.stall:.1f} s; "
+                                "its thread's demand decides")
+            st = None  # the samples only name the call: the counter said whether it turns
         # 1. The loop itself, two independent signals: its thread wants the CPU all the time (demand), and
         #    dense samples never saw it in its selector. The state file and heartbeat only add confidence.
         if st is not None and self.loop is not None and st.one_callback and not self.loop_ran_during(st.since):
@@ -216,16 +247,20 @@ class _Judgement:
                     conf += 0.03
                 elif hb is not None and self.hb_role != ROLE_WITNESS:
                     extra.append(self.hb_note())
-                if st.seconds >= th.proof:
+                enough = self.independent() >= PROOF_SAMPLES or self.tick_silent_during(st.since)
+                if st.seconds >= th.proof and enough:
                     return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
                                      blocking=blocking)
                 # Not yet for the proof window: suspect, sampled densely, but no verdict of its own (the
                 # rules below still apply, and say it).
-                self.pending = f"suspect: not yet the {th.proof:.0f} s off its selector that prove a busy loop"
+                self.pending = (f"suspect: not yet the {th.proof:.0f} s off its selector that prove a busy loop"
+                                if not st.seconds >= th.proof else
+                                f"suspect: {self.independent()} of the {PROOF_SAMPLES} independent samples off its "
+                                "selector that prove a busy loop (a false proof at most 1 in 1000)")
         if not pegged:
             return None
         # 2. The loop was seen turning within the window: pegged CPU is work, whatever the state says.
-        if self.turned_within(max(u.span, th.proof)):
+        if self.turned_within(max(u.span, th.proof)) or self.counted_within(max(u.span, th.proof)):
             return None
         # 3. No stack evidence (py-spy not permitted, not sampled yet): CPU + a platform down in every read.
         if self.old_rule():
@@ -252,6 +287,20 @@ class _Judgement:
             return True
         return seen.tick is not None and seen.tick.answered and seen.tick.at > since
 
+    def independent(self) -> int:
+        """The stretch's samples that count for the stack proof's error (judge/proof.py)."""
+        st, loop = self.stretch, self.loop
+        return independent_samples(st.samples, loop.loop_on_cpu) if st is not None and loop is not None else 0
+
+    def tick_silent_during(self, since: float) -> bool:
+        """A loop-tick probe made after ``since`` stayed silent: with the samples, the second witness."""
+        tick = self.seen.tick
+        return tick is not None and tick.at > since and not tick.answered
+
+    def counted_within(self, seconds: float) -> bool:
+        """The loop-turn counter saw the loop turn within the last ``seconds``."""
+        return self.turns is not None and self.turns.stall <= seconds
+
     def all_own_down(self) -> bool:
         return bool(self.states) and all(s.state.ok and s.matches and s.state.not_connected for s in self.states)
 
@@ -275,6 +324,10 @@ class _Judgement:
             said.append(f"the event-loop thread {st.tid} sat in {st.same_call} for {st.seconds:.0f} s "
                         f"({st.samples} samples, never in its selector) with {demand:.2f} core of demand: "
                         "blocked in a call, off the CPU")
+        turns = self.turns
+        if turns is not None and turns.stall >= th.frozen_after:
+            witnesses.append(W_COUNTER)
+            said.append(f"the event loop has not turned for {turns.stall:.0f} s (loop-turn counter)")
         hb = seen.heartbeat
         if hb is not None and hb.stale and self.hb_role in (ROLE_WITNESS, ROLE_SECOND):
             witnesses.append(W_HEARTBEAT)
@@ -290,6 +343,8 @@ class _Judgement:
             vetoes.append(self.loop_text() or "the event loop reached its selector")
         if tick is not None and tick_recent and tick.answered:
             vetoes.append(f"the loop-tick socket answered: {tick.detail}")
+        if turns is not None and turns.stall < th.frozen_after:
+            vetoes.append(turns.describe())  # the loop's own count: it turned, whatever else was seen
         if vetoes:
             self.frozen_vetoed = [*said, *(f"not frozen: {v}" for v in vetoes)]
             return None
@@ -350,8 +405,9 @@ class _Judgement:
         loop_line = self.loop_text()
         if loop_line:
             reasons.append(loop_line)
+        turns = max(u.span, self.th.proof)
         reasons.append("sustained CPU while the loop turns is work, not a wedged loop" if self.turned_within(
-            max(u.span, self.th.proof)) else "sustained CPU with connected platforms may be legitimate work"
+            turns) or self.counted_within(turns) else "sustained CPU with connected platforms may be legitimate work"
             if latest is not None else "no usable state file: cannot tell whether platforms are connected")
         return self.make(CPU_PEGGED, 0.8, reasons)
 

@@ -12,6 +12,7 @@ from hermes_watchdog.judge.deaf import ALL as DEAF_ALL
 from hermes_watchdog.judge.deaf import DeafSeen, DeafThresholds
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import LoopFindings
+from hermes_watchdog.judge.turns import TurnFindings
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.stacks import StackAnalysis
@@ -34,9 +35,11 @@ ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISC
 # How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
 BY_STACK = "stack"
 BY_CPU_STATE = "cpu+state"
+BY_COUNTER = "counter"  # the loop-turn counter stood still while the loop thread wanted a core
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
 OFF_SELECTOR_FOR_GRACE = 3.0  # seconds of dense samples off the selector that earn a busy loop the short grace
+W_COUNTER = "counter"  # the loop-turn counter: exact, a witness that needs no second
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,7 @@ class Seen:
     mono: float | None = None  # monotonic now, to age the loop findings and probes
     release: Recognised | None = None  # the release family: who wrote the heartbeat (None: not recognised)
     deaf: DeafSeen | None = None  # descriptors, CLOSE_WAIT sockets, the long RSS history (judge/deaf.py)
+    turns: TurnFindings | None = None  # the loop-turn counter (fix pack), the first loop witness
 
 
 @dataclass(frozen=True)
@@ -125,8 +129,8 @@ class Verdict:
     def starvation_proven(self) -> bool:
         """The loop thread was seen never reaching its selector (spinning, or blocked in one call): it
         cannot run Hermes' SIGTERM handler, which runs on that loop."""
-        return (self.signature == BUSY_LOOP and self.proof == BY_STACK) or \
-            (self.signature == LOOP_FROZEN and W_STACK in self.witnesses)
+        return (self.signature == BUSY_LOOP and self.proof in (BY_STACK, BY_COUNTER)) or \
+            (self.signature == LOOP_FROZEN and bool({W_STACK, W_COUNTER} & set(self.witnesses)))
 
     @property
     def sigterm_unhandled(self) -> bool:

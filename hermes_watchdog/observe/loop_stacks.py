@@ -41,15 +41,28 @@ def hook_burst(ident: Identity, home: Path) -> BurstFn:
     return take
 
 
-def burst_source(method: str, ident: Identity, home: Path) -> BurstFn | None:
-    """None: no loop stacks (``--stack-with none``)."""
+def burst_source(method: str, ident: Identity, home: Path,
+                 dense_rate: Callable[[], int] | None = None) -> BurstFn | None:
+    """None: no loop stacks (``--stack-with none``). ``dense_rate``: py-spy's rate while dense, asked per
+    burst (judge/proof.py: higher where no loop-turn counter exists)."""
     if method == "none":
         return None
     if method == "faulthandler":
         return hook_burst(ident, home)
+    kept = {"rate": float("inf")}  # what py-spy achieved in the last dense burst (none yet: ask for all)
+
     def spy(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
             stop: threading.Event | None = None) -> Burst:
-        return pyspy_record.burst(pid, seconds, main_tid, rate=RATE if dense else BACKGROUND_RATE, stop=stop)
+        if not dense:
+            return pyspy_record.burst(pid, seconds, main_tid, rate=BACKGROUND_RATE, stop=stop)
+        # py-spy takes rate x seconds samples however long that takes: on a loaded machine it wakes late
+        # and a 1000 Hz burst can last ten times its length. Ask for what it achieved last time (with room
+        # to climb), never less than RATE, so a burst ends about when asked.
+        wanted = dense_rate() if dense_rate is not None else RATE
+        rate = int(max(RATE, min(wanted, 1.5 * kept["rate"])))
+        b = pyspy_record.burst(pid, seconds, main_tid, rate=rate, stop=stop)
+        kept["rate"] = b.samples / (b.end - b.start) if b.usable and b.end > b.start else RATE
+        return b
 
     if method == "py-spy":
         return spy

@@ -27,6 +27,9 @@ wrapper this hook puts on ``faulthandler.register`` at interpreter start (before
 it and registers with ``chain=False`` whatever was asked. The marker says so (``"chain": false`` and what the
 caller asked for): the watchdog signals only on that proof. ``faulthandler.unregister`` of SIGUSR2 takes the
 proof back.
+
+Armed, it also arms the loop-turn counter installed beside it (``hermes_watchdog_loop_turns.py``,
+patches/loop_turns.py): the gateway's main event loop counts its turns into ``state/`` for the watchdog.
 """
 
 from __future__ import annotations
@@ -247,6 +250,7 @@ def arm(argv: list[str] | None = None) -> str:
             return _done("not armed: no SIGUSR2 on this platform")
         home = hermes_home(profile)
         _state.update(home=home, start_time=start_time(), main_thread=threading.get_ident())
+        _state["turns"] = _arm_turns(home)  # the loop-turn counter (patches/loop_turns.py), SIGUSR2 or not
         if sys.stderr is not None and not faulthandler.is_enabled():
             with contextlib.suppress(Exception):
                 faulthandler.enable(all_threads=True)  # a fatal signal (SIGABRT) prints every stack to stderr
@@ -267,10 +271,23 @@ def arm(argv: list[str] | None = None) -> str:
         return _done(f"failed: {exc!r}")
 
 
+def _arm_turns(home: str) -> str:
+    """Arm the loop-turn counter installed beside this module. Never raises."""
+    try:
+        if __package__:  # in the source tree (the simulated gateway, tests)
+            from hermes_watchdog.patches import loop_turns
+        else:
+            import hermes_watchdog_loop_turns as loop_turns  # type: ignore[import-not-found,no-redef]
+        st = _state.get("start_time")
+        return str(loop_turns.arm(home, st if isinstance(st, int) else None, threading.get_ident()))
+    except Exception as exc:
+        return f"failed: {exc!r}"
+
+
 def _done(result: str) -> str:
     _state["result"] = result
     return result
 
 
 def status() -> dict[str, object]:
-    return {k: v for k, v in _state.items() if k in {"result", "home", "owner", "chain_requested"}}
+    return {k: v for k, v in _state.items() if k in {"result", "home", "owner", "chain_requested", "turns"}}

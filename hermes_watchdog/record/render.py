@@ -65,9 +65,13 @@ def loop_text(loop: dict[str, Any] | None) -> list[str]:
     """What the loop thread's own samples showed: the witness the loop verdicts stand on."""
     if not loop:
         return ["not sampled"]
+    counted = _counter_line(loop.get("counter"))
+    if not loop.get("bursts"):
+        return counted or ["not sampled"]
     if loop.get("problem") and not loop.get("usable_bursts"):
-        return [f"no loop samples: {loop['problem']}"]
-    lines = [f"thread {loop.get('loop_thread')}, {loop.get('usable_bursts')} burst(s) of {loop.get('method')}"]
+        return [*counted, f"no loop samples: {loop['problem']}"]
+    lines = [*counted,
+             f"thread {loop.get('loop_thread')}, {loop.get('usable_bursts')} burst(s) of {loop.get('method')}"]
     if loop.get("off_selector_seconds"):
         lines.append(f"never in its selector for {loop['off_selector_seconds']} s ({loop.get('off_selector_samples')} "
                      "samples)" + (f", wanting {loop['loop_demand']} core" if loop.get("loop_demand") is not None
@@ -78,6 +82,17 @@ def loop_text(loop: dict[str, Any] | None) -> list[str]:
     else:
         lines.append("reached its selector: the loop turns")
     return lines
+
+
+def _counter_line(counter: dict[str, Any] | None) -> list[str]:
+    """The loop's own count of its turns (fix pack): the strongest line there is."""
+    if not counter or not counter.get("live"):
+        return []
+    stall, rate = counter.get("stall_seconds"), counter.get("turns_per_second")
+    if stall is not None and stall >= 2:
+        return [f"loop-turn counter: the loop turned 0 times in {stall:.0f} s"]
+    return [f"loop-turn counter: {rate} turns a second, newest {stall} s ago" if rate is not None
+            else f"loop-turn counter: {counter.get('turns')} turns, newest {stall} s ago"]
 
 
 def cpu_summary(cpu: dict[str, Any]) -> tuple[str, str]:

@@ -18,6 +18,8 @@ Modes:
   bursty             legitimate: a coroutine (``_compact_history``) keeps the loop busy --busy-for seconds
                      (4), then lets it idle in its selector --idle-for seconds (0.5), again and again
   blocking           like frozen, in a function no rule knows (``_settle_accounts`` -> ``_flush_ledger_sync``)
+  sliced             legitimate: a coroutine (``_render_digest``) computes --slice-ms ms, then
+                     ``await asyncio.sleep(0)``, forever; every platform stays connected
 
 Options that combine with any mode:
   --heartbeat-fail-after S  heartbeat writes fail (as on a full disk) after S seconds; the loop keeps turning
@@ -30,6 +32,8 @@ Options that combine with any mode:
   --signal-log PATH         append the name of every SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2
                             that arrives, one a line, even while the loop spins or is frozen (tests prove
                             with it that no signal came; these signals then no longer end the process)
+  --hook                    arm the fix pack's hook (patches/hook.py) in the sim, as its .pth arms it in a
+                            gateway: SIGUSR2 stacks and the loop-turn counter (patches/loop_turns.py)
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).
@@ -65,8 +69,10 @@ from hermes_watchdog.sim.loop_modes import (
     _heartbeat,
     _leak,
     _reconcile_presence,
+    _render_digest,
     _serve_loop_tick,
     _settle_accounts,
+    arm_hook,
     record_event,
     upstream_exit_later,
 )
@@ -266,6 +272,8 @@ async def _run(args: argparse.Namespace) -> int:
         tasks.append(asyncio.create_task(_reconcile_presence(home, args.spin_after, args.spin_once_marker)))
     if args.mode == "bursty":
         tasks.append(asyncio.create_task(_compact_history(args.busy_for, args.idle_for)))
+    if args.mode == "sliced":
+        tasks.append(asyncio.create_task(_render_digest(args.slice_ms)))
     if args.mode == "blocking":
         tasks.append(asyncio.create_task(_settle_accounts(home, args.spin_after, args.spin_once_marker)))
     if args.grow_mb_per_s:
@@ -302,7 +310,9 @@ def main(argv: list[str] | None = None, reexec_with_home: bool = False) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--hermes-home", type=Path, help="default: $HERMES_HOME, else ~/.hermes (as Hermes)")
     p.add_argument("--mode", choices=("healthy", "spin", "busy", "idle-disconnected", "frozen", "spin-connected",
-                                      "bursty", "blocking"), default="healthy")
+                                      "bursty", "blocking", "sliced"), default="healthy")
+    p.add_argument("--slice-ms", type=float, default=20.0, help="sliced: ms of work between two yields")
+    p.add_argument("--hook", action="store_true", help="arm the fix pack's hook (stacks, loop-turn counter)")
     p.add_argument("--busy-for", type=float, default=4.0, help="bursty: seconds of work on the loop")
     p.add_argument("--idle-for", type=float, default=0.5, help="bursty: seconds idle in the selector")
     p.add_argument("--heartbeat-fail-after", type=float, default=None, help="heartbeat writes fail after S s")
@@ -338,6 +348,8 @@ def main(argv: list[str] | None = None, reexec_with_home: bool = False) -> int:
     home: Path = args.hermes_home
     home.mkdir(parents=True, exist_ok=True)
     _setup_logging(home)
+    if args.hook:
+        logging.getLogger("hermes_watchdog.hook").info("hook: %s", arm_hook(home))
     _write_secret_files(home)
     lock = open(home / "gateway.lock", "a+")  # noqa: SIM115 - held for the whole life, as Hermes does
     try:

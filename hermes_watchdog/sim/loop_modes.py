@@ -63,6 +63,28 @@ async def _compact_history(busy_for: float, idle_for: float) -> None:
         await asyncio.sleep(idle_for)
 
 
+async def _render_digest(slice_ms: float) -> None:
+    """Legitimate, and the hardest for sampling: compute ``slice_ms`` ms, yield to the loop, again,
+    forever. The loop turns every slice and serves everything else between; it visits its selector for
+    microseconds per turn, which sparse stack samples can miss for seconds."""
+    step = slice_ms / 1000.0
+    x = 0
+    while True:
+        until = time.perf_counter() + step
+        while time.perf_counter() < until:
+            x = (x * 31 + 7) % 1000003
+        await asyncio.sleep(0)
+
+
+def arm_hook(home: Path) -> str:
+    """Arm the fix pack's hook in this process as the ``.pth`` would in a gateway: SIGUSR2 stacks and the
+    loop-turn counter. The command line it is given is a gateway's; the home is this sim's."""
+    from hermes_watchdog.patches import hook
+
+    os.environ["HERMES_HOME"] = str(home)
+    return hook.arm(["python", "-m", "hermes_cli.main", "gateway", "run"])
+
+
 def _flush_ledger_sync() -> None:
     time.sleep(10**6)  # a synchronous call on the loop thread, off the CPU: nothing else on the loop runs
 

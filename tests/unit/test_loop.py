@@ -20,6 +20,7 @@ from hermes_watchdog.judge.loop import (
     kind_of,
     stretch,
 )
+from hermes_watchdog.judge.proof import PROOF_SAMPLES
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -62,9 +63,14 @@ def raw(*lines: tuple[str, int]) -> list[str]:
     return [f"{stack} {count}" for stack, count in lines]
 
 
-def burst(start: float, lines: list[str], seconds: float = 3.0) -> Burst:
+def burst(start: float, lines: list[str], seconds: float = 3.0, rate: float = 25) -> Burst:
     # 25 samples a second here: the arithmetic in these tests stays small; the rules scale with the rate.
-    return classify(parse_raw(lines), start, start + seconds, "py-spy record", PID, rate=25)
+    return classify(parse_raw(lines), start, start + seconds, "py-spy record", PID, rate=rate)
+
+
+# A spin is proven by samples only once they are enough to have seen a loop turning every 50 ms
+# (judge/proof.py: PROOF_SAMPLES): three 3 s bursts of a third of that each.
+SPIN_PER_BURST = -(-PROOF_SAMPLES // 3)
 
 
 def test_parse_raw_reads_thread_ids_names_and_frames_innermost_first() -> None:
@@ -101,7 +107,7 @@ def test_the_loop_thread_is_found_by_structure_not_by_name() -> None:
 def spin_bursts(n: int, start: float = 0.0, gap: float = 0.2) -> list[Burst]:
     out, t = [], start
     for _ in range(n):
-        out.append(burst(t, raw((SPINNING, 75))))
+        out.append(burst(t, raw((SPINNING, SPIN_PER_BURST)), rate=SPIN_PER_BURST / 3))
         t += 3.0 + gap
     return out
 
@@ -109,7 +115,7 @@ def spin_bursts(n: int, start: float = 0.0, gap: float = 0.2) -> list[Burst]:
 def test_a_stretch_needs_dense_bursts_back_to_back() -> None:
     st, turned = stretch(spin_bursts(3))
     assert st is not None and turned is None
-    assert st.bursts == 3 and abs(st.seconds - 9.4) < 1e-6 and st.samples == 225
+    assert st.bursts == 3 and abs(st.seconds - 9.4) < 1e-6 and st.samples == 3 * SPIN_PER_BURST
     # A gap longer than MAX_GAP breaks the stretch: no proof across a hole.
     holes = spin_bursts(2) + spin_bursts(2, start=20.0)
     st, _ = stretch(holes)
@@ -204,7 +210,7 @@ def test_legitimate_worker_thread_cpu_is_not_a_busy_loop() -> None:
 def blocked_bursts(seconds: float, start: float = 0.0) -> list[Burst]:
     out, t = [], start
     while t + 3 <= start + seconds:
-        out.append(burst(t, raw((BLOCKED, 75))))
+        out.append(burst(t, raw((BLOCKED, SPIN_PER_BURST)), rate=SPIN_PER_BURST / 3))
         t += 3.2
     return out
 
@@ -395,7 +401,8 @@ def test_one_callback_is_judged_by_function_not_line() -> None:
     """A spinning coroutine runs through several lines of its body: still one callback."""
     other_line = SPINNING.replace("app/sync.py:257", "app/sync.py:256")
     snaps = snaps_for(PID, 1.0)
-    bursts = [burst(1.0 + i * 3.2, raw((SPINNING, 60), (other_line, 15))) for i in range(3)]
+    bursts = [burst(1.0 + i * 3.2, raw((SPINNING, SPIN_PER_BURST - 900), (other_line, 900)), rate=SPIN_PER_BURST / 3)
+              for i in range(3)]
     loop = findings(bursts, snaps)
     assert loop.stretch is not None and loop.stretch.one_callback
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=12.0))
