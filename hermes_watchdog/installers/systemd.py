@@ -52,7 +52,7 @@ class SystemdInstaller(Installer):
             text = text.replace("WantedBy=default.target", "WantedBy=multi-user.target")
             # Webhook notifications need the network; network.target is not pulled in by multi-user.target's
             # own ordering, so this adds no cycle.
-            text = re.sub(r"(?m)^(Documentation=.*\n)", r"\1After=network.target\n", text, count=1)
+            text = re.sub(r"(?m)^(Description=.*\n)", r"\1After=network.target\n", text, count=1)
         return text
 
     def install_steps(self) -> list[Step]:

@@ -154,8 +154,10 @@ class _Judgement(Readings):
         th, st, seen = self.th, self.stretch, self.seen
         witnesses, said, vetoes = [], [], []
         demand = self.loop.loop_demand if self.loop else None
-        if st is not None and demand is not None and demand >= th.cpu:
-            return None  # a loop that wants a core is spinning, not frozen: busy-loop (or its pending proof)
+        if st is not None and demand is not None and demand >= th.cpu / 2:
+            # A loop that wants the CPU is spinning, not frozen (busy-loop, or its pending proof): frozen is
+            # off the CPU, under half the threshold, as the stack witness below requires.
+            return None
         if st is not None and st.seconds >= th.frozen_after and st.same_call is not None and \
                 demand is not None and demand < th.cpu / 2:
             witnesses.append(W_STACK)
