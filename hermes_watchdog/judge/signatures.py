@@ -154,6 +154,9 @@ class _Judgement(Readings):
         th, st, seen = self.th, self.stretch, self.seen
         witnesses, said, vetoes = [], [], []
         demand = self.loop.loop_demand if self.loop else None
+        u = self.usage
+        if demand is None and st is not None and u is not None and u.hot is not None and u.hot.tid == st.tid:
+            demand = u.hot.demand if u.hot.demand is not None else u.hot.cores  # a stretch too short to measure
         if st is not None and demand is not None and demand >= th.cpu / 2:
             # A loop that wants the CPU is spinning, not frozen (busy-loop, or its pending proof): frozen is
             # off the CPU, under half the threshold, as the stack witness below requires.
