@@ -67,7 +67,7 @@ def _root(
 
 
 _STACK_WITH_HELP = ("How to take the Python stack: auto (py-spy where it can attach, else the fix pack's "
-                    "faulthandler hook), py-spy, faulthandler or none.")
+                    "hook: a thread in the gateway answers, no signal), py-spy, hook or none.")
 
 
 @app.command(cls=_Command)

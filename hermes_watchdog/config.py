@@ -43,7 +43,7 @@ class Config:
     dry_run: bool = False
     once: bool = False
     stack_dumps: int = 5
-    stack_with: str = "auto"  # auto | py-spy | faulthandler | none (observe/stack_capture.py)
+    stack_with: str = "auto"  # auto | py-spy | hook | none (observe/stack_capture.py)
     frozen_after: float = 60.0  # seconds the event loop must not turn for loop-frozen (was heartbeat_stale)
     frozen_action: str = "alert"  # loop-frozen: alert | restart (a restart also needs two witnesses)
     loop_proof: float = 8.0  # seconds of dense stack samples, loop never in its selector, that prove starvation
@@ -185,8 +185,9 @@ def _coerce(key: str, value: Any, source: str) -> Any:
             raise bad("one of " + ", ".join(RESTART_WITH))
         return value
     if key == "stack_with":
-        from hermes_watchdog.observe.stack_capture import METHODS
+        from hermes_watchdog.observe.stack_capture import ALIASES, METHODS
 
+        value = ALIASES.get(value, value)  # faulthandler: the hook's method under its old name
         if value not in METHODS:
             raise bad("one of " + ", ".join(METHODS))
         return value

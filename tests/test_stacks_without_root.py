@@ -1,5 +1,5 @@
-"""Stacks without ptrace: the fix pack's faulthandler hook, the marker that must prove it before any signal,
-SIGABRT for a last stack, all with real processes and real signals; the whole real Hermes 0.14.0 gateway
+"""Stacks without ptrace: the fix pack's hook and its stack thread (no signal), the marker that must name the
+very process asked, SIGABRT for a last stack, all with real processes; the whole real Hermes 0.14.0 gateway
 (tests/realhermes/gateway_harness.py) against the loopback fake QQ server."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from hermes_watchdog.observe import processes, stack_capture
-from hermes_watchdog.observe.stack_capture import FaultHandlerHook
+from hermes_watchdog.observe.stack_capture import HookStacks
 from tests.helpers import cli, on_failure, wait_for
 from tests.realhermes.gateway_harness import Gateway, start_fake_qq, start_gateway
 from tests.realhermes.overlay import overlay_venv, purelib
@@ -61,18 +61,18 @@ def test_the_armed_hook_gives_dumps_and_the_gateway_lives_on(tmp_path: Path, sta
     standins.append(p)
     ident = processes.identity(p.pid)
     marker = json.loads((home / "state" / "hermes-watchdog-hook.json").read_text())
-    assert marker["pid"] == p.pid and marker["signal"] == "SIGUSR2" and marker["owner"] == "hermes-watchdog"
-    assert marker["chain"] is False and marker["chain_requested"] is False  # the proof the watchdog needs
+    assert marker["pid"] == p.pid and marker["stacks"] == f"@hermes-watchdog-stacks.{p.pid}.{ident.start_ticks}"
+    assert marker["sigusr2"] is None and marker["fatal_handler"] is True
     assert (home / "state" / "hermes-watchdog-hook.json").stat().st_mode & 0o777 == 0o600
-    assert (home / "logs" / "hermes-watchdog-stacks.log").stat().st_mode & 0o777 == 0o600
-    got, reason, _ = FaultHandlerHook().dumps(ident, home, count=3, spread=0.3)
+    assert not (home / "logs").exists()  # no stack file any more: the stacks go over the socket
+    got, reason, _ = HookStacks().dumps(ident, home, count=3, spread=0.3)
     assert len(got) == 3, reason
     main = next(t for t in got[0].threads if t.name == "MainThread")
     assert main.frames[0].function == "<module>" and main.frames[0].file.endswith("hermes-gateway")
     assert main.os_tid == p.pid  # the main thread's native id on Linux: matched to the hottest thread
-    assert p.poll() is None  # the hook, not SIGUSR2's default action, answered
-    analysis = stack_capture.choose("faulthandler").capture(ident, home, p.pid, count=2, spread=0.2)
-    assert analysis.captured and analysis.method == "faulthandler" and analysis.dumps == 2
+    assert p.poll() is None
+    analysis = stack_capture.choose("hook").capture(ident, home, p.pid, count=2, spread=0.2)
+    assert analysis.captured and analysis.method == "hook" and analysis.dumps == 2
 
 
 def _write_marker(home: Path, mode: int = 0o600, **fields: object) -> Path:
@@ -85,49 +85,41 @@ def _write_marker(home: Path, mode: int = 0o600, **fields: object) -> Path:
     return path
 
 
-def test_no_sigusr2_without_a_marker_that_proves_the_hook_in_that_very_process(tmp_path: Path, standins) -> None:
-    """The hook is off in this stand-in, so SIGUSR2 would terminate it (as it terminates Hermes 0.14-0.19):
-    every forged or stale marker must be refused with nothing sent -- one without the chain proof, and even a
-    perfect one, since /proc shows SIGUSR2 is not caught -- and SIGUSR2 sent by hand kills it, showing the test
-    would catch a send."""
+def test_no_stacks_without_a_marker_that_names_that_very_process(tmp_path: Path, standins) -> None:
+    """The hook is off in this stand-in, and a stack thread of another process (this test's) listens at the
+    address a forged marker names: every forged or stale marker is refused, nothing is asked of anyone but the
+    proven process, and the stand-in (which SIGUSR2 would terminate, as it terminates Hermes 0.14-0.19) lives."""
     home = tmp_path / "hermes"
     p = _start_standin(tmp_path, home, HERMES_WATCHDOG_HOOK="0")
     standins.append(p)
     ident = processes.identity(p.pid)
     assert ident.start_ticks is not None
-    stacks = home / "logs" / "hermes-watchdog-stacks.log"
-    stacks.parent.mkdir(parents=True, exist_ok=True)
-    stacks.write_text("")
-    stacks.chmod(0o600)
-    good = {"pid": p.pid, "start_time": ident.start_ticks, "signal": "SIGUSR2", "file": str(stacks),
-            "owner": "hermes-watchdog", "main_thread": 1}
-    elsewhere = tmp_path / "elsewhere.log"
-    elsewhere.write_text("")
-    elsewhere.chmod(0o600)
+    good = {"pid": p.pid, "start_time": ident.start_ticks, "main_thread": 1,
+            "stacks": f"@hermes-watchdog-stacks.{p.pid}.{ident.start_ticks}"}
+    me = processes.identity(os.getpid())
+    mine = f"@hermes-watchdog-stacks.{me.pid}.{me.start_ticks}"
     cases = [
         ({}, None, "not armed"),
         (good | {"pid": p.pid + 1}, None, "armed in an earlier gateway"),
         (good | {"start_time": ident.start_ticks - 100}, None, "earlier process with the same PID"),
         (good | {"start_time": None}, None, "cannot be compared"),
         (good, 0o644, "open to other users"),
-        (good | {"signal": "SIGTERM"}, None, "only SIGUSR2"),
-        (good | {"file": str(elsewhere)}, None, "is not in"),
-        (good, None, "does not say how SIGUSR2 is registered"),  # an older hook's marker: no chain proof
-        (good | {"chain": True}, None, "chain=True"),
-        (good | {"chain": False}, None, "does not catch SIGUSR2"),  # a forged proof: /proc says otherwise
+        (good | {"stacks": None}, None, "no stack thread"),  # an older hook's marker
+        (good | {"stacks": mine}, None, "no stack thread"),  # an address that is not this process's own
+        (good, None, "cannot reach the gateway's stack thread"),  # the right name, nobody listening
     ]
     for fields, mode, why in cases:
         if fields:
             _write_marker(home, mode or 0o600, **fields)
-        got, reason, _ = FaultHandlerHook().dumps(ident, home, count=1)
+        got, reason, _ = HookStacks().dumps(ident, home, count=1)
         assert got == [] and why in (reason or ""), (fields, reason)
-        assert p.poll() is None, f"a signal was sent for {fields}"
+        assert p.poll() is None
     real = _write_marker(tmp_path / "other", **good)
     (home / "state" / "hermes-watchdog-hook.json").unlink()
     (home / "state" / "hermes-watchdog-hook.json").symlink_to(real)
-    got, reason, _ = FaultHandlerHook().dumps(ident, home, count=1)
+    got, reason, _ = HookStacks().dumps(ident, home, count=1)
     assert got == [] and "not a regular file" in (reason or "") and p.poll() is None
-    # auto, with py-spy unable to attach: falls to the hook, refuses it, says both reasons, sends nothing.
+    # auto, with py-spy unable to attach: falls to the hook, refuses it, says both reasons, asks nothing.
     (home / "state" / "hermes-watchdog-hook.json").unlink()
     os.environ[stack_capture.pyspy.ENV_OVERRIDE] = str(tmp_path / "no-py-spy")
     try:
@@ -135,9 +127,9 @@ def test_no_sigusr2_without_a_marker_that_proves_the_hook_in_that_very_process(t
     finally:
         del os.environ[stack_capture.pyspy.ENV_OVERRIDE]
     assert not analysis.captured and analysis.method == "none"
-    assert "py-spy: py-spy not found" in (analysis.reason or "") and "faulthandler hook:" in (analysis.reason or "")
+    assert "py-spy: py-spy not found" in (analysis.reason or "") and "hook:" in (analysis.reason or "")
     assert p.poll() is None
-    # The control: SIGUSR2 without the hook's handler ends the process.
+    # The control: SIGUSR2 without any handler ends the process (what a signal-based method would risk).
     os.kill(p.pid, signal.SIGUSR2)
     assert p.wait(30) == -signal.SIGUSR2
 
@@ -190,27 +182,27 @@ def test_real_gateway_hook_only_in_the_gateway_and_stacks_in_run_and_diagnose(
     status = cli("patch", "status", "--python", str(python), "--hermes-home", str(home))
     assert f"stack hook: armed in PID {pid}" in status.out, status.out
     assert "fixes selected: none" in status.out
-    by_hook = cli("diagnose", str(pid), "--seconds", "2", "--stack-with", "faulthandler", "--json")
+    by_hook = cli("diagnose", str(pid), "--seconds", "2", "--stack-with", "hook", "--json")
     by_spy = cli("diagnose", str(pid), "--seconds", "2", "--stack-with", "py-spy", "--json")
     hook, spy = json.loads(by_hook.out), json.loads(by_spy.out)
     assert by_hook.code == by_spy.code == 1, by_hook.err + by_spy.err
-    assert hook["stack"]["method"] == "faulthandler" and spy["stack"]["method"] == "py-spy"
+    assert hook["stack"]["method"] == "hook" and spy["stack"]["method"] == "py-spy"
     # Both methods see the adapter's frame the spin always holds; neither classifies (the loop's samples do).
     assert "_listen_loop" in " ".join(hook["stack"]["functions_seen"]), hook["stack"]
     assert "_listen_loop" in " ".join(spy["stack"]["functions_seen"]), spy["stack"]
     assert "classification" not in hook["stack"] and "classification" not in spy["stack"]
     assert hook["verdict"]["signature"] == spy["verdict"]["signature"] == "busy-loop"
-    assert g.alive(pid)  # five SIGUSR2s, and the gateway is still there
-    # run --stack-with faulthandler: the incident's stack is the hook's.
+    assert g.alive(pid)  # five stacks from its own thread, and the gateway is still there
+    # run --stack-with hook: the incident's stack is the hook's.
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal",
-                "--stack-with", "faulthandler", *FAST)
+                "--stack-with", "hook", *FAST)
     wait_for(lambda: d.incidents() and d.incident().get("result") in {"restarted", "restart-failed"},
              timeout=240, what="the incident's restart to finish")
     inc = d.incident()
     stack_txt = (d.incidents()[0] / "stack.txt").read_text()
-    assert inc["stack"]["method"] == "faulthandler" and "classification" not in inc["stack"]
-    assert stack_txt.startswith("method: faulthandler") and "_listen_loop" in stack_txt, stack_txt
-    # The adapter's frame, which every sample of the spin holds (a 5 Hz hook may miss the short _read_events).
+    assert inc["stack"]["method"] == "hook" and "classification" not in inc["stack"]
+    assert stack_txt.startswith("method: hook") and "_listen_loop" in stack_txt, stack_txt
+    # The adapter's frame, which every sample of the spin holds (a 10 Hz hook may miss the short _read_events).
     assert "_listen_loop" in inc["stack"]["functions_seen"], inc["stack"]
     assert inc["restart"]["signals"][-1] == "SIGKILL"  # a stack was taken: no SIGABRT needed
     assert inc["result"] == "restarted", inc.get("timeline")

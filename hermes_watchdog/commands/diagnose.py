@@ -51,6 +51,7 @@ def main(pid_text: str, seconds: float, hermes_home: Path | None, as_json: bool,
     if not 0 < frozen_after <= MAX_HEARTBEAT_STALE:
         raise UserError(f"--frozen-after must be more than 0 and at most {MAX_HEARTBEAT_STALE:g}, "
                         f"not {frozen_after:g}")
+    stack_with = stack_capture.ALIASES.get(stack_with, stack_with)
     if stack_with not in stack_capture.METHODS:
         raise UserError(f"--stack-with must be one of {', '.join(stack_capture.METHODS)}, not {stack_with!r}")
     if hermes_home is not None and not hermes_home.expanduser().is_dir():

@@ -12,7 +12,7 @@ from hermes_watchdog import exitcodes
 from hermes_watchdog.act.managers import Target, select
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe import discovery, processes
-from hermes_watchdog.observe.hook_marker import read_marker, signal_marker
+from hermes_watchdog.observe.hook_marker import read_marker, stacks_address
 from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.patches import installer
 from hermes_watchdog.patches.fixes import FIXES
@@ -55,12 +55,11 @@ def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> No
         _say(f"running gateway PID {found.ident.pid}: loaded the patch (fixes selected: "
              + (", ".join(map(str, chosen)) or "none" if isinstance(chosen, list) else "all") + ")")
     marker, why = read_marker(found.ident, home)
-    usable, refused = signal_marker(found.ident, home) if marker is not None else (None, why)
-    _say("stack hook: " + (f"armed in PID {found.ident.pid} ({marker.signal.name} -> {marker.file}, "
-                           f"{'Hermes its own' if marker.owner == 'hermes' else 'the hook'}, "
-                           f"{marker.registration()})" if marker is not None else f"not usable: {why}"))
-    if marker is not None and usable is None:
-        _say(f"stack hook: not usable for a signal: {refused}")
+    if marker is None:
+        _say(f"stack hook: not usable: {why}")
+        return
+    _say(f"stack hook: armed in PID {found.ident.pid} (stack thread: "
+         f"{marker.stacks or 'none, ' + stacks_address({}, home)[1]}; {marker.registration()})")
 
 
 def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:

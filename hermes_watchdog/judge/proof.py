@@ -23,7 +23,7 @@ What each path can and cannot prove:
 - the loop-tick socket (git releases 0.19.1+): a byte is proof the loop turned; a probe in the stretch that
   stayed silent (3 x 1 s) stands in for the sample count. Probed every 10 s while suspect;
 - stack samples alone (0.14 to 0.19.0 without the fix pack): a sample in the selector proves a turn; none
-  proves starvation only up to the error above, and only with py-spy (the faulthandler hook's 5 Hz never
+  proves starvation only up to the error above, and only with py-spy (the hook's stack thread, at 10 Hz, never
   reaches 11,510 samples in a useful time: where it is armed, the counter is too);
 - syscalls (epoll_wait/kevent seen through ptrace) would prove both ways too, but stopping the loop thread
   at each syscall is not harmless to a live gateway, and strace/perf need the same rights py-spy does;

@@ -1,10 +1,10 @@
 """Where the loop's stack bursts come from, by ``--stack-with``: ``py-spy record`` (100 Hz, needs ptrace
-rights), or the faulthandler hook armed in the gateway (no root: the gateway dumps its own threads on a
-signal, proven by its marker before every one), or nothing.
+rights), or the hook's stack thread in the gateway (no root, no signal: patches/stack_thread.py, its marker
+and its peer proven before every request), or nothing.
 
-A hook burst is ``HOOK_RATE`` dumps a second: each is a signal and a file write in the gateway, so it is
-sparser than py-spy. At 5 Hz a 0.5 s visit to the selector is still about 2 samples, and the proof window
-still holds a whole cycle of a loop that reaches its selector once in every few seconds.
+A hook burst is ``HOOK_RATE`` dumps a second: each takes the GIL from the loop for the length of a dump, so
+it is sparser than py-spy. At 10 Hz a 0.5 s visit to the selector is still about 5 samples, and the proof
+window still holds a whole cycle of a loop that reaches its selector once in every few seconds.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hermes_watchdog.judge.loop import MIN_SAMPLES, RATE, Burst, StackSample, classify
-from hermes_watchdog.observe import hook_marker, pyspy_record, stack_capture
+from hermes_watchdog.observe import pyspy_record, stack_capture
 from hermes_watchdog.observe.processes import Identity
 
-HOOK_RATE = 5.0
+HOOK_RATE = 10.0
 # A background burst only has to see whether the loop is in its selector or stuck: 25 Hz does that, and
 # the cost of a burst is mostly py-spy's start. Dense bursts take 100 Hz (judge/loop.py says why).
 BACKGROUND_RATE = 25
@@ -32,12 +32,12 @@ def hook_burst(ident: Identity, home: Path) -> BurstFn:
         # Never fewer dumps than a burst needs to count (a 1 s background burst would give 5).
         count = max(MIN_SAMPLES, round(seconds * HOOK_RATE))
         spread = count / HOOK_RATE
-        dumps, reason, hint = stack_capture.FaultHandlerHook().dumps(ident, home, count, spread, spread + 10.0, stop)
+        dumps, reason, hint = stack_capture.HookStacks().dumps(ident, home, count, spread, spread + 10.0, stop)
         end = time.monotonic()
         if not dumps:
-            return Burst(start, end, "faulthandler", error=reason or "no dump", hint=hint)
+            return Burst(start, end, "hook", error=reason or "no dump", hint=hint)
         samples = [StackSample(t.os_tid, t.frames, 1, t.name) for d in dumps for t in d.threads]
-        return classify(samples, start, end, "faulthandler", main_tid, rate=len(dumps) / max(0.5, end - start))
+        return classify(samples, start, end, "hook", main_tid, rate=len(dumps) / max(0.5, end - start))
     return take
 
 
@@ -47,7 +47,8 @@ def burst_source(method: str, ident: Identity, home: Path,
     burst (judge/proof.py: higher where no loop-turn counter exists)."""
     if method == "none":
         return None
-    if method == "faulthandler":
+    method = stack_capture.ALIASES.get(method, method)
+    if method == "hook":
         return hook_burst(ident, home)
     kept = {"rate": float("inf")}  # what py-spy achieved in the last dense burst (none yet: ask for all)
 
@@ -71,7 +72,7 @@ def burst_source(method: str, ident: Identity, home: Path,
     def auto(pid: int, seconds: int, main_tid: int | None, dense: bool = True,
              stop: threading.Event | None = None) -> Burst:
         b = spy(pid, seconds, main_tid, dense, stop)
-        if b.error and b.hint and hook_marker.signal_marker(ident, home)[0] is not None:
+        if b.error and b.hint and stack_capture.hook_marker(ident, home)[0] is not None:
             return hook(pid, seconds, main_tid, dense, stop)  # py-spy may not attach here; the hook can
         return b
     return auto

@@ -50,7 +50,7 @@ def _open_socket_node(path: Path, uid: int | None) -> int | None:
     return fd
 
 
-def _address(path: Path, uid: int | None) -> tuple[str | None, int | None]:
+def socket_address(path: Path, uid: int | None) -> tuple[str | None, int | None]:
     """(what to connect to, a descriptor to close after). Linux: the checked inode through /proc; elsewhere
     (no O_PATH) the path after an lstat check, and only when the watchdog runs as the gateway's own user,
     who gains nothing by steering it."""
@@ -70,7 +70,7 @@ def _address(path: Path, uid: int | None) -> tuple[str | None, int | None]:
 def _once(path: Path, timeout: float, uid: int | None = None) -> bool | None:
     """True: a byte came. False: connected, and silence. None: no connection at all (refused, denied, not
     the gateway's socket): a frozen loop's socket still accepts into its backlog, so that says nothing."""
-    address, fd = _address(path, uid)
+    address, fd = socket_address(path, uid)
     if address is None:
         return None
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:

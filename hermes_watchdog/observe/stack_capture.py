@@ -2,10 +2,12 @@
 
 - ``py-spy``: reads the process's memory from outside (ptrace). Needs root on macOS (task_for_pid) and
   CAP_SYS_PTRACE / a permissive ptrace policy on Linux.
-- ``faulthandler``: the hook the fix pack arms inside the gateway (patches/hook.py) dumps every thread when
-  it gets SIGUSR2. Used only when its marker proves a non-chaining handler armed in that very process (pid,
-  start time, ``"chain": false``: observe/hook_marker.py), since on Hermes 0.14-0.19 an unhandled SIGUSR2
-  terminates the gateway and on 0.19.1-0.21.3 Hermes' own chaining handler does: no proof, no signal.
+- ``hook``: the stack thread the fix pack's hook starts inside the gateway (patches/stack_thread.py) answers
+  a request on its socket with every thread's stack, taken with the GIL held. No signal: a faulthandler dump
+  on SIGUSR2 runs in a signal handler and can crash a busy gateway (cpython #116008), and on Hermes 0.14-0.19
+  an unhandled SIGUSR2 terminates it. Used only when the hook's marker names that very process and the
+  process answering on the socket is it (observe/hook_marker.py, observe/hook_stacks.py). ``faulthandler``,
+  the name this method had while it used SIGUSR2, is still accepted for it.
 - ``none``: no stack, with the reason.
 
 ``auto`` tries py-spy, then the hook, then says why neither worked. Every method yields the same ``Dump``s
@@ -15,7 +17,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 import threading
 import time
@@ -24,18 +25,14 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from hermes_watchdog import safepath
-from hermes_watchdog.observe import faulthandler_text, pyspy
-from hermes_watchdog.observe.hook_marker import signal_marker
+from hermes_watchdog.observe import faulthandler_text, hook_stacks, pyspy
+from hermes_watchdog.observe.hook_marker import Marker, read_marker
 from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.observe.stacks import Dump, StackAnalysis, analyse, render_text
-from hermes_watchdog.observe.statefile import open_regular, read_fd
 
-METHODS = ("auto", "py-spy", "faulthandler", "none")
-MAX_DUMP_BYTES = 1024 * 1024
-TRUNCATE_OVER = 4 * 1024 * 1024  # our own stacks file is emptied before a capture once it grows past this
-WRITE_WAIT = 3.0  # seconds for the gateway to write its dump after the signal
+METHODS = ("auto", "py-spy", "hook", "none")
+ALIASES = {"faulthandler": "hook"}  # the hook's method was called so while it used SIGUSR2
+ANSWER_WAIT = 3.0  # seconds for the gateway's stack thread to answer one request
 
 Take = Callable[[float], tuple[Dump | None, str | None, str | None]]
 
@@ -117,84 +114,40 @@ class PySpy(StackMethod):
                       time_limit, stop)
 
 
-def _size(path: Path) -> int | None:
-    try:
-        st = safepath.lstat(path)
-    except OSError:
-        return None
-    return st.st_size if stat.S_ISREG(st.st_mode) else None
+def hook_marker(ident: Identity, home: Path | None) -> tuple[Marker | None, str]:
+    """The hook's marker if it names this very process and gives a stack thread to ask; else why not."""
+    marker, why = read_marker(ident, home)
+    if marker is None:
+        return None, why
+    if marker.stacks is None:
+        return None, "the hook started no stack thread in this gateway (an older fix pack? `patch install` again)"
+    return marker, why
 
 
-def _truncate_ours(path: Path, uid: int | None) -> None:
-    """Empty our own stacks file (the gateway appends with O_APPEND, so its next dump starts at 0). Opened
-    through safepath (a folder on the way swapped for the user's link cannot redirect it), and truncated
-    only when the descriptor itself is a regular file of the gateway's user with one name: never a file of
-    root's the user linked or hard-linked into the way."""
-    try:
-        fd = safepath.open_file(path, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:
-        return
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and (uid is None or st.st_uid == uid):
-            os.ftruncate(fd, 0)
-    finally:
-        os.close(fd)
-
-
-class FaultHandlerHook(StackMethod):
-    name = "faulthandler"
+class HookStacks(StackMethod):
+    name = "hook"
 
     def take_one(self, ident: Identity, home: Path, remaining: float) -> tuple[Dump | None, str | None, str | None]:
-        # The marker is proven again before every signal: the gateway may have restarted (or unregistered) since.
-        marker, why = signal_marker(ident, home)
+        # The marker is proven again before every request (pid and start time: the gateway may have restarted),
+        # and the socket's peer must be that pid (hook_stacks.request).
+        marker, why = hook_marker(ident, home)
         if marker is None:
             return None, why, None
-        before = _size(marker.file)
-        if before is None:
-            return None, f"{marker.file} disappeared", None
-        sent, text = guarded_signal(ident, marker.signal, home)
-        if not sent:
-            return None, text, None
-        end = time.monotonic() + min(WRITE_WAIT, max(0.2, remaining))
-        last, stable = before, 0
-        while time.monotonic() < end:
-            time.sleep(0.02)
-            now = _size(marker.file)
-            if now is None:
-                return None, f"{marker.file} disappeared", None
-            if now > before and now == last:
-                stable += 1
-                if stable >= 2:  # the handler writes it all at once: two quiet polls and it is done
-                    break
-            else:
-                stable = 0
-            last = now
-        if last <= before:
-            return None, (f"the gateway wrote no stack to {marker.file} within {WRITE_WAIT:g} s of "
-                          f"{marker.signal.name}"), None
-        try:
-            fd = open_regular(marker.file)
-            try:
-                text_read = read_fd(fd, MAX_DUMP_BYTES, before).decode(errors="replace")
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            return None, f"cannot read {marker.file}: {exc.strerror or exc}", None
+        text, why = hook_stacks.request(ident, marker, min(ANSWER_WAIT, max(0.2, remaining)))
+        if text is None:
+            return None, why, None
         main_tid = ident.pid if sys.platform.startswith("linux") else None  # Linux: the main thread's id is the pid
-        got = faulthandler_text.parse(text_read, main_ident=marker.main_thread, main_tid=main_tid)
+        got = faulthandler_text.parse(text, main_ident=marker.main_thread, main_tid=main_tid)
         if not got:
-            return None, f"{marker.file} grew but holds no faulthandler dump", None
+            return None, "the gateway's stack thread answered with no stack", None
         return got[-1], None, None
 
     def dumps(self, ident: Identity, home: Path | None, count: int = 5, spread: float = 1.0,
               time_limit: float = 10.0, stop: threading.Event | None = None
               ) -> tuple[list[Dump], str | None, str | None]:
-        marker, why = signal_marker(ident, home)
+        marker, why = hook_marker(ident, home)
         if marker is None or home is None:
-            return [], f"faulthandler hook: {why}", HOOK_HINT
-        if marker.owner == "hermes-watchdog" and (_size(marker.file) or 0) > TRUNCATE_OVER:
-            _truncate_ours(marker.file, ident.uid if ident.uid is not None else os.getuid())
+            return [], f"hook: {why}", HOOK_HINT
         return sample(lambda remaining: self.take_one(ident, home, remaining), count, spread, time_limit, stop)
 
 
@@ -224,24 +177,25 @@ class Auto(StackMethod):
         if "exited" in (spy_reason or ""):
             self._used = "none"
             return [], spy_reason, None
-        marker, why = signal_marker(ident, home)
+        marker, why = hook_marker(ident, home)
         if marker is None:
             self._used = "none"
-            return [], f"py-spy: {spy_reason}; faulthandler hook: {why}", spy_hint or HOOK_HINT
+            return [], f"py-spy: {spy_reason}; hook: {why}", spy_hint or HOOK_HINT
         left = max(1.0, time_limit - (time.monotonic() - started))
-        got, reason, hint = FaultHandlerHook().dumps(ident, home, count, spread, left, stop)
-        self._used = "faulthandler" if got else "none"
+        got, reason, hint = HookStacks().dumps(ident, home, count, spread, left, stop)
+        self._used = "hook" if got else "none"
         if got:
             return got, None, None
-        return [], f"py-spy: {spy_reason}; faulthandler hook: {reason}", spy_hint or hint
+        return [], f"py-spy: {spy_reason}; {reason}", spy_hint or hint
 
 
 def choose(method_name: str, ident: Identity | None = None, home: Path | None = None) -> StackMethod:
     """The method ``--stack-with`` names (``auto`` decides per capture, see ``Auto``)."""
+    method_name = ALIASES.get(method_name, method_name)
     if method_name == "py-spy":
         return PySpy()
-    if method_name == "faulthandler":
-        return FaultHandlerHook()
+    if method_name == "hook":
+        return HookStacks()
     if method_name == "none":
         return NoStack()
     if method_name == "auto":

@@ -54,7 +54,7 @@ class StackAnalysis:
     innermost_in: int = 0  # dumps whose hot thread's innermost frame is the shown stack's
     functions_seen: tuple[str, ...] = ()  # every function seen on the hot thread across dumps
     all_threads: tuple[ThreadStack, ...] = field(default_factory=tuple)  # from the chosen dump
-    method: str | None = None  # how the stack was taken: py-spy, faulthandler, sigabrt, none
+    method: str | None = None  # how the stack was taken: py-spy, hook, sigabrt, none
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,35 +1,27 @@
-"""The stack hook: lets hermes-watchdog take a Hermes gateway's Python stacks without root or ptrace.
+"""The stack hook: lets hermes-watchdog take a Hermes gateway's Python stacks without root, ptrace or a signal.
 
 Installed beside the fixes as ``hermes_watchdog_hook.py`` and armed from the ``.pth`` loader at interpreter
 start, only in a Hermes gateway process (``hermes gateway run``, ``python -m hermes_cli.main gateway run``,
 a ``hermes-gateway`` program). Standard library only; it never imports Hermes.
 
-Armed, it registers ``faulthandler`` for SIGUSR2 (``all_threads=True, chain=False``) writing to
-``HERMES_HOME/logs/hermes-watchdog-stacks.log`` (created 0600), enables faulthandler for fatal signals on
-stderr (so a SIGABRT leaves every thread's stack in the service log), and writes a marker,
-``HERMES_HOME/state/hermes-watchdog-hook.json`` (0600): pid, start time (as Hermes records it), signal, file,
-``"chain": false``, main thread id. The watchdog sends SIGUSR2 only when that marker names the live process
-and proves a handler that does not chain: on Hermes 0.14.0 to 0.19.0 an unhandled SIGUSR2 terminates the
-gateway.
+Armed, it starts the stack thread installed beside it (``hermes_watchdog_stack_thread.py``,
+patches/stack_thread.py: the gateway's stacks on request over a Unix socket, no signal), arms the loop-turn
+counter (``hermes_watchdog_loop_turns.py``, patches/loop_turns.py), enables faulthandler for fatal signals on
+stderr (so a SIGABRT to a gateway being stopped anyway leaves every thread's stack in the service log), and
+writes a marker, ``HERMES_HOME/state/hermes-watchdog-hook.json`` (0600): pid, start time (as Hermes records
+it), main thread id, the stack thread's address, and how SIGUSR2 is registered. The watchdog trusts the marker
+only when it names the live process (observe/hook_marker.py).
 
-Hermes git releases after 0.19.0 register SIGUSR2 themselves (``logs/gateway_faulthandler.log``). Then the
-hook registers nothing: it watches ``faulthandler.register`` and, once Hermes has registered, points the
-marker at Hermes' own file. The faulthandler handler runs in C, so it writes even while the event loop spins
-in pure Python and never gets to run a Python-level signal handler.
-
-SIGUSR2 is never registered to chain. 0.19.1 to 0.21.3 register it with ``chain=True`` (upstream #84373,
-fixed by #111435): after the dump the signal falls through to its default action and kills the gateway.
-Upstream calls it through the module attribute -- ``faulthandler.register(_sigusr2, file=<logs/
-gateway_faulthandler.log opened "a">, all_threads=True, chain=True)`` in ``GatewayStartupMixin.
-_start_install_faulthandler`` (NousResearch/hermes-agent, gateway/run_startup.py at commit
-00067189dfecf833d4d009c2dd977ae85cf800e0; ``import faulthandler`` at the top of the module) -- so the
-wrapper this hook puts on ``faulthandler.register`` at interpreter start (before any Hermes import) catches
-it and registers with ``chain=False`` whatever was asked. The marker says so (``"chain": false`` and what the
-caller asked for): the watchdog signals only on that proof. ``faulthandler.unregister`` of SIGUSR2 takes the
-proof back.
-
-Armed, it also arms the loop-turn counter installed beside it (``hermes_watchdog_loop_turns.py``,
-patches/loop_turns.py): the gateway's main event loop counts its turns into ``state/`` for the watchdog.
+The watchdog never sends SIGUSR2 (faulthandler's dump in a signal handler can crash a busy gateway: cpython
+#116008, see patches/stack_thread.py). The hook still makes SIGUSR2 harmless for whoever else sends it:
+Hermes 0.19.1 to 0.21.3 register it with ``chain=True`` (upstream #84373, fixed by #111435), so after the dump
+the signal falls through to its default action and kills the gateway. Upstream calls it through the module
+attribute -- ``faulthandler.register(_sigusr2, file=<logs/gateway_faulthandler.log opened "a">,
+all_threads=True, chain=True)`` in ``GatewayStartupMixin._start_install_faulthandler`` (NousResearch/
+hermes-agent, gateway/run_startup.py at commit 00067189dfecf833d4d009c2dd977ae85cf800e0; ``import
+faulthandler`` at the top of the module) -- so the wrapper this hook puts on ``faulthandler.register`` at
+interpreter start (before any Hermes import) catches it and registers with ``chain=False`` whatever was asked.
+The marker says so (``sigusr2``: file, ``"chain": false`` and what the caller asked for), for ``patch status``.
 """
 
 from __future__ import annotations
@@ -38,7 +30,6 @@ import contextlib
 import faulthandler
 import json
 import os
-import re
 import signal
 import sys
 import threading
@@ -46,9 +37,7 @@ import time
 
 ENV_SWITCH = "HERMES_WATCHDOG_HOOK"  # 0/off: no hook (the fixes still load)
 MARKER = "hermes-watchdog-hook.json"
-STACKS_FILE = "hermes-watchdog-stacks.log"
 SIGNAL_NAME = "SIGUSR2"
-FIRST_SELF_REGISTERING = (0, 19, 1)  # Hermes registers SIGUSR2 itself from this git release on
 
 _GATEWAY_PROGRAMS = ("hermes-gateway",)
 _GATEWAY_SCRIPTS = ("gateway/run.py",)
@@ -145,21 +134,6 @@ def start_time() -> int | None:
         return None
 
 
-def hermes_version() -> tuple[int, ...] | None:
-    """hermes_cli.__version__ read from its file, without importing Hermes."""
-    try:
-        import importlib.util
-
-        spec = importlib.util.find_spec("hermes_cli")
-        if spec is None or not spec.origin:
-            return None
-        with open(spec.origin, encoding="utf-8", errors="replace") as fh:
-            m = re.search(r"""^__version__\s*=\s*["'](\d+)\.(\d+)\.(\d+)""", fh.read(65536), re.M)
-        return tuple(int(x) for x in m.groups()) if m else None
-    except Exception:
-        return None
-
-
 def _private_open(path: str, flags: int) -> int:
     fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     with contextlib.suppress(OSError):
@@ -178,13 +152,10 @@ def write_marker(home: str, data: dict[str, object]) -> None:
     os.replace(tmp, path)
 
 
-def _marker(home: str, sig: int, path: str, owner: str, chain_requested: bool = False) -> dict[str, object]:
-    # "chain": false is the proof the watchdog needs before it sends SIGUSR2: the handler dumps and returns,
-    # it never falls through to SIGUSR2's default action (terminate).
-    return {"pid": os.getpid(), "start_time": _state.get("start_time"), "signal": signal.Signals(sig).name,
-            "file": path, "owner": owner, "chain": False, "chain_requested": bool(chain_requested),
-            "main_thread": _state.get("main_thread"), "fatal_handler": faulthandler.is_enabled(),
-            "armed_at": time.time(), "python": sys.version.split()[0]}
+def _marker() -> dict[str, object]:
+    return {"pid": os.getpid(), "start_time": _state.get("start_time"), "main_thread": _state.get("main_thread"),
+            "stacks": _state.get("stacks"), "sigusr2": _state.get("sigusr2"),
+            "fatal_handler": faulthandler.is_enabled(), "armed_at": time.time(), "python": sys.version.split()[0]}
 
 
 def _is_sig(signum: object, sig: int) -> bool:
@@ -195,8 +166,8 @@ def _is_sig(signum: object, sig: int) -> bool:
 
 
 def _watch_register(home: str, sig: int) -> None:
-    """Anyone registering our signal (Hermes 0.19.1+ does): registered without chaining whatever was asked
-    (#84373), and the marker follows its file. Other signals pass through untouched."""
+    """Anyone registering SIGUSR2 (Hermes 0.19.1+ does): registered without chaining whatever was asked
+    (#84373), and the marker says so. Other signals pass through untouched."""
     original, original_unregister = faulthandler.register, faulthandler.unregister
 
     def register(signum, file=None, all_threads=True, chain=False):  # type: ignore[no-untyped-def]
@@ -204,34 +175,25 @@ def _watch_register(home: str, sig: int) -> None:
             return original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads,
                             chain=chain)
         # Re-registering an armed signal updates file and chain in place (CPython keeps the first
-        # previous handler), so a chain=True call after the hook's own registration is turned too.
+        # previous handler), so a chain=True call after an earlier registration is turned too.
         original(signum, file=file if file is not None else sys.stderr, all_threads=all_threads, chain=False)
-        _state["chain_requested"] = bool(chain)
         name = getattr(file, "name", None)
+        _state["sigusr2"] = {"file": os.path.abspath(name) if isinstance(name, str) else None,
+                             "chain": False, "chain_requested": bool(chain)}
         with contextlib.suppress(Exception):
-            if file is not None and isinstance(name, str):
-                write_marker(home, _marker(home, sig, os.path.abspath(name), "hermes", bool(chain)))
-                _state["owner"] = "hermes"
-            else:  # its dumps go somewhere the watchdog cannot read: no marker to act on
-                _remove_marker(home)
-                _state["owner"] = "unknown"
+            write_marker(home, _marker())
 
     def unregister(signum):  # type: ignore[no-untyped-def]
         if _is_sig(signum, sig):
+            _state["sigusr2"] = None
             with contextlib.suppress(Exception):
-                _remove_marker(home)  # the default action (terminate) is back: no proof any more
-                _state["owner"] = "none"
+                write_marker(home, _marker())
         return original_unregister(signum)
 
     register.__wrapped__ = original  # type: ignore[attr-defined]
     unregister.__wrapped__ = original_unregister  # type: ignore[attr-defined]
     faulthandler.register = register  # type: ignore[assignment]
     faulthandler.unregister = unregister  # type: ignore[assignment]
-
-
-def _remove_marker(home: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(home, "state", MARKER))
 
 
 def arm(argv: list[str] | None = None) -> str:
@@ -245,30 +207,37 @@ def arm(argv: list[str] | None = None) -> str:
         is_gateway, profile = gateway_argv(list(argv if argv is not None else getattr(sys, "orig_argv", sys.argv)))
         if not is_gateway:
             return _done("not armed: not a Hermes gateway process")
-        sig = getattr(signal, SIGNAL_NAME, None)
-        if sig is None or not hasattr(faulthandler, "register"):
-            return _done("not armed: no SIGUSR2 on this platform")
         home = hermes_home(profile)
         _state.update(home=home, start_time=start_time(), main_thread=threading.get_ident())
-        _state["turns"] = _arm_turns(home)  # the loop-turn counter (patches/loop_turns.py), SIGUSR2 or not
+        _state["turns"] = _arm_turns(home)  # the loop-turn counter (patches/loop_turns.py)
         if sys.stderr is not None and not faulthandler.is_enabled():
             with contextlib.suppress(Exception):
                 faulthandler.enable(all_threads=True)  # a fatal signal (SIGABRT) prints every stack to stderr
-        _watch_register(home, sig)
-        version = hermes_version()
-        if version is not None and version >= FIRST_SELF_REGISTERING:
-            return _done(f"deferred: Hermes {'.'.join(map(str, version))} registers SIGUSR2 itself; "
-                         "the marker follows its file once it does")
-        logs = os.path.join(home, "logs")
-        os.makedirs(logs, mode=0o700, exist_ok=True)
-        path = os.path.join(logs, STACKS_FILE)
-        out = os.fdopen(_private_open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "a")
-        _state["file"] = out  # faulthandler keeps only the descriptor: the file object must stay alive
-        faulthandler.register.__wrapped__(sig, file=out, all_threads=True, chain=False)  # type: ignore[attr-defined]
-        write_marker(home, _marker(home, sig, path, "hermes-watchdog"))
-        return _done(f"armed: {SIGNAL_NAME} writes every thread's stack to {path}")
+        sig = getattr(signal, SIGNAL_NAME, None)
+        if sig is not None and hasattr(faulthandler, "register"):
+            _watch_register(home, sig)
+        stacks, why = _start_stacks(home)
+        _state["stacks"] = stacks
+        write_marker(home, _marker())
+        if stacks is None:
+            return _done(f"armed without stacks ({why}); loop-turn counter: {_state['turns']}")
+        return _done(f"armed: every thread's stack on request at {stacks}")
     except Exception as exc:
         return _done(f"failed: {exc!r}")
+
+
+def _start_stacks(home: str) -> tuple[str | None, str]:
+    """Start the stack thread installed beside this module: (its address or None, why not). Never raises."""
+    try:
+        if __package__:  # in the source tree (the simulated gateway, tests)
+            from hermes_watchdog.patches import stack_thread
+        else:
+            import hermes_watchdog_stack_thread as stack_thread  # type: ignore[import-not-found,no-redef]
+        st = _state.get("start_time")
+        addr = stack_thread.start(home, st if isinstance(st, int) else None)
+        return addr, "" if addr else str(stack_thread.status().get("failed") or "not started")
+    except Exception as exc:
+        return None, f"failed: {exc!r}"
 
 
 def _arm_turns(home: str) -> str:
@@ -290,4 +259,4 @@ def _done(result: str) -> str:
 
 
 def status() -> dict[str, object]:
-    return {k: v for k, v in _state.items() if k in {"result", "home", "owner", "chain_requested", "turns"}}
+    return {k: v for k, v in _state.items() if k in {"result", "home", "stacks", "sigusr2", "turns"}}

@@ -26,13 +26,15 @@ from hermes_watchdog.observe.statefile import read_bytes, read_json_object
 MODULE_NAME = "hermes_watchdog_fixes"
 HOOK_NAME = "hermes_watchdog_hook"
 TURNS_NAME = "hermes_watchdog_loop_turns"  # the loop-turn counter, imported by the hook by this name
+STACKS_NAME = "hermes_watchdog_stack_thread"  # the stack thread, imported by the hook by this name
 OLD_MODULE_NAMES = ("hermes_watchdog_qqbot_fix",)  # what earlier versions installed: cleaned up on install
 PTH_NAME = "hermes_watchdog_fixes.pth"
 RECORD_NAME = "hermes_watchdog_patch.record"
 PTH_LINE = f"import {MODULE_NAME}; {MODULE_NAME}.install()\n"
 SOURCE = Path(__file__).with_name("fixes.py")
 SOURCES = {MODULE_NAME: SOURCE, HOOK_NAME: Path(__file__).with_name("hook.py"),
-           TURNS_NAME: Path(__file__).with_name("loop_turns.py")}
+           TURNS_NAME: Path(__file__).with_name("loop_turns.py"),
+           STACKS_NAME: Path(__file__).with_name("stack_thread.py")}
 PROBE_TIMEOUT = 120.0
 FIRST_FIXED = (0, 17, 0)
 FIRST_BUGGY = (0, 14, 0)

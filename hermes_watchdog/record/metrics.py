@@ -94,7 +94,7 @@ def families(snap: Snapshot) -> Iterator[Metric]:
     restarts = CounterMetricFamily(P + "restarts", "Gateway restarts by signature and result",
                                    labels=["profile", "signature", "result"])
     incidents = CounterMetricFamily(P + "incidents", "Incidents opened, by signature", labels=["profile", "signature"])
-    stacks = CounterMetricFamily(P + "stack_captures", "Incident stack captures (py-spy or the faulthandler hook), "
+    stacks = CounterMetricFamily(P + "stack_captures", "Incident stack captures (py-spy or the hook's stack thread), "
                                  "by result", labels=["profile", "result"])
     deaf = {key: GaugeMetricFamily(P + name, text, labels=["profile"]) for key, name, text in _DEAF}
     for g in (_named(g) for g in snap.gateways):

@@ -33,7 +33,7 @@ Options that combine with any mode:
                             that arrives, one a line, even while the loop spins or is frozen (tests prove
                             with it that no signal came; these signals then no longer end the process)
   --hook                    arm the fix pack's hook (patches/hook.py) in the sim, as its .pth arms it in a
-                            gateway: SIGUSR2 stacks and the loop-turn counter (patches/loop_turns.py)
+                            gateway: the stack thread (patches/stack_thread.py) and the loop-turn counter
 
 --heartbeat-period S writes ``state/gateway.heartbeat`` from the event loop every S seconds, as
 Hermes 0.19.0 and later do every 30 s (``pid``, ``updated_at``, ``monotonic``, ``start_time``).

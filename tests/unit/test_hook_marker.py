@@ -1,74 +1,112 @@
-"""The marker proof before any SIGUSR2: the pure checks with plain data, and ``signal_marker`` against this
-very test process with a real faulthandler registration (registered, then unregistered)."""
+"""The hook's marker and its stack thread, checked in this very test process: the marker must name this
+process, the stack address must be the one this process binds, and the process answering on the socket must
+be this one. Real sockets, a real child process as the impostor; no signal anywhere."""
 
 from __future__ import annotations
 
-import faulthandler
 import json
 import os
-import signal
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
-from hermes_watchdog.observe import hook_marker, processes
-from hermes_watchdog.observe.hook_marker import caught_mask_proof, chain_proof, read_marker, signal_marker
+from hermes_watchdog.observe import hook_marker, hook_stacks, processes, stack_capture
+from hermes_watchdog.observe.hook_marker import read_marker, stacks_address
+from hermes_watchdog.patches import stack_thread
 
-USR2 = signal.SIGUSR2
-
-
-def test_only_an_explicit_chain_false_proves_a_handler_that_does_not_chain() -> None:
-    assert chain_proof({"chain": False}) is None
-    assert "older hook" in (chain_proof({}) or "")
-    for value in (True, None, 0, "false", "False"):
-        why = chain_proof({"chain": value})
-        assert why is not None and "default action" in why, value
+LINUX = sys.platform.startswith("linux")
 
 
-def test_sigcgt_objects_only_when_it_shows_sigusr2_not_caught() -> None:
-    bit = 1 << (int(USR2) - 1)
-    caught = f"Name:\tpython\nSigIgn:\t0000000000000000\nSigCgt:\t{bit | 0x4002:016x}\n"
-    not_caught = f"SigCgt:\t{0x180004002 & ~bit:016x}\n"
-    assert caught_mask_proof(caught, USR2) is None
-    assert "does not catch SIGUSR2" in (caught_mask_proof(not_caught, USR2) or "")
-    assert caught_mask_proof(None, USR2) is None and caught_mask_proof("Name:\tx\n", USR2) is None
-    assert caught_mask_proof("SigCgt:\tzz\n", USR2) is None
+def test_only_the_address_this_process_would_bind_is_taken() -> None:
+    home = Path("/h")
+    base = {"pid": 42, "start_time": 7}
+    assert stacks_address(base | {"stacks": "@hermes-watchdog-stacks.42.7"}, home) == (
+        "@hermes-watchdog-stacks.42.7", "")
+    assert stacks_address(base | {"stacks": "/h/state/hermes-watchdog-stacks.42.sock"}, home)[0] is not None
+    for bad in ("@hermes-watchdog-stacks.43.7", "@hermes-watchdog-stacks.42.8", "@anything", "/tmp/x.sock",
+                "/h/state/../../tmp/hermes-watchdog-stacks.42.sock", "/h/state/hermes-watchdog-stacks.41.sock"):
+        addr, why = stacks_address(base | {"stacks": bad}, home)
+        assert addr is None and "is not this gateway's" in why, bad
+    for missing in ({}, {"stacks": None}, {"stacks": ""}, {"stacks": 5}):
+        addr, why = stacks_address(base | missing, home)
+        assert addr is None and "no stack thread" in why
 
 
 def _home(tmp_path: Path, **fields: object) -> Path:
     home = tmp_path / "hermes"
     (home / "state").mkdir(parents=True, exist_ok=True)
-    (home / "logs").mkdir(exist_ok=True)
-    stacks = home / "logs" / "hermes-watchdog-stacks.log"
-    stacks.touch(mode=0o600)
     me = processes.identity(os.getpid())
-    data = {"pid": me.pid, "start_time": me.start_ticks, "signal": "SIGUSR2", "file": str(stacks),
-            "owner": "hermes-watchdog", "main_thread": 1, "fatal_handler": True} | fields
+    data = {"pid": me.pid, "start_time": me.start_ticks, "main_thread": threading.get_ident(), "fatal_handler": True,
+            "stacks": stack_thread.address(str(home), me.pid, me.start_ticks)} | fields
     marker = home / "state" / hook_marker.MARKER
+    if marker.exists():
+        marker.unlink()
     marker.write_text(json.dumps({k: v for k, v in data.items() if v is not ...}))
     marker.chmod(0o600)
     return home
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SigCgt is read from Linux's /proc")
-def test_signal_marker_wants_chain_false_and_a_caught_signal_in_this_very_process(tmp_path: Path) -> None:
+def test_the_marker_must_name_this_very_process(tmp_path: Path) -> None:
     me = processes.identity(os.getpid())
-    log = open(tmp_path / "dump.log", "w")  # noqa: SIM115 - faulthandler keeps the descriptor
-    faulthandler.register(USR2, file=log, all_threads=True, chain=False)
+    marker, why = read_marker(me, _home(tmp_path, sigusr2={"file": "/x.log", "chain": False,
+                                                           "chain_requested": True}))
+    assert marker is not None and marker.stacks is not None and marker.fatal_handler, why
+    assert marker.registration() == "SIGUSR2 -> /x.log, chain=False (Hermes asked for chain=True; the hook turned it)"
+    assert read_marker(me, _home(tmp_path, sigusr2=None))[0].registration() == "SIGUSR2 not registered"
+    for fields, said in (({"pid": me.pid + 1}, "earlier gateway"), ({"start_time": (me.start_ticks or 0) - 50},
+                         "same PID"), ({"start_time": None}, "cannot be compared")):
+        marker, why = read_marker(me, _home(tmp_path, **fields))
+        assert marker is None and said in why, (fields, why)
+    home = _home(tmp_path)
+    (home / "state" / hook_marker.MARKER).chmod(0o644)
+    marker, why = read_marker(me, home)
+    assert marker is None and "open to other users" in why
+
+
+@pytest.mark.skipif(not LINUX, reason="the abstract socket name and SO_PEERCRED are Linux's")
+def test_the_stack_thread_answers_with_every_thread_and_only_its_own_process_is_believed(tmp_path: Path) -> None:
+    me = processes.identity(os.getpid())
+    home = _home(tmp_path)
+    # An impostor binds this process's name first (another process, as a user could): the peer check refuses
+    # its answer, and nothing is parsed from it.
+    squatter = subprocess.Popen(
+        [sys.executable, "-c", "import socket, sys, time\n"
+                               "s = socket.socket(socket.AF_UNIX); s.bind(b'\\0' + sys.argv[1].encode()); s.listen()\n"
+                               "print('ok', flush=True)\n"
+                               "while True:\n"
+                               "    c, _ = s.accept()\n"
+                               "    c.sendall(b'Thread 0x1 (most recent call first):\\n'); c.close()\n",
+         stack_thread.address(str(home), me.pid, me.start_ticks)[1:]], stdout=subprocess.PIPE, text=True)
     try:
-        home = _home(tmp_path, chain=False, chain_requested=True)
-        marker, why = signal_marker(me, home)
-        assert marker is not None and marker.chain is False, why
-        assert marker.registration() == "chain=False (Hermes asked for chain=True; the hook turned it)"
-        for fields, said in (({"chain": ...}, "older hook"), ({"chain": True}, "chain=True")):
-            home = _home(tmp_path, **fields)
-            assert read_marker(me, home)[0] is not None  # armed here, all the same
-            marker, why = signal_marker(me, home)
-            assert marker is None and said in why and why.startswith("no SIGUSR2 sent"), why
+        assert squatter.stdout is not None and squatter.stdout.readline().strip() == "ok"
+        marker, _ = read_marker(me, home)
+        assert marker is not None
+        text, why = hook_stacks.request(me, marker, 2.0)
+        assert text is None and f"served by PID {squatter.pid}, not by the gateway" in why, why
     finally:
-        faulthandler.unregister(USR2)
-        log.close()
-    # The marker says chain=False, but nothing catches SIGUSR2 any more: the default action would kill.
-    marker, why = signal_marker(me, _home(tmp_path, chain=False))
-    assert marker is None and "does not catch SIGUSR2" in why, why
+        squatter.kill()
+        squatter.wait(10)
+    # The real thread, in this very process: every other thread's stack, this test's frame among them.
+    addr = stack_thread.start(str(home), me.start_ticks)
+    assert addr == stack_thread.address(str(home), me.pid, me.start_ticks), stack_thread.status()
+    dumps, reason, _ = stack_capture.HookStacks().dumps(me, home, count=3, spread=0.2)
+    assert len(dumps) == 3, reason
+    frames = [f.function for t in dumps[0].threads for f in t.frames]
+    assert not any(f == "_serve" for f in frames)  # the answering thread leaves itself out
+    # The thread the marker names as the gateway's main thread (this one) carries its native id on Linux.
+    mine = next(t for t in dumps[0].threads if t.os_tid == os.getpid())
+    assert mine.frames[0].function == "request" or any(
+        f.function == "test_the_stack_thread_answers_with_every_thread_and_only_its_own_process_is_believed"
+        for f in mine.frames), mine.frames
+
+
+def test_the_installer_puts_the_stack_thread_beside_the_hook() -> None:
+    from hermes_watchdog.patches import installer
+
+    assert installer.SOURCES[installer.STACKS_NAME].name == "stack_thread.py"
+    assert f"import {installer.STACKS_NAME}" in installer.SOURCES[installer.HOOK_NAME].read_text()
+    # Standard library only: it runs inside Hermes' interpreter, where hermes_watchdog is not installed.
+    assert "hermes_watchdog" not in installer.SOURCES[installer.STACKS_NAME].read_text().split('"""', 2)[2]

@@ -137,32 +137,3 @@ def test_lstat_and_open_dir_walk_without_user_links(tmp_path: Path) -> None:
     os.close(fd)
 
 
-def test_the_stacks_file_truncation_never_reaches_roots_file(tmp_path: Path) -> None:
-    """The finding: root re-opened the hook's stack file by name to truncate it, and a `logs/` swapped for a
-    link between check and use made root empty a root-only file. Now neither a user's link on the way, nor a
-    hard link of root's file in the user's folder, nor a file of another owner is ever truncated."""
-    from hermes_watchdog.observe.stack_capture import _truncate_ours
-
-    nobody = pwd.getpwnam("nobody").pw_uid
-    vault = tmp_path / "vault"
-    vault.mkdir(mode=0o700)
-    victim = vault / "hermes-watchdog-stacks.log"
-    victim.write_text("root's data\n")
-    home = tmp_path / "uhome"
-    home.mkdir()
-    _user_link(home / "logs", vault)
-    _truncate_ours(home / "logs" / "hermes-watchdog-stacks.log", nobody)
-    assert victim.read_text() == "root's data\n"
-    (home / "logs").unlink()
-    (home / "logs").mkdir()
-    os.link(victim, home / "logs" / "hermes-watchdog-stacks.log")  # a second name for root's file
-    _truncate_ours(home / "logs" / "hermes-watchdog-stacks.log", nobody)
-    assert victim.read_text() == "root's data\n"
-    (home / "logs" / "hermes-watchdog-stacks.log").unlink()
-    ours = home / "logs" / "hermes-watchdog-stacks.log"
-    ours.write_text("old dumps\n")
-    _truncate_ours(ours, nobody)  # not the gateway user's file: left alone
-    assert ours.read_text() == "old dumps\n"
-    os.chown(ours, nobody, -1)
-    _truncate_ours(ours, nobody)  # the control: the gateway user's own file is emptied
-    assert ours.read_text() == ""
