@@ -70,7 +70,7 @@ def main(hermes_home: Path | None, seconds: float, as_json: bool, frozen_after: 
     v = d.verdict
     reasons = list(v.reasons)
     if not d.stack.captured and d.stack.reason:
-        reasons.append(f"no stack: {d.stack.reason}")  # e.g. why no SIGUSR2 was sent
+        reasons.append(f"no stack: {d.stack.reason}")  # e.g. why the hook gave no stack
     if v.signature == CPU_PEGGED:
         # Busy with every platform connected: work, as far as anyone can tell. `run` never restarts it,
         # and a liveness probe must not either.

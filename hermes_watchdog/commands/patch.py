@@ -12,7 +12,7 @@ from hermes_watchdog import exitcodes
 from hermes_watchdog.act.managers import Target, select
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.observe import discovery, processes
-from hermes_watchdog.observe.hook_marker import read_marker, stacks_address
+from hermes_watchdog.observe.hook_marker import read_marker
 from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.patches import installer
 from hermes_watchdog.patches.fixes import FIXES
@@ -59,7 +59,7 @@ def _status(interp: installer.Interpreter, p: installer.Probe, home: Path) -> No
         _say(f"stack hook: not usable: {why}")
         return
     _say(f"stack hook: armed in PID {found.ident.pid} (stack thread: "
-         f"{marker.stacks or 'none, ' + stacks_address({}, home)[1]}; {marker.registration()})")
+         f"{marker.stacks or 'none, ' + marker.stacks_why}; {marker.registration()})")
 
 
 def _restart(home: Path, grace: float = 20.0, timeout: float = 90.0) -> None:

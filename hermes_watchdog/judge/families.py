@@ -2,7 +2,7 @@
 
 Pure: no I/O. ``observe/release.py`` reads what a home shows (the heartbeat's payload flags first, the
 installed or checked-out version second, release-specific files third) and ``recognise`` picks the family
-here; the rules then ask the family ("does this heartbeat witness the loop?", "may SIGUSR2 be sent?",
+here; the rules then ask the family ("does this heartbeat witness the loop?", "what would SIGUSR2 do to it?",
 "which storm rule?") instead of testing version numbers themselves.
 
 Sources: ../shared/HERMES.md (read from the installed 0.14.0-0.19.0 packages and from upstream's git source

@@ -9,6 +9,7 @@ faulthandler prints the stacks on a fatal signal (the SIGABRT last words), and h
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ class Marker:
     fatal_handler: bool
     stacks: str | None  # the stack thread's address: "@name" (a Linux abstract socket) or a path in state/
     sigusr2: dict[str, Any] | None = None  # how SIGUSR2 is registered, when someone registered it
+    stacks_why: str = ""  # why there is no address to ask, when there is none
 
     def registration(self) -> str:
         """How SIGUSR2 is registered, for patch status."""
@@ -46,9 +48,12 @@ def stacks_address(data: dict[str, Any], home: Path) -> tuple[str | None, str]:
     proven by, a path must be the one in this home's state/."""
     addr, pid, start = data.get("stacks"), data.get("pid"), data.get("start_time")
     if not isinstance(addr, str) or not addr:
+        failed = data.get("stacks_error")
+        if isinstance(failed, str) and failed:
+            return None, f"the hook's stack thread did not start in this gateway: {failed[:300]}"
         return None, "the hook started no stack thread in this gateway (an older fix pack? `patch install` again)"
     if addr.startswith("@"):
-        if addr == f"@{STACKS_PREFIX}.{pid}.{start}":
+        if re.fullmatch(re.escape(f"@{STACKS_PREFIX}.{pid}.{start}.") + "[0-9a-f]{16}", addr):
             return addr, ""
     elif addr == str(home / "state" / f"{STACKS_PREFIX}.{pid}.sock"):
         return addr, ""
@@ -97,12 +102,12 @@ def read_marker(ident: Identity, home: Path | None) -> tuple[Marker | None, str]
     if pid != ident.pid:
         return None, f"the marker names PID {pid}, not {ident.pid}: armed in an earlier gateway"
     if not isinstance(start, int) or isinstance(start, bool) or ident.start_ticks is None:
-        return None, "the marker's start time cannot be compared with the process's: not proof enough to signal"
+        return None, "the marker's start time cannot be compared with the process's: not proof enough"
     if abs(start - ident.start_ticks) > 1:
         return None, (f"the marker's start time {start} is not PID {pid}'s ({ident.start_ticks}): written by an "
                       "earlier process with the same PID")
     main = data.get("main_thread")
     sigusr2 = data.get("sigusr2") if isinstance(data.get("sigusr2"), dict) else None
-    stacks, _ = stacks_address(data, home)
+    stacks, stacks_why = stacks_address(data, home)
     return Marker(main if isinstance(main, int) else None, bool(data.get("fatal_handler")), stacks,
-                  sigusr2), "armed in this process"
+                  sigusr2, stacks_why), "armed in this process"

@@ -46,39 +46,53 @@ def request(ident: Identity, marker: Marker, timeout: float) -> tuple[str | None
     target, fd = _target(addr, ident.uid)
     if target is None:
         return None, f"{addr} is not a socket of the gateway's user"
+    try:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    except OSError as exc:
+        if fd is not None:
+            os.close(fd)
+        return None, f"no socket for the request: {exc.strerror or exc}"
+    with s:
+        return _ask(s, target, fd, addr, ident, timeout)
+
+
+def _ask(s: socket.socket, target: str | bytes, fd: int | None, addr: str, ident: Identity,
+         timeout: float) -> tuple[str | None, str]:
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+    try:
         s.settimeout(timeout)
-        try:
-            s.connect(target)
-        except OSError as exc:
-            return None, (f"cannot reach the gateway's stack thread at {addr}: {exc.strerror or exc} (a gateway in "
-                          "another network namespace keeps its abstract socket there)")
-        finally:
-            if fd is not None:
-                os.close(fd)
-        peer = _peer_pid(s)
-        if peer != ident.pid:
-            return None, f"{addr} is served by PID {peer}, not by the gateway (PID {ident.pid}): nothing asked of it"
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            s.sendall(REQUEST)
-            while size < MAX_BYTES:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError
-                s.settimeout(left)
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                size += len(chunk)
-        except TimeoutError:
-            return None, (f"the gateway's stack thread did not answer within {timeout:.1f} s (a thread that holds "
-                          "the GIL inside one C call keeps it from running)")
-        except OSError as exc:
-            return None, f"the gateway's stack thread at {addr} failed: {exc.strerror or exc}"
+        s.connect(target)
+    except (BlockingIOError, TimeoutError):
+        return None, (f"the gateway's stack thread at {addr} is not accepting (its backlog is full: a thread that "
+                      "holds the GIL inside one C call keeps it from running)")
+    except OSError as exc:
+        return None, (f"cannot reach the gateway's stack thread at {addr}: {exc.strerror or exc} (a gateway in "
+                      "another network namespace keeps its abstract socket there)")
+    finally:
+        if fd is not None:
+            os.close(fd)
+    peer = _peer_pid(s)
+    if peer != ident.pid:
+        return None, f"{addr} is served by PID {peer}, not by the gateway (PID {ident.pid}): nothing asked of it"
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        s.sendall(REQUEST)
+        while size < MAX_BYTES:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            s.settimeout(left)
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except TimeoutError:
+        return None, (f"the gateway's stack thread did not answer within {timeout:.1f} s (a thread that holds "
+                      "the GIL inside one C call keeps it from running)")
+    except OSError as exc:
+        return None, f"the gateway's stack thread at {addr} failed: {exc.strerror or exc}"
     text = b"".join(chunks)[:MAX_BYTES].decode("utf-8", "replace")
     if not text.strip():
         return None, f"the gateway's stack thread at {addr} sent nothing"

@@ -120,7 +120,7 @@ def hook_marker(ident: Identity, home: Path | None) -> tuple[Marker | None, str]
     if marker is None:
         return None, why
     if marker.stacks is None:
-        return None, "the hook started no stack thread in this gateway (an older fix pack? `patch install` again)"
+        return None, marker.stacks_why
     return marker, why
 
 

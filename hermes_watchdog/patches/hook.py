@@ -119,7 +119,7 @@ def hermes_home(profile: str | None) -> str:
 
 def start_time() -> int | None:
     """Hermes' ``start_time`` for this process: /proc/self/stat field 22 on Linux, else psutil's
-    create_time in centiseconds (psutil is a Hermes dependency). None: the watchdog will not signal."""
+    create_time in centiseconds (psutil is a Hermes dependency). None: the watchdog will not trust the marker."""
     if sys.platform.startswith("linux"):
         try:
             with open("/proc/self/stat") as fh:
@@ -154,8 +154,9 @@ def write_marker(home: str, data: dict[str, object]) -> None:
 
 def _marker() -> dict[str, object]:
     return {"pid": os.getpid(), "start_time": _state.get("start_time"), "main_thread": _state.get("main_thread"),
-            "stacks": _state.get("stacks"), "sigusr2": _state.get("sigusr2"),
-            "fatal_handler": faulthandler.is_enabled(), "armed_at": time.time(), "python": sys.version.split()[0]}
+            "stacks": _state.get("stacks"), "stacks_error": _state.get("stacks_error"),
+            "sigusr2": _state.get("sigusr2"), "fatal_handler": faulthandler.is_enabled(), "armed_at": time.time(),
+            "python": sys.version.split()[0]}
 
 
 def _is_sig(signum: object, sig: int) -> bool:
@@ -217,7 +218,7 @@ def arm(argv: list[str] | None = None) -> str:
         if sig is not None and hasattr(faulthandler, "register"):
             _watch_register(home, sig)
         stacks, why = _start_stacks(home)
-        _state["stacks"] = stacks
+        _state.update(stacks=stacks, stacks_error=why or None)
         write_marker(home, _marker())
         if stacks is None:
             return _done(f"armed without stacks ({why}); loop-turn counter: {_state['turns']}")

@@ -17,20 +17,30 @@ faulthandler's text format (the watchdog's one parser), and closes. A loop spinn
 GIL over every switch interval (5 ms), so the answer comes within milliseconds of the request; a thread that
 holds the GIL inside one C call delays the answer, and the watchdog says so.
 
-Where. Linux: the abstract name ``hermes-watchdog-stacks.<pid>.<start time>`` (nothing written in the user's
-home, no path-length limit; the peer's credentials decide who is answered, and the watchdog checks that the
+Where. Linux: the abstract name ``hermes-watchdog-stacks.<pid>.<start time>.<random>`` (nothing written in the
+user's home, no path-length limit; the random part, known only from the 0600 marker, keeps another user from
+taking the name first; the peer's credentials decide who is answered, and the watchdog checks that the
 answering process is the gateway: SO_PEERCRED both ways). Elsewhere: ``HERMES_HOME/state/hermes-watchdog-
-stacks.<pid>.sock``, 0600 in the 0700 ``state/``. The hook's marker names it.
+stacks.<pid>.sock``, 0600 in a ``state/`` of the user's that nobody else may enter. The hook's marker names it.
+
+Never harmful to the gateway: the thread sleeps in ``accept()``; a failing ``accept()`` (no descriptors left)
+backs off instead of spinning; a client that has gone (it gave up waiting) gets no dump; nothing is written
+with SIGPIPE possible (MSG_NOSIGNAL), whatever SIGPIPE's disposition.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import secrets
+import select
 import socket
+import stat
 import struct
 import sys
 import threading
+import time
 
 PREFIX = "hermes-watchdog-stacks"
 REQUEST = b"stacks\n"
@@ -40,11 +50,19 @@ TIMEOUT = 2.0  # seconds a client has to send its request
 _state: dict[str, object] = {}
 
 
-def address(home: str, pid: int, start_time: int | None) -> str:
+def address(home: str, pid: int, start_time: int | None, nonce: str = "") -> str:
     """The socket's address: ``@name`` for a Linux abstract name, else a path."""
     if sys.platform.startswith("linux"):
-        return f"@{PREFIX}.{pid}.{-1 if start_time is None else start_time}"
+        return f"@{PREFIX}.{pid}.{-1 if start_time is None else start_time}.{nonce}"
     return os.path.join(home, "state", f"{PREFIX}.{pid}.sock")
+
+
+def _private_folder(folder: str) -> None:
+    """``state/`` must be the user's and closed to others: the socket file's mode is its only guard here."""
+    os.makedirs(folder, mode=0o700, exist_ok=True)
+    st = os.lstat(folder)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{folder} is not a private folder of this user")
 
 
 def _bindable(addr: str) -> str | bytes:
@@ -56,11 +74,11 @@ def start(home: str, start_time: int | None) -> str | None:
     try:
         if "address" in _state:
             return str(_state["address"])
-        addr = address(home, os.getpid(), start_time)
+        addr = address(home, os.getpid(), start_time, secrets.token_hex(8))
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             if not addr.startswith("@"):
-                os.makedirs(os.path.dirname(addr), mode=0o700, exist_ok=True)
+                _private_folder(os.path.dirname(addr))
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(addr)  # a leftover of an earlier process with our pid
                 old = os.umask(0o177)
@@ -102,13 +120,19 @@ def _allowed(conn: socket.socket) -> bool:
 
 
 def _serve(sock: socket.socket) -> None:
+    pause = 0.05
     while True:
         try:
             conn, _ = sock.accept()
-        except OSError:
-            if _state.get("sock") is not sock:
+        except OSError as exc:
+            if _state.get("sock") is not sock or exc.errno in (errno.EBADF, errno.ENOTSOCK, errno.EINVAL):
                 return  # closed, or forked away
+            time.sleep(pause)  # EMFILE and the like: a gateway out of descriptors gets no spinning thread
+            pause = min(1.0, pause * 2)
             continue
+        except Exception:
+            return
+        pause = 0.05
         with contextlib.suppress(Exception), conn:
             conn.settimeout(TIMEOUT)
             if not _allowed(conn):
@@ -119,8 +143,28 @@ def _serve(sock: socket.socket) -> None:
                 if not chunk:
                     break
                 request += chunk
-            if request == REQUEST:
-                conn.sendall(dump().encode("utf-8", "replace"))
+            if request == REQUEST and _still_there(conn):
+                _send(conn, dump().encode("utf-8", "replace"))
+
+
+def _still_there(conn: socket.socket) -> bool:
+    """A client that gave up (it waited while a C call held the GIL) has hung up: no dump for nobody."""
+    try:
+        p = select.poll()
+        p.register(conn, select.POLLHUP | select.POLLERR)
+        return not p.poll(0)
+    except Exception:
+        return True
+
+
+def _send(conn: socket.socket, data: bytes) -> None:
+    flags = getattr(socket, "MSG_NOSIGNAL", 0)  # a hung-up client must not raise SIGPIPE in the gateway
+    if not flags and hasattr(socket, "SO_NOSIGPIPE"):
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_NOSIGPIPE, 1)
+    view = memoryview(data)
+    while view:
+        sent = conn.send(view, flags)
+        view = view[sent:]
 
 
 def _clean(text: str) -> str:

@@ -77,7 +77,7 @@ async def _render_digest(slice_ms: float) -> None:
 
 
 def arm_hook(home: Path) -> str:
-    """Arm the fix pack's hook in this process as the ``.pth`` would in a gateway: SIGUSR2 stacks and the
+    """Arm the fix pack's hook in this process as the ``.pth`` would in a gateway: the stack thread and the
     loop-turn counter. The command line it is given is a gateway's; the home is this sim's."""
     from hermes_watchdog.patches import hook
 
