@@ -119,7 +119,7 @@ def test_an_answer_to_a_client_gone_mid_send_raises_no_sigpipe() -> None:
             "a, b = socket.socketpair()\n"
             "b.close()\n"
             "try:\n"
-            "    stack_thread._send(a, b"x" * 1000000)\n"
+            "    stack_thread._send(a, b'x' * 1000000)\n"
             "except BrokenPipeError:\n"
             "    print('broken pipe, alive')\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,

@@ -19,6 +19,7 @@ from hermes_watchdog.installers import Installer, Spec, select
 from hermes_watchdog.installers import gateway_watchdog as gw_watchdog
 from hermes_watchdog.observe.discovery import default_home
 from hermes_watchdog.observe.statefile import hermes_home_default
+from hermes_watchdog.record import private
 
 
 def _home_and_suffix(hermes_home: Path | None, profile: str | None) -> tuple[Path, str]:
@@ -131,11 +132,19 @@ def gateway_watchdog(hermes_home: Path | None, profile: str | None, dry_run: boo
     home, _ = _home_and_suffix(hermes_home, profile)
     reload = ["systemctl", "--user", "daemon-reload"]
     if remove:
-        removed = [p for p in gw_watchdog.user_unit_dir().glob(f"*.service.d/{gw_watchdog.DROPIN}") if p.is_file()]
-        for p in removed:
-            p.unlink()
+        # Only the units this home's gateway may run as: another profile's drop-in is not ours to remove.
+        units = [f"hermes-gateway-{x}.service" if x else "hermes-gateway.service" for x in suffixes(home)]
+        units.append("hermes.service")
+        removed = [p for u in units
+                   if (p := gw_watchdog.user_unit_dir() / f"{u}.d" / gw_watchdog.DROPIN).is_file()
+                   and not p.is_symlink()]
+        try:
+            for p in removed:
+                p.unlink()
+        except OSError as exc:
+            raise UserError(f"cannot remove {p}: {exc.strerror or exc}") from None
         if removed:
-            subprocess.run(reload, capture_output=True, timeout=60, check=False)
+            _reload(reload)
         sys.stdout.write("".join(f"removed {p}\n" for p in removed) or "no gateway watchdog drop-in: nothing to do\n")
         return exitcodes.OK
     plan = gw_watchdog.plan(home)
@@ -143,15 +152,24 @@ def gateway_watchdog(hermes_home: Path | None, profile: str | None, dry_run: boo
         sys.stdout.write(f"# would write {plan.path}\n{plan.text}# would run:\n{' '.join(reload)}\n")
         return exitcodes.OK
     try:
-        plan.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = plan.path.with_name(f".{plan.path.name}.tmp")
-        tmp.write_text(plan.text)
-        tmp.replace(plan.path)
+        private.make_dir(plan.path.parent)
+        private.write_text(plan.path, plan.text)
     except OSError as exc:
         raise UserError(f"cannot write {plan.path}: {exc.strerror or exc}") from None
-    r = subprocess.run(reload, capture_output=True, text=True, timeout=60, check=False)
-    if r.returncode != 0:
-        raise UserError(f"wrote {plan.path}, but systemctl --user daemon-reload failed: {r.stderr.strip()[-200:]}")
+    why = _reload(reload)
+    if why:
+        raise UserError(f"wrote {plan.path}, but systemctl --user daemon-reload failed: {why}")
     sys.stdout.write(f"installed systemd's loop watchdog for {plan.unit}: {plan.path}\n"
                      f"it applies from the gateway's next start: systemctl --user restart {plan.unit}\n")
     return exitcodes.OK
+
+
+def _reload(argv: list[str]) -> str | None:
+    """None when systemd reloaded, else why not (one line)."""
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    except FileNotFoundError:
+        return "systemctl is not installed"
+    except subprocess.TimeoutExpired:
+        return "it did not answer within 60 s"
+    return None if r.returncode == 0 else (r.stderr.strip()[-200:] or f"exit {r.returncode}")

@@ -58,7 +58,10 @@ def main(action: str, hermes_home: Path | None, profile: str | None) -> int:
             ours = False
         if not ours:
             raise UserError(f"{folder} is not the skill this command installs (or not yours): not removing it")
-        shutil.rmtree(folder)
+        try:
+            shutil.rmtree(folder)
+        except OSError as exc:
+            raise UserError(f"cannot remove {folder}: {exc.strerror or exc}") from None
         sys.stdout.write(f"removed {folder}\n")
         return exitcodes.OK
     owner = os.stat(home).st_uid

@@ -10,7 +10,8 @@ from typing import Any
 from hermes_watchdog.act.restart import RestartMachine
 from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
-from hermes_watchdog.judge.loop import Burst, SamplingPlan
+from hermes_watchdog.judge.loop import Burst
+from hermes_watchdog.judge.sampling_plan import SamplingPlan
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.heartbeat import HeartbeatSeen

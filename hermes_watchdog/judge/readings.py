@@ -137,6 +137,13 @@ class Readings:
             return True
         return self.seen.mono - loop.last_turned <= seconds
 
+    def turned_since_stale(self, age: float, stale_after: float) -> bool:
+        """Did the loop reach its selector at a moment the heartbeat was already stale?"""
+        loop = self.loop
+        if loop is None or loop.last_turned is None or self.seen.mono is None:
+            return False
+        return loop.last_turned > self.seen.mono - age + stale_after
+
     def hb_note(self) -> str:
         hb = self.seen.heartbeat
         assert hb is not None

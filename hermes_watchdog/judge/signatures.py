@@ -172,15 +172,24 @@ class _Judgement(Readings):
             witnesses.append(W_COUNTER)
             said.append(f"the event loop has not turned for {turns.stall:.0f} s (loop-turn counter)")
         hb = seen.heartbeat
+        hb_broken = None
         if hb is not None and hb.stale and self.hb_role in (ROLE_WITNESS, ROLE_SECOND):
-            witnesses.append(W_HEARTBEAT)
-            said.append(hb.describe())
+            if self.turned_since_stale(hb.age, hb.stale_after):
+                # The loop was seen turning when the heartbeat was already stale: its writes fail (a full
+                # disk, #90502), not the loop, and it witnesses nothing until it beats again.
+                hb_broken = (f"not a witness: the heartbeat is {hb.age:.0f} s old, but the event loop was seen "
+                             "turning after it went stale (its writes fail, not the loop)")
+            else:
+                witnesses.append(W_HEARTBEAT)
+                said.append(hb.describe())
         tick = seen.tick
         tick_recent = tick is not None and (seen.mono is None or seen.mono - tick.at <= th.frozen_after)
         if tick is not None and tick_recent and not tick.answered:
             witnesses.append(W_TICK)
             said.append(f"the loop-tick socket: {tick.detail}")
         if not witnesses:
+            if hb_broken:
+                self.frozen_vetoed = [hb_broken]
             return None
         if self.turned_within(th.frozen_after):
             vetoes.append(self.loop_text() or "the event loop reached its selector")

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from hermes_watchdog.judge.loop import Burst, SamplingPlan
+from hermes_watchdog.judge.loop import Burst
+from hermes_watchdog.judge.sampling_plan import SamplingPlan
 from hermes_watchdog.observe.looptick import TickProbe
 
 BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)

@@ -98,3 +98,21 @@ def test_heartbeat_is_matched_by_pid_and_start_time() -> None:
     bare = heartbeat.parse("h", json.dumps({"pid": 42, "updated_at": "2027-01-15T08:00:00+00:00"}).encode())
     seen, note = heartbeat.assess(bare, 42, NOW, 60, create_time=1_000_000.0)
     assert seen is None and note is not None and "start_time" in note
+
+
+def test_a_heartbeat_that_stopped_while_the_loop_turned_witnesses_nothing() -> None:
+    """A full disk (#90502): the beats stop, the loop still turns. A turn seen after the heartbeat went stale
+    proves its writes fail, not the loop, even once that turn is older than --frozen-after; a turn seen only
+    before it went stale proves nothing about now."""
+    from dataclasses import replace
+
+    from hermes_watchdog.judge.loop import LoopFindings
+
+    # mono 200: the last beat was at 70 (130 s ago), stale from 130 (60 s later).
+    after = replace(R019, loop=LoopFindings(last_turned=150.0), heartbeat=STALE, mono=200.0)
+    v = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, seen=after)
+    assert v.signature != LOOP_FROZEN, v
+    assert any("seen turning after it went stale" in r for r in v.reasons), v.reasons
+    before = replace(R019, loop=LoopFindings(last_turned=120.0), heartbeat=STALE, mono=200.0)
+    v = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, seen=before)
+    assert v.signature == LOOP_FROZEN and v.witnesses == ("heartbeat",), v
