@@ -10,7 +10,9 @@ import signal
 from tests.helpers import wait_for
 
 # Spins again 2 s after every relaunch: each restart is verified, then the next window fails again.
-SPIN_EVERY_LAUNCH = ("--mode", "spin", "--spin-after", "2")
+# --hook: the loop-turn counter proves each spin in seconds; these tests are about the budget, not the stack
+# proof (tests/test_run.py and tests/test_loop_verdicts.py keep that path).
+SPIN_EVERY_LAUNCH = ("--mode", "spin", "--spin-after", "2", "--hook")
 FAST = ("--restart-with", "signal", "--interval", "0.5", "--window", "3", "--grace", "1", "--start-timeout", "30")
 
 
@@ -23,7 +25,7 @@ def test_budget_holds_across_a_daemon_killed_and_started_again(tmp_path, supervi
     home, state = tmp_path / "hermes", tmp_path / "state"
     # Spinning only 5 s after each launch: a wide gap between a verified restart and the next verdict, in
     # which the first daemon is killed (checked below: no second restart had begun).
-    sup = supervised(home, "--mode", "spin", "--spin-after", "5")
+    sup = supervised(home, "--mode", "spin", "--spin-after", "5", "--hook")
     sup.wait_running()
     args = ("--hermes-home", str(home), "--max-restarts", "2", "--cooldown", "0", *FAST)
     first = daemons(state, *args)

@@ -190,7 +190,7 @@ def _raw_arg(tmp_path: Path) -> str:
 
 def test_non_utf8_argv_gateway_is_reported_and_restarted(tmp_path: Path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", _raw_arg(tmp_path))
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook", "--spin-once-marker", _raw_arg(tmp_path))
     old = sup.wait_running()
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal", *FAST)
     wait_for(lambda: d.incidents() and d.incident().get("result") in {"restarted", "restart-failed"},

@@ -112,7 +112,8 @@ def test_profiles_only_the_spinning_one_restarts_and_one_message_each(
     base = isolated_home / ".hermes"
     alpha, beta = base / "profiles" / "alpha", base / "profiles" / "beta"
     calm = sim("healthy", "--extra-platforms", "telegram", home=alpha).wait_running()
-    spinning = supervised(beta, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
+    spinning = supervised(beta, "--mode", "spin", "--spin-after", "1", "--hook",
+                          "--spin-once-marker", str(tmp_path / "spun"))
     first = spinning.wait_running()
     command, notified = _notify_script(tmp_path)
     d = daemons(tmp_path / "state", "--all-profiles", *FAST, "--notify-webhook", receiver.url,
@@ -217,7 +218,8 @@ def test_a_hanging_webhook_never_delays_the_tick(tmp_path, sim, supervised, daem
     hung = Receiver(hang=True)
     try:
         home = tmp_path / "hermes"
-        gw = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
+        gw = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                        "--spin-once-marker", str(tmp_path / "spun"))
         gw.wait_running()
         textfile = tmp_path / "m.prom"
         d = daemons(tmp_path / "state", "--hermes-home", str(home), *FAST, "--notify-webhook", hung.url,

@@ -56,7 +56,7 @@ def heartbeat_age(d, gw) -> float:  # type: ignore[no-untyped-def]
 
 def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_gateway, daemons) -> None:
     """Three real 0.19.0 gateways at once (one run of minutes, not three): one left alone must stay healthy
-    for 90 s; one whose loop is blocked in a synchronous call must be loop-frozen, naming the call, and not
+    for 60 s; one whose loop is blocked in a synchronous call must be loop-frozen, naming the call, and not
     killed (--frozen-action defaults to alert); one whose heartbeat writes fail as on a full disk while its
     loop runs must never be restarted, even with --frozen-action restart (upstream's own watchdog once
     killed such a healthy gateway, #90502)."""
@@ -96,16 +96,16 @@ def test_0_19_healthy_blocked_and_failing_heartbeat_side_by_side(tmp_path, real_
         done = [f for f in a.incidents() if (f / "report.md").exists()]
         if done and not alerted:
             alerted.append(epoch(a.status().get("updated_at")) or 0.0)
-        return (daemon_age(a, start) >= 90 and bool(alerted) and daemon_age(a, alerted[0]) >= 2 * WINDOW
+        return (daemon_age(a, start) >= 60 and bool(alerted) and daemon_age(a, alerted[0]) >= 2 * WINDOW
                 and heartbeat_age(b, diskfull) > FROZEN_AFTER + WINDOW + 10)
 
-    wait_for(all_seen, LONG, what="90 s of watching, the blocked loop's alert and two windows after it, and the "
+    wait_for(all_seen, LONG, what="60 s of watching, the blocked loop's alert and two windows after it, and the "
                                   "failed heartbeat stale beyond --frozen-after + window")
-    # Healthy: nothing but healthy for 90 s by the daemon's clock; its real heartbeat every 30 s.
+    # Healthy: nothing but healthy for 60 s by the daemon's clock; its real heartbeat every 30 s.
     assert verdicts == {"healthy"}, verdicts
     assert a.gateway_at(healthy.home)["pid"] == healthy.pid and healthy.alive(healthy.pid)
     assert a.gateway_at(healthy.home)["heartbeat"]["stale"] is False
-    assert len(beats) >= 3 and {x["pid"] for x in beats} == {healthy.pid}
+    assert len(beats) >= 2 and {x["pid"] for x in beats} == {healthy.pid}
     gaps = [y["monotonic"] - x["monotonic"] for x, y in itertools.pairwise(beats)]
     assert all(g >= 29.9 for g in gaps), gaps
     # Blocked: one loop-frozen incident, on that gateway, naming the call, an alert and no kill.

@@ -183,7 +183,8 @@ def test_zombie_is_one_line() -> None:
 def test_daemon_sigkilled_mid_restart_carries_it_on_and_restarts_once(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
     # The gateway ignores SIGTERM (starved loop); the supervisor would wait 120 s before killing it itself.
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"),
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                     "--spin-once-marker", str(tmp_path / "spun"),
                      stop_timeout=120)
     old = sup.wait_running()
     args = ("--hermes-home", str(home), "--restart-with", "signal", "--interval", "0.5", "--window", "3",
@@ -226,7 +227,8 @@ def tiny_fs(tmp_path: Path):
 
 def test_full_state_dir_is_reported_and_watching_goes_on(tmp_path, tiny_fs, supervised, daemons) -> None:
     home = tmp_path / "hermes"
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                     "--spin-once-marker", str(tmp_path / "spun"))
     old = sup.wait_running()
     state_dir = tiny_fs / "state"
     state_dir.mkdir()

@@ -13,7 +13,8 @@ FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0",
 def test_status_and_log_say_a_restart_waits_for_the_relaunch(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
     # The supervisor relaunches only 25 s after the old gateway is gone: long enough to be seen waiting.
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"),
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                     "--spin-once-marker", str(tmp_path / "spun"),
                      relaunch_delay=25.0)
     sup.wait_running()
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal", *FAST)

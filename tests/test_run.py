@@ -77,7 +77,7 @@ def test_spinning_gateway_is_restarted_once_with_sigkill_and_verified(tmp_path, 
 def test_restart_storm_stops_at_the_budget(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
     # Spins again 2 s after every relaunch: each restart verifies, then the next window fails again.
-    sup = supervised(home, "--mode", "spin", "--spin-after", "2")
+    sup = supervised(home, "--mode", "spin", "--spin-after", "2", "--hook")  # the counter proves each spin fast
     sup.wait_running()
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal", "--max-restarts", "2",
                 *FAST)

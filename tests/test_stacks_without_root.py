@@ -106,7 +106,7 @@ def test_no_stacks_without_a_marker_that_names_that_very_process(tmp_path: Path,
         (good | {"start_time": None}, None, "cannot be compared"),
         (good, 0o644, "open to other users"),
         (good | {"stacks": None}, None, "no stack thread"),  # an older hook's marker
-        (good | {"stacks": mine}, None, "no stack thread"),  # an address that is not this process's own
+        (good | {"stacks": mine}, None, "is not this gateway's"),  # an address not this process's own
         (good, None, "cannot reach the gateway's stack thread"),  # the right name, nobody listening
     ]
     for fields, mode, why in cases:
