@@ -13,7 +13,8 @@ from tests.helpers import wait_for
 # --hook: the loop-turn counter proves each spin in seconds; these tests are about the budget, not the stack
 # proof (tests/test_run.py and tests/test_loop_verdicts.py keep that path).
 SPIN_EVERY_LAUNCH = ("--mode", "spin", "--spin-after", "2", "--hook")
-FAST = ("--restart-with", "signal", "--interval", "0.5", "--window", "3", "--grace", "1", "--start-timeout", "30")
+FAST = ("--restart-with", "signal", "--interval", "0.5", "--window", "3", "--grace", "1", "--start-timeout", "30",
+        "--loop-proof", "3")  # the proof's default length is tested at defaults elsewhere
 
 
 def _verified(d, n: int) -> bool:  # type: ignore[no-untyped-def]

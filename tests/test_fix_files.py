@@ -19,7 +19,8 @@ from hermes_watchdog.observe import statefile
 from hermes_watchdog.record import incidents, private
 from tests.helpers import all_files, cli, read_json, signals_received, wait_for
 
-FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")
+FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30",
+        "--loop-proof", "3")
 GUARD = 90  # seconds: only so that a hang fails the test instead of stalling the suite
 EVENT_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ hermes-watchdog [A-Z-]+ ")
 

@@ -103,7 +103,8 @@ def test_restart_command_with_another_manager_is_one_line(tmp_path: Path) -> Non
 
 def test_daemon_restarts_by_the_command_without_restart_with(tmp_path: Path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                     "--spin-once-marker", str(tmp_path / "spun"))
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
     # The user's own command restarts the gateway: `auto` would find no service manager to use, and

@@ -27,7 +27,7 @@ from hermes_watchdog.sim.gateway import PLANTED_SECRETS
 from tests.helpers import DaemonProc, events, read_json, signals_received, wait_for
 
 FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30",
-        "--restart-with", "signal")
+        "--restart-with", "signal", "--loop-proof", "3")
 
 
 class Receiver:

@@ -33,7 +33,8 @@ def test_many_profiles_under_a_low_descriptor_limit_still_restart_a_spin(tmp_pat
         p.mkdir(parents=True)
         (p / "gateway.pid").write_text(json.dumps({"pid": gone, "kind": "hermes-gateway", "start_time": 1}))
         (p / "gateway_state.json").write_text(json.dumps({"pid": gone, "gateway_state": "running", "platforms": {}}))
-    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--spin-once-marker", str(tmp_path / "spun"))
+    sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
+                     "--spin-once-marker", str(tmp_path / "spun"))
     old = sup.wait_running()
     assert PROFILES + 1 > SOFT_LIMIT > MAX_HOMES + 64  # one lock per home would not fit; the cap does
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -188,7 +188,7 @@ def test_daemon_sigkilled_mid_restart_carries_it_on_and_restarts_once(tmp_path, 
                      stop_timeout=120)
     old = sup.wait_running()
     args = ("--hermes-home", str(home), "--restart-with", "signal", "--interval", "0.5", "--window", "3",
-            "--grace", "4", "--cooldown", "0", "--start-timeout", "30")
+            "--grace", "4", "--cooldown", "0", "--start-timeout", "30", "--loop-proof", "3")
     first = daemons(tmp_path / "state", *args)
     first.wait_event(" RESTART ")  # SIGTERM sent, ignored; SIGKILL due in 4 s
     wait_for(lambda: (tmp_path / "state" / "pending.json").exists(), what="pending.json")

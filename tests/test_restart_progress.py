@@ -7,7 +7,8 @@ import json
 
 from tests.helpers import cli, wait_for
 
-FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "60")
+FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "60",
+        "--loop-proof", "3")
 
 
 def test_status_and_log_say_a_restart_waits_for_the_relaunch(tmp_path, supervised, daemons) -> None:

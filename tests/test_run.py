@@ -28,17 +28,20 @@ from tests.helpers import (
     wait_for,
 )
 
-FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30")
+FAST = ("--interval", "0.5", "--window", "3", "--grace", "1", "--cooldown", "0", "--start-timeout", "30",
+        "--loop-proof", "3")  # the proof's default length is tested at defaults (test_loop_verdicts, families)
 
 
-def spin_args(marker: Path | None = None) -> list[str]:
-    args = ["--mode", "spin", "--spin-after", "1"]
+def spin_args(marker: Path | None = None, hook: bool = True) -> list[str]:
+    """A gateway that spins 1 s after start. With the fix pack's hook (the default here) its loop-turn counter
+    proves the spin in seconds; the first test below keeps the stack-only proof."""
+    args = ["--mode", "spin", "--spin-after", "1", *(["--hook"] if hook else [])]
     return args + (["--spin-once-marker", str(marker)] if marker else [])
 
 
 def test_spinning_gateway_is_restarted_once_with_sigkill_and_verified(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
-    sup = supervised(home, *spin_args(tmp_path / "spun"))
+    sup = supervised(home, *spin_args(tmp_path / "spun", hook=False))  # no counter: the stack samples prove it
     old = sup.wait_running()
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "signal", *FAST)
     wait_for(lambda: d.incidents() and d.incident().get("result") == "restarted", what="a verified restart")

@@ -117,3 +117,13 @@ def test_the_installer_puts_the_stack_thread_beside_the_hook() -> None:
     assert f"import {installer.STACKS_NAME}" in installer.SOURCES[installer.HOOK_NAME].read_text()
     # Standard library only: it runs inside Hermes' interpreter, where hermes_watchdog is not installed.
     assert "hermes_watchdog" not in installer.SOURCES[installer.STACKS_NAME].read_text().split('"""', 2)[2]
+
+
+def test_faulthandler_is_the_hooks_old_name() -> None:
+    from hermes_watchdog import config
+
+    assert isinstance(stack_capture.choose("faulthandler"), stack_capture.HookStacks)
+    assert stack_capture.choose("hook").name == "hook"
+    assert config.Config().stack_with == "auto"
+    with pytest.raises(ValueError):
+        stack_capture.choose("sigusr2")
