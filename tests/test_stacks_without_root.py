@@ -17,7 +17,7 @@ import pytest
 
 from hermes_watchdog.observe import processes, stack_capture
 from hermes_watchdog.observe.stack_capture import HookStacks
-from tests.helpers import cli, on_failure, wait_for
+from tests.helpers import cli, demand, on_failure, wait_for
 from tests.realhermes.gateway_harness import Gateway, start_fake_qq, start_gateway
 from tests.realhermes.overlay import overlay_venv, purelib
 from tests.realhermes.venvs import hermes_venv
@@ -158,6 +158,9 @@ def _spin(g: Gateway) -> int:
     wait_for(lambda: (g.state().get("platforms") or {}).get("qqbot", {}).get("state") == "disconnected",
              timeout=120, what="qqbot to be disconnected")
     wait_for(lambda: "Reconnect failed" in g.log(), timeout=120, what="the reconnect to fail: the busy loop")
+    # The spin starts once a reconnect has left a closed socket behind, which may take a backoff cycle or
+    # two after the first failure: wait until the loop thread really wants a core.
+    wait_for(lambda: demand(pid, 1.0) > 0.9, timeout=120, what="the loop thread to spin")
     return pid
 
 
