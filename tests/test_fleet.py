@@ -206,8 +206,11 @@ def test_metrics_scrape_and_textfile_match_the_gateways(tmp_path, isolated_home,
              what="the incident in the metrics")
     check(_scrape(d))
     check(_metrics(textfile.read_text()))
-    # node_exporter must never read a half-written file: only the final name, no temp files left behind.
-    assert [p.name for p in textfile.parent.iterdir()] == ["hermes.prom"]
+    # node_exporter must never read a half-written file: it reads *.prom, and the writer's temp file is named
+    # hermes.prom.<pid>.<thread> while it writes (the daemon keeps writing here), gone once renamed.
+    assert [p.name for p in textfile.parent.iterdir() if p.name.endswith(".prom")] == ["hermes.prom"]
+    wait_for(lambda: [p.name for p in textfile.parent.iterdir()] == ["hermes.prom"], timeout=30,
+             what="no temp file left between two writes")
     assert ok.proc.poll() is None and bad.proc.poll() is None
     # Without a heartbeat file (Hermes < 0.19) nothing is said about heartbeats anywhere.
     assert "heartbeat" not in textfile.read_text()
