@@ -250,3 +250,22 @@ def test_release_read_from_a_real_home() -> None:
         assert "loop-tick socket" not in other.source
     finally:
         shutil.rmtree(home)
+
+
+def test_a_loop_that_wants_a_core_is_never_frozen_before_any_stretch() -> None:
+    """Seen in CI on the 0.22 shape under load: the spin's thread wanted 0.88 core (just under the 0.9
+    threshold), the only burst so far had no stretch without the selector yet, and the silent tick socket
+    alone made it loop-frozen. Frozen is off the CPU: the burst names the loop thread, and it wants a core."""
+    from hermes_watchdog.judge.loop import Burst, LoopFindings
+
+    snaps = snaps_for(PID, 0.88)
+    one = Burst(10.0, 11.0, "py-spy record", loop_found=True, tid=PID, samples=50, callback=0, rate=100)
+    assert one.usable
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=LoopFindings(bursts=(one,)), tick=SILENT, mono=12.0, release=R_FLAGGED))
+    assert v.signature != LOOP_FROZEN, v
+    # The control: the same loop off the CPU, the silent socket is its witness.
+    idle = snaps_for(PID, 0.0)
+    v = judge(cpu_over(idle), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=LoopFindings(bursts=(one,)), tick=SILENT, mono=12.0, release=R_FLAGGED))
+    assert v.signature == LOOP_FROZEN and v.witnesses == ("loop-tick",), v
