@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hermes_watchdog import exitcodes
-from hermes_watchdog.act.restart import progress
+from hermes_watchdog.act.restart_state import progress
 from hermes_watchdog.config import Config
 from hermes_watchdog.daemon import resume
 from hermes_watchdog.daemon.lockset import LockSet

@@ -12,7 +12,8 @@ import time
 from typing import TYPE_CHECKING
 
 from hermes_watchdog.act.managers import Target, select
-from hermes_watchdog.act.restart import ORIGIN_HERMES, NewCheck, Phase, Restart, RestartMachine
+from hermes_watchdog.act.restart import NewCheck, RestartMachine
+from hermes_watchdog.act.restart_state import ORIGIN_HERMES, Phase, Restart
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.cpu import CpuSnapshot, usage

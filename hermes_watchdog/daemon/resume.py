@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hermes_watchdog.act.restart import Restart
+from hermes_watchdog.act.restart_state import Restart
 from hermes_watchdog.daemon import locks, restarts
 from hermes_watchdog.observe import discovery, processes
 from hermes_watchdog.record import incidents, status_file

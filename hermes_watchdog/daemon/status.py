@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import psutil
 
 from hermes_watchdog import diagnosis
-from hermes_watchdog.act.restart import progress
+from hermes_watchdog.act.restart_state import progress
 from hermes_watchdog.daemon.watch import WATCHING, Watch
 from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget, known_issues

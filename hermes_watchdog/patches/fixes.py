@@ -19,8 +19,8 @@ still runs), so the listener takes its own reconnect-with-backoff path.
 Switches, read from the gateway's environment: ``HERMES_WATCHDOG_PATCHES=0`` turns everything off (fixes and
 hook); ``HERMES_WATCHDOG_FIXES=none`` or a comma list of fix names selects fixes while the hook stays armed.
 A fix does nothing where the class is missing, has another shape, or already raises on a closed socket (the
-installed code is fixed). Any exception inside leaves Hermes as it was. Run as a script (``python fixes.py
---probe``) it prints what it finds, as JSON, changing nothing.
+installed code is fixed). Any exception inside leaves Hermes as it was. What this interpreter has (Hermes
+version, checkout, each fix needed or not) is asked by patches/probe.py, run in it as a script.
 """
 
 from __future__ import annotations
@@ -284,98 +284,3 @@ def install() -> None:
             sys.meta_path.insert(0, _Finder(fixes))
     except Exception:
         pass
-
-
-def checkout() -> dict[str, str | None] | None:
-    """A git checkout of Hermes on this interpreter's path (``~/.hermes/hermes-agent``): its root, the
-    version in hermes_cli/__init__.py, and the commit when .git exists. None for an installed wheel."""
-    import importlib.util
-    import re
-
-    spec = importlib.util.find_spec("hermes_cli")
-    if spec is None or not spec.origin:
-        return None
-    root = os.path.dirname(os.path.dirname(os.path.abspath(spec.origin)))
-    if os.path.basename(root) in {"site-packages", "dist-packages"}:
-        return None
-    with open(spec.origin, encoding="utf-8", errors="replace") as fh:
-        m = re.search(r"""^__version__\s*=\s*["']([^"']+)["']""", fh.read(65536), re.M)
-    return {"root": root, "version": m.group(1) if m else None, "commit": _git_commit(root)}
-
-
-def _git_commit(root: str) -> str | None:
-    """HEAD's commit, read from the files (no git needed): a detached hash, a loose ref or packed-refs."""
-    git = os.path.join(root, ".git")
-    try:
-        if os.path.isfile(git):  # a worktree: "gitdir: <path>"
-            with open(git) as fh:
-                git = os.path.join(root, fh.read().split(":", 1)[1].strip())
-        with open(os.path.join(git, "HEAD")) as fh:
-            head = fh.read().strip()
-        if not head.startswith("ref:"):
-            return head[:40] or None
-        ref = head.split(":", 1)[1].strip()
-        for base in (git, _common_dir(git)):
-            with contextlib.suppress(OSError), open(os.path.join(base, ref)) as fh:
-                return fh.read().strip()[:40]
-            with contextlib.suppress(OSError), open(os.path.join(base, "packed-refs")) as fh:
-                for line in fh:
-                    parts = line.split()
-                    if len(parts) == 2 and parts[1] == ref:
-                        return parts[0][:40]
-    except (OSError, IndexError):
-        return None
-    return None
-
-
-def _common_dir(git: str) -> str:
-    try:
-        with open(os.path.join(git, "commondir")) as fh:
-            return os.path.normpath(os.path.join(git, fh.read().strip()))
-    except OSError:
-        return git
-
-
-def _probe_main() -> int:
-    """Print, as JSON, what this interpreter has: Hermes version (or checkout), site-packages, and for each
-    fix whether it is needed (by behaviour). Imports the adapters with the patches switched off."""
-    import sysconfig
-
-    os.environ[ENV_SWITCH] = "0"
-    out: dict[str, object] = {"python": sys.version.split()[0], "executable": sys.executable,
-                              "purelib": sysconfig.get_paths()["purelib"]}
-    try:
-        from importlib.metadata import version
-
-        out["hermes"] = version("hermes-agent")
-    except Exception:
-        out["hermes"] = None
-    try:
-        out["checkout"] = checkout()
-    except Exception:
-        out["checkout"] = None
-    fixes: dict[str, str] = {}
-    for fix in FIXES:
-        fixes[fix.name] = "absent"
-        for target in fix.targets:
-            try:
-                module = importlib.import_module(target)
-            except ModuleNotFoundError as exc:
-                if exc.name and (target == exc.name or target.startswith(exc.name + ".")):
-                    continue  # this Hermes has no such module
-                fixes[fix.name] = f"import failed: {type(exc).__name__}: {exc}"
-                break
-            except Exception as exc:
-                fixes[fix.name] = f"import failed: {type(exc).__name__}: {exc}"
-                break
-            cls = getattr(module, fix.cls, None)
-            fixes[fix.name] = probe(fix, cls) if isinstance(cls, type) else "unknown"
-            break
-    out["fixes"] = fixes
-    out["adapter"] = fixes.get("qqbot")  # older readers
-    print(json.dumps(out))
-    return 0
-
-
-if __name__ == "__main__" and "--probe" in sys.argv:
-    sys.exit(_probe_main())

@@ -32,6 +32,7 @@ PTH_NAME = "hermes_watchdog_fixes.pth"
 RECORD_NAME = "hermes_watchdog_patch.record"
 PTH_LINE = f"import {MODULE_NAME}; {MODULE_NAME}.install()\n"
 SOURCE = Path(__file__).with_name("fixes.py")
+PROBE = Path(__file__).with_name("probe.py")  # run in the gateway interpreter: what it has
 SOURCES = {MODULE_NAME: SOURCE, HOOK_NAME: Path(__file__).with_name("hook.py"),
            TURNS_NAME: Path(__file__).with_name("loop_turns.py"),
            STACKS_NAME: Path(__file__).with_name("stack_thread.py")}
@@ -136,7 +137,7 @@ def probe(interp: Interpreter) -> Probe:
     try:
         # The switch must be in the environment before the interpreter starts: the .pth runs first.
         env = {**os.environ, "HERMES_WATCHDOG_PATCHES": "0"}
-        r = subprocess.run([str(interp.python), str(SOURCE), "--probe"], capture_output=True, text=True,
+        r = subprocess.run([str(interp.python), str(PROBE)], capture_output=True, text=True,
                            timeout=PROBE_TIMEOUT, check=False, stdin=subprocess.DEVNULL, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UserError(f"cannot run {interp.python}: {exc}") from None

@@ -8,7 +8,8 @@ import json
 from dataclasses import dataclass, field
 
 from hermes_watchdog.act.managers.base import RestartResult
-from hermes_watchdog.act.restart import ORIGIN_HERMES, NewCheck, Phase, Restart, RestartMachine, StartPlan
+from hermes_watchdog.act.restart import NewCheck, RestartMachine, StartPlan
+from hermes_watchdog.act.restart_state import ORIGIN_HERMES, Phase, Restart
 from hermes_watchdog.judge import exits
 from hermes_watchdog.judge.families import FAMILIES, STORM_CRASH_CYCLES, STORM_STARTS, UNKNOWN, Recognised, StormRule
 from hermes_watchdog.judge.signatures import judge
