@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hermes_watchdog import exitcodes
 from hermes_watchdog.act.managers.naming import suffixes
+from hermes_watchdog.act.managers.systemd import unit_names
 from hermes_watchdog.errors import UserError
 from hermes_watchdog.installers import Installer, Spec, select
 from hermes_watchdog.installers import gateway_watchdog as gw_watchdog
@@ -133,9 +134,7 @@ def gateway_watchdog(hermes_home: Path | None, profile: str | None, dry_run: boo
     reload = ["systemctl", "--user", "daemon-reload"]
     if remove:
         # Only the units this home's gateway may run as: another profile's drop-in is not ours to remove.
-        units = [f"hermes-gateway-{x}.service" if x else "hermes-gateway.service" for x in suffixes(home)]
-        units.append("hermes.service")
-        removed = [p for u in units
+        removed = [p for u in unit_names(home)
                    if (p := gw_watchdog.user_unit_dir() / f"{u}.d" / gw_watchdog.DROPIN).is_file()
                    and not p.is_symlink()]
         try:

@@ -215,13 +215,20 @@ class LoopFindings:
     def has_evidence(self) -> bool:
         return any(b.usable for b in self.bursts)
 
+    @property
+    def loop_tid(self) -> int | None:
+        """The loop thread: the stretch's, else the newest usable burst's (no stretch yet)."""
+        if self.stretch is not None:
+            return self.stretch.tid
+        return next((b.tid for b in reversed(self.bursts) if b.usable), None)
+
     def to_dict(self) -> dict[str, Any]:
         s = self.stretch
         return {
             "method": self.method,
             "bursts": len(self.bursts),
             "usable_bursts": sum(1 for b in self.bursts if b.usable),
-            "loop_thread": s.tid if s else next((b.tid for b in reversed(self.bursts) if b.usable), None),
+            "loop_thread": self.loop_tid,
             "off_selector_seconds": round(s.seconds, 1) if s else 0.0,
             "off_selector_samples": s.samples if s else 0,
             "same_call": str(s.same_call) if s and s.same_call else None,

@@ -155,10 +155,7 @@ class _Judgement(Readings):
         witnesses, said, vetoes = [], [], []
         demand = self.loop.loop_demand if self.loop else None
         u = self.usage
-        # The loop thread: the stretch's, else the newest usable burst's (no stretch yet: a spin seen in one
-        # burst, or none without its selector so far).
-        loop_tid = st.tid if st is not None else next(
-            (b.tid for b in reversed(self.loop.bursts) if b.usable), None) if self.loop else None
+        loop_tid = self.loop.loop_tid if self.loop else None  # known before any stretch: a spin seen in one burst
         if demand is None and loop_tid is not None and u is not None and u.hot is not None and u.hot.tid == loop_tid:
             demand = u.hot.demand if u.hot.demand is not None else u.hot.cores  # a stretch too short to measure
         if loop_tid is not None and demand is not None and demand >= th.cpu / 2:

@@ -47,7 +47,6 @@ def burst_source(method: str, ident: Identity, home: Path,
     burst (judge/proof.py: higher where no loop-turn counter exists)."""
     if method == "none":
         return None
-    method = stack_capture.ALIASES.get(method, method)
     if method == "hook":
         return hook_burst(ident, home)
     kept = {"rate": float("inf")}  # what py-spy achieved in the last dense burst (none yet: ask for all)

@@ -25,7 +25,12 @@ def user_unit_dir() -> Path:
 
 
 def unit_candidates(target: Target) -> list[str]:
-    names = [f"hermes-gateway-{s}.service" if s else "hermes-gateway.service" for s in suffixes(target.home)]
+    return unit_names(target.home)
+
+
+def unit_names(home: Path) -> list[str]:
+    """The units a gateway of ``home`` may run as, most likely first."""
+    names = [f"hermes-gateway-{s}.service" if s else "hermes-gateway.service" for s in suffixes(home)]
     return [*names, "hermes.service"]
 
 
