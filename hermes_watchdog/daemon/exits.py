@@ -7,71 +7,84 @@ restart budget and never while Hermes' respawn-storm breaker is backing off.
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING
+import signal
 
-from hermes_watchdog.act.managers import ServiceManager, Target, select_starter
+from hermes_watchdog.act.managers import Target
 from hermes_watchdog.act.managers.base import RestartResult
-from hermes_watchdog.act.restart import RestartMachine, StartPlan
-from hermes_watchdog.daemon.restarts import LivePorts, WatchJournal
+from hermes_watchdog.act.restart import NewCheck, RestartMachine, StartPlan
+from hermes_watchdog.act.restart_state import ORIGIN_HERMES, Restart
+from hermes_watchdog.daemon.incident_life import IncidentLife
+from hermes_watchdog.daemon.restarts import WatchJournal
 from hermes_watchdog.daemon.watch import Watch
+from hermes_watchdog.daemon.world import World
 from hermes_watchdog.judge import budget
 from hermes_watchdog.judge.exits import storm_note, upstream_exit
 from hermes_watchdog.judge.verdict import GATEWAY_GONE
-from hermes_watchdog.observe import logs, processes, statefile, upstream
+from hermes_watchdog.observe import processes, statefile, upstream
 from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.record import incidents, notifications
 from hermes_watchdog.record.timefmt import iso
 
-if TYPE_CHECKING:
-    from hermes_watchdog.daemon.loop import Daemon
 
+class ExitPorts:
+    """The world's restart ports, plus what a start after Hermes' own exit needs: the manager, the budget,
+    the breaker."""
 
-class ExitPorts(LivePorts):
-    """LivePorts, plus what a start after Hermes' own exit needs: the manager, the budget, the breaker."""
+    def __init__(self, world: World, w: Watch, old: Identity) -> None:
+        self.world, self.w, self.old = world, w, old
+        self.base = world.restart_ports(w.home)
 
-    def __init__(self, d: Daemon, w: Watch, old: Identity) -> None:
-        super().__init__(d, w)
-        self.old = old
+    def now(self) -> float:
+        return self.base.now()
 
-    def _starter(self) -> ServiceManager:
-        cfg, w = self.d.cfg, self.w
-        return select_starter(cfg.restart_with, Target(w.home, w.profile, self.old), cfg.restart_command,
-                              cfg.command_timeout, s6_scandirs=cfg.s6_scandir)
+    def alive(self, ident: Identity) -> bool:
+        return self.base.alive(ident)
+
+    def kill(self, ident: Identity, sig: signal.Signals) -> tuple[bool, str]:
+        return self.base.kill(ident, sig)
+
+    def find_new(self, old: Identity) -> tuple[Identity | None, str]:
+        return self.base.find_new(old)
+
+    def check_new(self, new: Identity) -> NewCheck:
+        return self.base.check_new(new)
 
     def start_plan(self) -> StartPlan:
-        d, w = self.d, self.w
-        manager = self._starter()
+        world, w = self.world, self.w
+        manager = world.starter(Target(w.home, w.profile, self.old))
         why_not = manager.cannot_start() or (f"this is a dry run: it would start it with {manager.describe()}"
-                                             if d.cfg.dry_run else "")
-        decision = budget.decide(w.restarts, time.time(), d.budget)
+                                             if world.cfg.dry_run else "")
+        decision = budget.decide(w.restarts, world.wall(), world.settings.budget)
         # The family recognised for the gateway that exited (its window is kept while the machine runs).
-        storm = storm_note(upstream.read(w.home), time.time(), w.release)
+        storm = storm_note(upstream.read(w.home), world.wall(), w.release)
         return StartPlan(starter=None if why_not else manager.describe(), cannot_start=why_not, storm=storm,
                          budget_spent=decision.reason if decision.exhausted else None,
                          budget_wait=decision.reason if not decision.allowed and not decision.exhausted else None)
 
     def start(self) -> RestartResult:
-        d, w = self.d, self.w
-        manager = self._starter()
-        result = manager.start(Target(w.home, w.profile, self.old), d.stop)
-        w.restarts.append(time.time())  # a start of ours counts in the budget like a restart
-        inc = w.incident
-        if inc is not None:
-            inc.record["restart"] = {"manager": result.manager, "ok": result.ok, "detail": result.detail,
-                                     "argv": result.argv, "signals": [], "at": iso(time.time()),
-                                     "kind": "start after Hermes' own exit"}
-            inc.record["action"] = {"kind": "start", "why": "nothing relaunched the gateway after Hermes' own "
-                                                            "watchdog made it exit"}
-            inc.note(f"start via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})")
-            d.responder.save(w)
-            if not w.notified:
-                d.responder.notify(w, notifications.INCIDENT)
-                w.notified = True
+        world, w = self.world, self.w
+        target = Target(w.home, w.profile, self.old)
+        result = world.starter(target).start(target, world.stop)
+        w.count_restart(world.wall())  # a start of ours counts in the budget like a restart
+        if w.life is not None:
+            w.life.restarting(
+                f"start via {result.manager}: {'ok' if result.ok else 'failed'} ({result.detail})",
+                None if w.life.notified else notifications.INCIDENT,
+                restart={"manager": result.manager, "ok": result.ok, "detail": result.detail, "argv": result.argv,
+                         "signals": [], "at": iso(world.wall()), "kind": "start after Hermes' own exit"},
+                action={"kind": "start", "why": "nothing relaunched the gateway after Hermes' own watchdog made "
+                                                "it exit"})
         return result
 
 
-def seen_exit(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState, gone: str) -> bool:
+def machine_for(world: World, w: Watch, r: Restart) -> RestartMachine:
+    """The machine of a restart resumed from pending.json."""
+    if r.origin == ORIGIN_HERMES:  # resumed after Hermes' own exit: it may still have to start the gateway
+        return RestartMachine(r, ExitPorts(world, w, r.old), WatchJournal(world, w))
+    return RestartMachine(r, world.restart_ports(w.home), WatchJournal(world, w))
+
+
+def seen_exit(world: World, w: Watch, old: Identity, state: statefile.GatewayState, gone: str) -> bool:
     """The watched gateway ``old`` is gone (``gone`` says how). If its own last state file (naming it) or the
     lifecycle ledger says Hermes' watchdog ended it for a restart, take it from there and return True."""
     # The state file speaks for it only when it names it; the ledger, when it names its PID (later releases
@@ -80,31 +93,28 @@ def seen_exit(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState,
     said = upstream_exit(state if own else None, upstream.read(w.home), started=old.create_time, pid=old.pid)
     if said is None:
         return False
-    d.log.emit("LOST", f"gateway PID {old.pid} lost: {gone}", w.name)
-    now = time.time()
+    world.emit("LOST", f"gateway PID {old.pid} lost: {gone}", w.name)
+    now = world.wall()
     why = (f"gateway PID {old.pid} ended by Hermes' own watchdog asking for a restart ({said}); waiting "
-           f"{d.cfg.start_timeout:g} s for its manager to start it again, then the watchdog starts it")
-    d.log.emit("EXIT", why, w.name)
-    inc = w.incident
-    if inc is None:
-        inc = _open(d, w, old, state, said, now)
+           f"{world.cfg.start_timeout:g} s for its manager to start it again, then the watchdog starts it")
+    world.emit("EXIT", why, w.name)
+    if w.life is None:
+        _open(world, w, old, state, said, now)
     else:  # an incident of ours was open on that gateway (e.g. an alert while Hermes was handling it)
-        inc.note(f"Hermes' own watchdog ended PID {old.pid} for a restart ({said}): no restart of ours")
-    if inc is not None:
-        inc.note(why)
-    w.acted = True
-    w.machine = RestartMachine.after_exit(old, ExitPorts(d, w, old), WatchJournal(d, w), gone_at=time.monotonic(),
-                                          wall=now, start_timeout=d.cfg.start_timeout)
-    w.history.append({"at": iso(now), "pid": old.pid, "signature": inc.signature if inc else GATEWAY_GONE,
-                      "manager": "hermes", "result": "restarting", "incident": inc.folder.name if inc else ""})
-    del w.history[:-49]
-    w.machine.start(why)
+        w.life.note(f"Hermes' own watchdog ended PID {old.pid} for a restart ({said}): no restart of ours")
+    inc = w.incident
+    machine = RestartMachine.after_exit(old, ExitPorts(world, w, old), WatchJournal(world, w),
+                                        gone_at=world.mono(), wall=now, start_timeout=world.cfg.start_timeout)
+    w.restarting(machine, {"at": iso(now), "pid": old.pid, "signature": inc.signature if inc else GATEWAY_GONE,
+                           "manager": "hermes", "result": "restarting", "incident": inc.folder.name if inc else ""})
+    if w.life is not None:
+        w.life.restarting(why)
+    machine.start(why)
     return True
 
 
-def _open(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState, said: str,
-          now: float) -> incidents.Incident | None:
-    d.incident_count += 1
+def _open(world: World, w: Watch, old: Identity, state: statefile.GatewayState, said: str, now: float) -> None:
+    w.counts.opened += 1
     w.counts.incidents[GATEWAY_GONE] += 1
     reasons = [f"gateway PID {old.pid} has exited", f"Hermes' own watchdog asked for a restart: {said}"]
     rec = {"signature": GATEWAY_GONE, "confidence": 0.95, "reasons": reasons, "opened_at": iso(now),
@@ -115,16 +125,17 @@ def _open(d: Daemon, w: Watch, old: Identity, state: statefile.GatewayState, sai
            "stack": {"captured": False, "reason": "the gateway had already exited"},
            "action": {"kind": "wait", "why": "Hermes asked its manager for a restart: the watchdog verifies the "
                                             "relaunch, and starts the gateway itself only if none comes"},
-           "restart": None, "result": "open", "new_pid": None}
+           "restart": None, "new_pid": None}
+    state_dir = world.settings.state_dir
     try:
-        folder = incidents.new_folder(d.state_dir, GATEWAY_GONE, w.profile, now)
+        folder = incidents.new_folder(state_dir, GATEWAY_GONE, w.profile, now)
     except OSError as exc:
-        d.say_write_problem(f"cannot create an incident folder in {d.state_dir}: {exc.strerror or exc}")
+        world.write_problem(f"cannot create an incident folder in {state_dir}: {exc.strerror or exc}")
         folder = None
-    w.incident = incidents.Incident(folder or d.state_dir / "incidents" / "unwritable", GATEWAY_GONE, now, rec,
-                                    "(no stack: the gateway had already exited)\n", logs.gateway_tail(w.home),
-                                    raw_state=state.read.data if state.ok else None, writable=folder is not None)
-    w.notified = False
-    w.incident.note(f"opened: PID {old.pid} exited; Hermes' own watchdog asked for a restart ({said})")
-    d.responder.save(w)
-    return w.incident
+    _, _, log_tail = world.gateway_files(w.home)
+    inc = incidents.Incident(folder or state_dir / "incidents" / "unwritable", GATEWAY_GONE, now, rec,
+                             "(no stack: the gateway had already exited)\n", log_tail,
+                             raw_state=state.read.data if state.ok else None, writable=folder is not None)
+    w.open_incident(IncidentLife(world, w.name, w.home, inc))
+    assert w.life is not None
+    w.life.note(f"opened: PID {old.pid} exited; Hermes' own watchdog asked for a restart ({said})")

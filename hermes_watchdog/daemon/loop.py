@@ -17,13 +17,15 @@ from pathlib import Path
 from hermes_watchdog import exitcodes
 from hermes_watchdog.act.restart_state import progress
 from hermes_watchdog.config import Config
-from hermes_watchdog.daemon import resume
+from hermes_watchdog.daemon import restarts, resume
 from hermes_watchdog.daemon.lockset import LockSet
 from hermes_watchdog.daemon.observer import Observer
+from hermes_watchdog.daemon.real_world import RealWorld
 from hermes_watchdog.daemon.responder import Responder, StopRequested
 from hermes_watchdog.daemon.sd_notify import Notifier
 from hermes_watchdog.daemon.status import Status
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
+from hermes_watchdog.daemon.world import Settings
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.deaf import DeafThresholds
 from hermes_watchdog.judge.verdict import Thresholds
@@ -50,26 +52,27 @@ class Daemon:
         self.log = log or EventLog()
         self.stop = stop or threading.Event()
         self.state_dir = cfg.resolved_state_dir
-        self.th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after, proof=cfg.loop_proof,
+        th = Thresholds(cpu=cfg.cpu_threshold, stuck_after=cfg.stuck_after, proof=cfg.loop_proof,
                              frozen_after=cfg.frozen_after, memory_limit=cfg.memory_limit,
                              start_timeout=cfg.start_timeout,
                              deaf=DeafThresholds(cfg.fd_alert, cfg.fd_restart, cfg.half_closed_after,
                                                  cfg.memory_growth / 3600.0, cfg.memory_growth_for))
-        self.rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
+        rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
                                   cfg.stuck_action, cfg.frozen_action, cfg.memory_action, cfg.fd_action,
                                   cfg.deaf_action)
-        self.budget = budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown)
+        self.settings = Settings(cfg, th, rules, budget.Budget(cfg.max_restarts, cfg.restart_window, cfg.cooldown),
+                                 self.state_dir)
         self.watches: dict[Path, Watch] = {}
         self.started = time.time()
-        self.write_problem: str | None = None  # the last write problem, said once until it changes
-        self.incident_count = 0
+        self.world = RealWorld(self.settings, self.log, self.stop,
+                               lambda: restarts.save_pending(self.world, self.watches.values()))
         self.notifier = Notifier()
         self.exporter = Exporter(cfg.metrics_port, cfg.metrics_host, cfg.metrics_textfile)
-        self.dispatch: Dispatcher | None = None  # started in run(): its threads live as long as the loop
-        self.locks = LockSet(self.state_dir, lambda text: self.log.emit("WARN", text), self.say_write_problem)
-        self.observer = Observer(self)
-        self.responder = Responder(self)
-        self.status = Status(self)
+        self.locks = LockSet(self.state_dir, lambda text: self.log.emit("WARN", text), self.world.write_problem)
+        self.observer = Observer(self.world)
+        self.responder = Responder(self.world)
+        self.status = Status(self.world, self.watches, self.exporter, self.started,
+                             lambda: [c.name for c in self.world.dispatch.channels] if self.world.dispatch else [])
         self._ticked = False
         self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
         self._named_homes: list[tuple[Path, str | None]] | None = None
@@ -80,6 +83,7 @@ class Daemon:
         """One daemon per state dir, and one per Hermes home (homes that appear later are locked when
         first seen)."""
         path = self.locks.take_state_dir()
+        self.world.family = self.locks.family
         for home in self.cfg.homes:
             self.locks.hold_home(home, at_start=True)
         return path
@@ -97,19 +101,20 @@ class Daemon:
         self.acquire_lock()
         self.exporter.start()
         cfg = self.cfg
-        self.dispatch = Dispatcher.from_config(cfg.notify_command, cfg.notify_webhook, cfg.notify_desktop,
-                                               cfg.notify_timeout, cfg.notify_retries,
-                                               lambda text: self.log.emit("WARN", text))
+        dispatch = Dispatcher.from_config(cfg.notify_command, cfg.notify_webhook, cfg.notify_desktop,
+                                          cfg.notify_timeout, cfg.notify_retries,
+                                          lambda text: self.log.emit("WARN", text))
+        self.world.dispatch = dispatch
         homes = self.homes()  # once: with --all-profiles it is a scan of the profiles folder
-        resume.load(self, homes)
+        resume.load(self.world, homes, self.watch_for)
         self.log.emit("START", f"watching {', '.join(str(h) for h, _ in homes) or 'no Hermes home yet'}: window "
                                f"{cfg.window:g} s, interval {cfg.interval:g} s, CPU >= {cfg.cpu_threshold:g} core, "
                                f"restart with {cfg.restart_with}, budget {cfg.max_restarts} per "
                                f"{cfg.restart_window:g} s" + (" (dry run)" if cfg.dry_run else ""))
         if self.exporter.url:
             self.log.emit("INFO", f"metrics on {self.exporter.url}")
-        if self.dispatch.channels:
-            self.log.emit("INFO", "notifications by " + ", ".join(c.name for c in self.dispatch.channels))
+        if dispatch.channels:
+            self.log.emit("INFO", "notifications by " + ", ".join(c.name for c in dispatch.channels))
         started = time.monotonic()
         self.notifier.ready(f"watching {len(homes)} Hermes home(s)")
         try:
@@ -129,11 +134,12 @@ class Daemon:
             for w in self.watches.values():
                 w.close_sampler(wait=STOP_WAIT / max(1, len(self.watches)))
             self.status.write(force=True)
-            self.dispatch.close(cfg.notify_timeout)
+            dispatch.close(cfg.notify_timeout)
             self.exporter.stop()
             self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
             self.locks.release()
-        return exitcodes.PROBLEM if cfg.once and self.incident_count else exitcodes.OK
+        opened = sum(w.counts.opened for w in self.watches.values())
+        return exitcodes.PROBLEM if cfg.once and opened else exitcodes.OK
 
     def _sleep(self) -> float:
         busy = any(w.machine is not None for w in self.watches.values())
@@ -214,7 +220,7 @@ class Daemon:
         keep = {h.expanduser() for h, _ in live}
         for key, w in list(self.watches.items()):
             # A profile removed while running is dropped, unless it is in the middle of something.
-            if key not in keep and w.machine is None and w.incident is None:
+            if key not in keep and w.machine is None and w.life is None:
                 self.log.emit("INFO", f"{w.home} has no gateway files any more; no longer watched", w.name)
                 w.close_sampler()
                 del self.watches[key]
@@ -245,15 +251,9 @@ class Daemon:
         if time.monotonic() < w.next_sample:
             return
         now = time.monotonic()
-        w.next_sample = now + (min(DENSE_TICK, self.cfg.interval) if w.plan.dense(now) else self.cfg.interval)
+        w.schedule(now + (min(DENSE_TICK, self.cfg.interval) if w.plan.dense(now) else self.cfg.interval))
         verdict = self.observer.observe(w)
         if verdict is None:
             return
-        held = w.window.snaps[-1].at - w.verdict_since
-        self.responder.handle(w, verdict, policy.decide(verdict, held, self.rules), held)
-
-    # ---------------------------------------------------------------- shared by the rooms
-    def say_write_problem(self, text: str) -> None:
-        if text != self.write_problem:
-            self.write_problem = text
-            self.log.emit("WARN", f"{text}; still watching")
+        held = w.window.samples[-1].at - w.verdict_since
+        self.responder.handle(w, verdict, policy.decide(verdict, held, self.settings.rules))

@@ -4,12 +4,12 @@ and judge the window. Decides nothing about acting; the loop hands the verdict t
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
-from hermes_watchdog.daemon import exits
+from hermes_watchdog.daemon import exits, presence
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
+from hermes_watchdog.daemon.world import World
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.death import unclean_death
 from hermes_watchdog.judge.loop import RATE
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.proof import UNCOUNTED_RATE
@@ -40,13 +40,10 @@ from hermes_watchdog.observe import (
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.loop_turns import TurnReader
 
-if TYPE_CHECKING:
-    from hermes_watchdog.daemon.loop import Daemon
-
 
 class Observer:
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
+    def __init__(self, world: World) -> None:
+        self.world = world
 
     def observe(self, w: Watch) -> Verdict | None:
         """Sample the gateway once and judge its window; None when there is no gateway to judge."""
@@ -58,28 +55,28 @@ class Observer:
         try:
             snap = sampler.snapshot(w.ident.pid)
         except (processes.ProcessGone, processes.ProcessHidden) as exc:
-            self.lost(w, str(exc))
+            presence.lost(self.world, w, str(exc))
             return None
         ok, note = processes.matches_record(w.ident, state.pid, state.start_time) if state.ok else (False, "")
         self._say_state_problem(w, None if state.ok and ok else
                                 f"{state.read.path}: {state.read.status}"
                                 + (f" ({state.read.problem})" if state.read.problem else f" ({note})"))
-        w.window.snaps.append(snap)
-        w.window.long_snaps.append(snap)
+        w.window.add(snap)
         w.window.states.append((snap.at, StateSeen(state, ok, note)))
-        cfg = self.d.cfg
+        cfg = self.world.cfg
         w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
         self._recognise(w)
         turns = self._read_turns(w)
         self._loop_samples(w)
         snaps = list(w.window.snaps)
-        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.d.th.deaf, cfg.interval)
-        seen = Seen(loop=loop_findings(list(w.window.bursts), list(w.window.long_snaps)), heartbeat=w.window.heartbeat,
+        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.world.settings.th.deaf, cfg.interval)
+        seen = Seen(loop=loop_findings(list(w.window.bursts), w.window.long_snaps), heartbeat=w.window.heartbeat,
                     tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                     age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
                     release=w.release, deaf=deaf, turns=turns)
-        verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.d.th, now=time.time(), seen=seen)
+        verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.world.settings.th, now=time.time(),
+                        seen=seen)
         self._set_verdict(w, verdict)
         self._plan(w, verdict)
         return verdict
@@ -87,20 +84,18 @@ class Observer:
     def _loop_samples(self, w: Watch) -> None:
         """Start the loop sampler for this gateway if needed, and take in what it finished."""
         assert w.ident is not None
-        cfg = self.d.cfg
+        cfg = self.world.cfg
         if w.sampler is None or w.sampler.pid != w.ident.pid:
-            if w.sampler is not None:
-                w.close_sampler()
-            w.plan.background = cfg.stack_every
+            w.set_plan(replace(w.plan, background=cfg.stack_every))
             home, pid, uid = w.home, w.ident.pid, w.ident.uid
             take = loop_stacks.burst_source(cfg.stack_with, w.ident, home, lambda: w.plan.dense_rate)
-            w.sampler = LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid))
+            w.attach_sampler(LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid)))
         bursts, probes = w.sampler.drain()
         for b in bursts:
             w.window.bursts.append(b)
             if b.error:
                 if b.error != w.said.stack_problem:
-                    self.d.log.emit("INFO", f"no loop stack: {b.error}" + (f" ({b.hint})" if b.hint else "")
+                    self.world.emit("INFO", f"no loop stack: {b.error}" + (f" ({b.hint})" if b.hint else "")
                                     + "; judging by CPU, state file and heartbeat", w.name)
                 w.said.stack_problem = b.error
             elif b.usable:
@@ -111,7 +106,7 @@ class Observer:
     def _plan(self, w: Watch, verdict: Verdict) -> None:
         """Dense loop sampling while something is suspect: the loop thread wants the CPU, a loop burst saw
         it off its selector, the heartbeat is stale, or a verdict says busy or frozen."""
-        th = self.d.th
+        th = self.world.settings.th
         now_cpu = w.cpu_now()
         last = w.window.bursts[-1] if w.window.bursts else None
         turns = w.window.turns[-1] if w.window.turns else None
@@ -124,33 +119,35 @@ class Observer:
         )
         now = time.monotonic()
         was = w.plan.dense(now)
-        w.plan.note(now, suspect)
+        w.set_plan(w.plan.noted(now, suspect))
         if suspect and not was and w.sampler is not None:
             w.sampler.poke()
             if w.next_sample > now + DENSE_TICK:
-                w.next_sample = now + DENSE_TICK
+                w.schedule(now + DENSE_TICK)
 
     def _read_turns(self, w: Watch) -> TurnFindings | None:
         """One pread of the loop-turn counter into the window; findings over the window's reads."""
         assert w.ident is not None
         if w.turn_reader is None:
-            w.turn_reader = TurnReader(w.ident, w.home)
+            w.attach_turn_reader(TurnReader(w.ident, w.home))
+        assert w.turn_reader is not None
         got = w.turn_reader.sample()
         note = None if got is not None else w.turn_reader.why
         if note != w.said.turns_note and (w.window.turns or w.said.turns_note is not None):
-            self.d.log.emit("INFO", f"loop-turn counter: {note or 'readable again'}", w.name)
+            self.world.emit("INFO", f"loop-turn counter: {note or 'readable again'}", w.name)
         w.said.turns_note = note
         if got is None:
             w.window.turns.clear()  # no proof now: older reads neither veto nor prove anything
         else:
             w.window.turns.append(got)
-        found = turn_findings(list(w.window.turns), list(w.window.long_snaps))
+        found = turn_findings(list(w.window.turns), w.window.long_snaps)
         # Dense samples only name the call where the counter proves turns; else they are the proof.
-        w.plan.dense_rate = RATE if found is not None and found.live else UNCOUNTED_RATE
+        rate = RATE if found is not None and found.live else UNCOUNTED_RATE
+        if rate != w.plan.dense_rate:
+            w.set_plan(replace(w.plan, dense_rate=rate))
         return found
 
     def ensure_gateway(self, w: Watch, pid_record: statefile.PidRecord, state: statefile.GatewayState) -> bool:
-        d = self.d
         if w.ident is not None:
             same, why = processes.same_process(w.ident)
             if same:
@@ -160,59 +157,35 @@ class Observer:
                 if other is None:
                     return True
                 why = f"the gateway files name another live gateway of this home ({how})"
-            elif exits.seen_exit(d, w, w.ident, state, why):
+            elif exits.seen_exit(self.world, w, w.ident, state, why):
                 return False  # Hermes' own watchdog ended it for a restart: the machine verifies the relaunch
-            self.lost(w, why)
+            presence.lost(self.world, w, why)
         found = discovery.find_gateway(w.home)
         if found.ident is None:
-            death = self._death(w, found.stale_pid)
+            death = presence.death(self.world, w, found.stale_pid)
             if ((found.state_says_running and found.stale_pid) or death) and not w.said.gone:
                 w.said.gone = True
                 # Not called a crash: Hermes 0.19 leaves "running" behind on a clean SIGTERM on purpose. Its
                 # lifecycle ledger (0.19.1+) does record clean exits: that one can say "unclean death".
-                w.verdict = Verdict(GATEWAY_GONE, 0.9, tuple(r for r in (
+                w.judged(Verdict(GATEWAY_GONE, 0.9, tuple(r for r in (
                     death, f"the state file says running, but {found.how}" if found.state_says_running else None)
-                    if r))
-                d.log.emit("GONE", "gateway-gone: no live gateway; " + (
+                    if r)), time.monotonic())
+                self.world.emit("GONE", "gateway-gone: no live gateway; " + (
                     "its death was not clean (above)" if death else
                     f"the state file still says running ({found.how}; Hermes >= 0.19 leaves it so after a clean "
                     "stop)") + "; looking for the new gateway", w.name)
             return False
-        w.ident, w.found_how, w.said.gone = found.ident, found.how, False
-        w.reset_window()
-        d.log.emit("FOUND", f"gateway PID {w.ident.pid} ({found.how})", w.name)
+        w.adopt(found.ident, found.how)
+        self.world.emit("FOUND", f"gateway PID {found.ident.pid} ({found.how})", w.name)
         return True
-
-    def lost(self, w: Watch, why: str) -> None:
-        if w.ident is not None:
-            self.d.log.emit("LOST", f"gateway PID {w.ident.pid} lost: {why}", w.name)
-            if not processes.same_process(w.ident)[0]:
-                self._death(w, w.ident.pid)  # now, before a relaunched gateway rewrites the ledger
-        w.ident = None
-        w.reset_window()
-
-    def _death(self, w: Watch, pid: int | None) -> str | None:
-        """A gateway PID that is gone while Hermes' lifecycle ledger still gives it a live phase: an unclean
-        death, said once per PID with the last memory sample of its heartbeat (judge/death.py)."""
-        if pid is None:
-            return None
-        if w.said.death is not None and w.said.death[0] == pid:
-            return w.said.death[1]
-        up, beat = upstream.read(w.home), heartbeat.read(w.home)
-        mem = beat.mem if beat is not None and beat.pid == pid else None
-        text = unclean_death(up.lifecycle_phase, up.lifecycle_pid, pid, False, mem)
-        w.said.death = (pid, text)
-        if text:
-            self.d.log.emit("GONE", text, w.name)
-        return text
 
     def _read_heartbeat(self, w: Watch) -> None:
         assert w.ident is not None
         beat = heartbeat.read(w.home)
-        w.window.heartbeat, note = heartbeat.assess(beat, w.ident.pid, time.time(), self.d.cfg.frozen_after,
+        w.window.heartbeat, note = heartbeat.assess(beat, w.ident.pid, time.time(), self.world.cfg.frozen_after,
                                                     w.ident.create_time)
         if note != w.said.heartbeat_note and note is not None:
-            self.d.log.emit("INFO", note, w.name)
+            self.world.emit("INFO", note, w.name)
         w.said.heartbeat_note = note
 
     def _recognise(self, w: Watch) -> None:
@@ -226,23 +199,20 @@ class Observer:
         got = release.read(w.home, w.ident, processes.environ(w.ident.pid), keys)
         w.window.release = (keys, got)
         if before is None or before.family != got.family:
-            self.d.log.emit("INFO", f"Hermes release family: {got.describe()}", w.name)
+            self.world.emit("INFO", f"Hermes release family: {got.describe()}", w.name)
 
     def _say_state_problem(self, w: Watch, problem: str | None) -> None:
         if problem == w.said.state_problem:
             return
         if problem is None:
-            self.d.log.emit("INFO", "state file readable again and describes the gateway", w.name)
+            self.world.emit("INFO", "state file readable again and describes the gateway", w.name)
         else:
-            self.d.log.emit("WARN", f"state file not usable: {problem}; judging by CPU alone (no restart without "
+            self.world.emit("WARN", f"state file not usable: {problem}; judging by CPU alone (no restart without "
                                     "it)", w.name)
         w.said.state_problem = problem
 
     def _set_verdict(self, w: Watch, verdict: Verdict) -> None:
-        before = w.verdict.signature if w.verdict else None
-        if verdict.signature != before:
-            w.verdict_since = w.window.snaps[-1].at if w.window.snaps else time.monotonic()
-            if before is not None or verdict.signature != HEALTHY:
-                self.d.log.emit("VERDICT", f"{before or 'none'} -> {verdict.signature} "
-                                           f"(CPU {verdict.cores or 0:.2f} cores over {verdict.span:.0f} s)", w.name)
-        w.verdict = verdict
+        before = w.judged(verdict, w.window.samples[-1].at if w.window.samples else time.monotonic())
+        if before is not None and (before or verdict.signature != HEALTHY):
+            self.world.emit("VERDICT", f"{before or 'none'} -> {verdict.signature} "
+                                       f"(CPU {verdict.cores or 0:.2f} cores over {verdict.span:.0f} s)", w.name)

@@ -6,41 +6,44 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import psutil
 
 from hermes_watchdog import diagnosis
 from hermes_watchdog.act.restart_state import progress
 from hermes_watchdog.daemon.watch import WATCHING, Watch
+from hermes_watchdog.daemon.world import World
 from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget, known_issues
 from hermes_watchdog.record import incidents, metrics, status_file
+from hermes_watchdog.record.exporter import Exporter
 from hermes_watchdog.record.timefmt import iso
-
-if TYPE_CHECKING:
-    from hermes_watchdog.daemon.loop import Daemon
 
 STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
 
 
 class Status:
-    def __init__(self, d: Daemon) -> None:
-        self.d = d
+    def __init__(self, world: World, watches: dict[Path, Watch], exporter: Exporter, started: float,
+                 channels: Callable[[], list[str]]) -> None:
+        self.world, self.watches, self.exporter, self.started = world, watches, exporter, started
+        self.channels = channels  # the notification channels' names (the dispatcher starts with the loop)
         self._key: str | None = None
         self._written = 0.0  # monotonic
         self._history_key: str | None = None
         self._metrics_problem: str | None = None
-        self._config_public = diagnosis.public(d.cfg.summary())  # redacted once: it never changes
+        self._config_public = diagnosis.public(world.cfg.summary())  # redacted once: it never changes
         self._own_create_time = _own_create_time()  # nor does this
 
     def as_dict(self) -> dict[str, Any]:
-        d, cfg = self.d, self.d.cfg
+        world, cfg = self.world, self.world.cfg
         gws = []
-        for w in d.watches.values():
+        for w in self.watches.values():
             cpu = w.cpu_now()
             last_state = w.window.states[-1][1].state if w.window.states else None
-            decision = budget.decide(w.restarts, time.time(), d.budget)
+            decision = budget.decide(w.restarts, time.time(), world.settings.budget)
             gws.append({
                 "home": str(w.home), "profile": w.profile, "name": w.name, "pid": w.ident.pid if w.ident else None,
                 "found": w.found_how, "phase": w.phase,
@@ -50,7 +53,7 @@ class Status:
                 "hot_thread": ({"tid": cpu.hot.tid, "cores": round(cpu.hot.cores, 3), "demand": rounded(cpu.hot.demand),
                                 "on_cpu": rounded(cpu.hot.on_cpu), "waiting": rounded(cpu.hot.waiting)}
                                if cpu and cpu.hot else None),
-                "rss_bytes": w.window.snaps[-1].rss if w.window.snaps else None,
+                "rss_bytes": w.window.samples[-1].rss if w.window.samples else None,
                 "loop_off_selector_seconds": _off_selector(w),
                 "deaf": w.window.deaf.summary() if w.ident else None,  # descriptors, CLOSE_WAIT, RSS growth
                 "gateway_state": last_state.gateway_state if last_state else None,
@@ -74,20 +77,20 @@ class Status:
                            "window_seconds": cfg.restart_window, "exhausted": decision.exhausted},
             })
         return {
-            "daemon": {"pid": os.getpid(), "create_time": self._own_create_time, "started_at": iso(d.started),
-                       "dry_run": cfg.dry_run, "config": self._config_public, "metrics_url": d.exporter.url,
-                       "notify": [c.name for c in d.dispatch.channels] if d.dispatch else []},
+            "daemon": {"pid": os.getpid(), "create_time": self._own_create_time, "started_at": iso(self.started),
+                       "dry_run": cfg.dry_run, "config": self._config_public, "metrics_url": self.exporter.url,
+                       "notify": self.channels()},
             "updated_at": iso(time.time()),
             "gateways": gws,
-            "incidents": [str(p) for p in incidents.latest(d.state_dir, 10)],
-            "problems": [d.write_problem] if d.write_problem else [],
+            "incidents": [str(p) for p in incidents.latest(world.settings.state_dir, 10)],
+            "problems": [world.problem] if world.problem else [],
         }
 
     def _keys(self) -> tuple[str, str]:
         """What state.json says that matters, cheaply: (everything but the CPU figures, the restart history).
         The tick costs little when nothing changed; the history is what the budget needs after a crash."""
         gws, hist = [], []
-        for w in self.d.watches.values():
+        for w in self.watches.values():
             last = w.window.states[-1][1].state if w.window.states else None
             gws.append((str(w.home), w.ident.pid if w.ident else None, w.phase,
                         w.verdict.signature if w.verdict else None, str(w.incident.folder) if w.incident else None,
@@ -97,33 +100,33 @@ class Status:
                         w.release.describe() if w.release else None))
             hist.append((str(w.home), w.restarts, w.history[-20:], w.gave_up))
         history = json.dumps(hist, default=str)
-        return json.dumps([gws, self.d.write_problem, self.d.exporter.url], default=str) + history, history
+        return json.dumps([gws, self.world.problem, self.exporter.url], default=str) + history, history
 
     def write(self, force: bool = False) -> None:
-        d = self.d
+        world = self.world
+        state_dir = world.settings.state_dir
         key, history = self._keys()
         now = time.monotonic()
         # At least every STATUS_REFRESH s, and every two intervals when sampling fast: its updated_at is
         # the daemon's clock for whoever reads the file (status, tests).
-        refresh = min(STATUS_REFRESH, 2 * d.cfg.interval)
+        refresh = min(STATUS_REFRESH, 2 * world.cfg.interval)
         if not force and key == self._key and now - self._written < refresh:
             return
         durable = force or history != self._history_key
         try:
-            status_file.write_status(d.state_dir, diagnosis.public(self.as_dict()), durable)
+            status_file.write_status(state_dir, diagnosis.public(self.as_dict()), durable)
             self._key, self._written, self._history_key = key, now, history
         except OSError as exc:
-            d.say_write_problem(f"cannot write {d.state_dir / status_file.STATE_FILE}: {exc.strerror or exc}")
+            world.write_problem(f"cannot write {state_dir / status_file.STATE_FILE}: {exc.strerror or exc}")
             return
-        if d.write_problem and d.write_problem.startswith("cannot write"):
-            d.log.emit("WARN", f"state dir {d.state_dir} is writable again")
-            d.write_problem = None
+        if world.problem and world.problem.startswith("cannot write"):
+            world.emit("WARN", f"state dir {state_dir} is writable again")
+            world.problem = None
 
     def metrics_snapshot(self) -> metrics.Snapshot:
-        d = self.d
         gws = []
         now = time.time()
-        for w in d.watches.values():
+        for w in self.watches.values():
             cpu = w.cpu_now()
             seen = w.window.states[-1][1] if w.window.states else None
             platforms = {p.name: p.connected for p in seen.state.platforms} if seen and seen.matches else {}
@@ -133,21 +136,20 @@ class Status:
                 cpu_demand=cpu.demand if cpu else None, hot_thread_demand=cpu.hot_demand if cpu else None,
                 platforms=platforms, verdict=w.verdict.signature if w.verdict else None,
                 heartbeat_age=w.window.heartbeat.age if w.window.heartbeat else None,
-                budget_remaining=budget.decide(w.restarts, now, d.budget).remaining,
+                budget_remaining=budget.decide(w.restarts, now, self.world.settings.budget).remaining,
                 restarts=dict(w.counts.restarts), incidents=dict(w.counts.incidents),
                 stack_captures=dict(w.counts.stacks),
-                rss_bytes=w.window.snaps[-1].rss if w.window.snaps else None,
+                rss_bytes=w.window.samples[-1].rss if w.window.samples else None,
                 loop_off_selector=_off_selector(w), deaf=w.window.deaf.summary() if w.ident else {}))
-        return metrics.Snapshot(tuple(gws), now, d.started)
+        return metrics.Snapshot(tuple(gws), now, self.started)
 
     def publish_metrics(self) -> None:
-        d = self.d
-        if not d.exporter.enabled:
+        if not self.exporter.enabled:
             return
-        problem = d.exporter.update(self.metrics_snapshot())
+        problem = self.exporter.update(self.metrics_snapshot())
         if problem != self._metrics_problem:
             if problem:
-                d.log.emit("WARN", f"{problem}; still watching")
+                self.world.emit("WARN", f"{problem}; still watching")
             self._metrics_problem = problem
 
 

@@ -25,7 +25,11 @@ class LoopSampler:
     def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None, probe: ProbeFn | None = None) -> None:
         """``take`` None: no loop stacks (``--stack-with none``); the socket is still probed."""
         self.pid = pid
+        # The main thread's current plan: it replaces this reference (never changes the plan itself), and
+        # this sampler's threads read it once per decision.
         self.plan = plan
+        self._last_start: float | None = None  # these two only the burst thread writes
+        self._backoff_until = 0.0
         self._take = take
         self._probe = probe
         self._lock = threading.Lock()
@@ -60,16 +64,16 @@ class LoopSampler:
 
     def _bursting(self) -> None:
         while not self._stop.is_set():
-            now = time.monotonic()
-            seconds = self.plan.due(now)
+            now, plan = time.monotonic(), self.plan
+            seconds = plan.due(now, self._last_start, self._backoff_until)
             if seconds is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
                 continue
-            self.plan.last_start = now
+            self._last_start = now
             assert self._take is not None
             try:
-                b = self._take(self.pid, round(seconds), self.pid, self.plan.dense(now), self._stop)
+                b = self._take(self.pid, round(seconds), self.pid, plan.dense(now), self._stop)
             except Exception as exc:  # a full /tmp, no file descriptors: said as a failed burst, not a dead thread
                 b = Burst(now, time.monotonic(), "stack sampler", error=f"{type(exc).__name__}: {exc}")
             if self._stop.is_set():
@@ -79,7 +83,7 @@ class LoopSampler:
             if b.error and (b.hint or not b.loop_found):
                 # Not permitted (ptrace), no hook, nothing to sample: retrying at once changes nothing.
                 # Back off to the background pace; the suspicion itself stays (the probe thread uses it).
-                self.plan.backoff_until = time.monotonic() + max(self.plan.background, MIN_BACKOFF)
+                self._backoff_until = time.monotonic() + max(self.plan.background, MIN_BACKOFF)
 
     def _probing(self) -> None:
         assert self._probe is not None

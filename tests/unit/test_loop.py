@@ -313,15 +313,15 @@ def test_parse_starts_and_sizes() -> None:
 def test_sampling_plan_is_dense_only_while_suspect() -> None:
     plan = SamplingPlan(background=60.0)
     assert plan.due(0.0) == plan.background_burst  # the first look
-    plan.last_start = 0.0
-    assert plan.due(30.0) is None
-    assert plan.due(61.0) == plan.background_burst
-    plan.note(61.0, suspect=True)
-    assert plan.due(62.0) == plan.dense_burst
-    plan.last_start = 62.0
+    assert plan.due(30.0, last_start=0.0) is None
+    assert plan.due(61.0, last_start=0.0) == plan.background_burst
+    calm = plan
+    plan = plan.noted(61.0, suspect=True)
+    assert plan.due(62.0, last_start=61.0) == plan.dense_burst
+    assert not calm.dense(62.0)  # a value: the plan another thread holds never changes under it
     assert not plan.dense(61.0 + plan.calm_after + 1)
-    assert plan.due(61.0 + plan.calm_after + 1) is None  # calm: the next background burst is 60 s on
-    assert plan.due(62.0 + plan.background) == plan.background_burst
+    assert plan.due(61.0 + plan.calm_after + 1, last_start=62.0) is None  # calm: the next background burst is 60 s on
+    assert plan.due(62.0 + plan.background, last_start=62.0) == plan.background_burst
 
 
 YIELDING = LOOP_BASE + ";Handle._run (asyncio/events.py:80);work (app/jobs.py:20);sleep (asyncio/tasks.py:640)"
@@ -371,11 +371,10 @@ def test_a_heartbeat_or_socket_byte_during_the_stretch_vetoes_a_busy_loop() -> N
 def test_stack_every_zero_samples_only_while_suspect_and_failures_back_off() -> None:
     plan = SamplingPlan(background=0.0)
     assert plan.due(0.0) is None and plan.due(1000.0) is None
-    plan.note(5.0, suspect=True)
+    plan = plan.noted(5.0, suspect=True)
     assert plan.due(6.0) == plan.dense_burst
-    plan.backoff_until = 40.0
-    assert plan.due(7.0) is None and plan.dense(7.0)  # still suspect: the socket probe keeps going
-    assert plan.due(41.0) is None  # calm again, and no background sampling
+    assert plan.due(7.0, backoff_until=40.0) is None and plan.dense(7.0)  # still suspect: the probe goes on
+    assert plan.due(41.0, backoff_until=40.0) is None  # calm again, and no background sampling
 
 
 def test_a_refused_loop_tick_socket_says_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
