@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import emit, running, start_gateway, stop_group, wait_for
 
-from hermes_watchdog.judge.deaf import DeafThresholds
+from hermes_watchdog.facts.deaf import DeafThresholds
 from hermes_watchdog.observe import descriptors, sockets
 from hermes_watchdog.observe.deaf import LIMIT_EVERY, sockets_every
 

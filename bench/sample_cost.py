@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import psutil
 
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.observe import sampler
 
 CHILD = """

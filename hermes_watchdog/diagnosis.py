@@ -14,10 +14,14 @@ from typing import Any
 import psutil
 
 from hermes_watchdog.errors import UserError
+from hermes_watchdog.facts.cpu import CpuSnapshot
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.loop_samples import Burst
+from hermes_watchdog.facts.readings import DEFAULT_STALE_AFTER, Heartbeat, HeartbeatSeen, TurnSample
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge import known_issues
-from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, ThreadUsage, usage
-from hermes_watchdog.judge.families import Recognised
-from hermes_watchdog.judge.loop import Burst
+from hermes_watchdog.judge.cpu import CpuUsage, ThreadUsage, usage
+from hermes_watchdog.judge.families import Recognised, recognise_clues
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.turns import findings as turn_findings
@@ -37,12 +41,10 @@ from hermes_watchdog.observe import (
 )
 from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.discovery import FilesSeen, HomeChoice
-from hermes_watchdog.observe.loop_turns import TurnReader, TurnSample
-from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.stacks import StackAnalysis
+from hermes_watchdog.observe.loop_turns import TurnReader
 from hermes_watchdog.observe.statefile import state_to_dict
 from hermes_watchdog.record.redact import redact, redact_obj
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def environment(ident: Identity, proc_env: dict[str, str] | None, stack: StackAn
 
 
 def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thresholds | None = None,
-             with_logs: bool = True, frozen_after: float = heartbeat.DEFAULT_STALE_AFTER,
+             with_logs: bool = True, frozen_after: float = DEFAULT_STALE_AFTER,
              stack_dumps: int = 5, stack_time: float = 10.0, stack_with: str = "auto") -> Diagnosis:
     # One sample of a few seconds is all there is: the loop's stack proves starvation over most of it. A
     # block is loop-frozen only if it lasts --frozen-after (as for `run`): the sample must cover that.
@@ -164,7 +166,8 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     hb, hb_note = heartbeat.assess(beat, pid, now, frozen_after, ident.create_time)
     tick = looptick.probe(home.home, pid, ident.uid) if home.home else None
     frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
-    rel = release.read(home.home, ident, proc_env, hb.keys if hb is not None else None, frame_files)
+    rel = recognise_clues(
+        release.read(home.home, ident, proc_env, hb.keys if hb is not None else None, frame_files))
     seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
                 memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                 age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
@@ -180,7 +183,7 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     )
 
 
-def heartbeat_dict(beat: heartbeat.Heartbeat | None, seen: heartbeat.HeartbeatSeen | None,
+def heartbeat_dict(beat: Heartbeat | None, seen: HeartbeatSeen | None,
                    note: str | None) -> dict[str, Any] | None:
     if beat is None:
         return None

@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 from hermes_watchdog.diagnosis import cpu_dict
-from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.judge.cpu import CPU_TIME, DEMAND, usage
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import BUSY_LOOP, STUCK_DISCONNECTED, StateSeen, Thresholds
 from hermes_watchdog.observe import sampler

@@ -21,11 +21,13 @@ from typing import Any
 import psutil
 import pytest
 
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, StateSeen, Thresholds
 from hermes_watchdog.observe.discovery import home_claimed, prove
-from hermes_watchdog.observe.processes import Identity, identity, looks_like_gateway, program_of
+from hermes_watchdog.observe.processes import identity, looks_like_gateway, program_of
 from hermes_watchdog.observe.signals import guarded_signal
 from hermes_watchdog.observe.statefile import parse_state
 from tests.helpers import assert_one_line_error, cli, read_json, sim_env, start_sim, wait_for

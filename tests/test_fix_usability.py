@@ -19,8 +19,9 @@ import pytest
 
 from hermes_watchdog import config
 from hermes_watchdog.errors import UserError
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.installers import Spec, select
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import CPU_PEGGED, StateSeen, Thresholds
 from hermes_watchdog.observe import pyspy

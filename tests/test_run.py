@@ -155,7 +155,7 @@ def test_dry_run_records_the_incident_and_sends_nothing(tmp_path, supervised, da
 def test_recycled_pid_gets_no_signal(tmp_path) -> None:
     """The identity taken at discovery no longer matches: nothing is sent, whatever the manager."""
     from hermes_watchdog.act.managers import Target, select
-    from hermes_watchdog.observe.processes import Identity
+    from hermes_watchdog.facts.identity import Identity
     from hermes_watchdog.observe.signals import guarded_signal
 
     victim = subprocess.Popen(["sleep", "60"])  # dies on SIGTERM: any signal would show

@@ -31,8 +31,8 @@ from typing import Protocol
 
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
 from hermes_watchdog.act.restart_state import FINAL_SIGNALS, ORIGIN_HERMES, Phase, Restart
+from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.judge import exits
-from hermes_watchdog.observe.processes import Identity
 
 HOLD_RECHECK = 5.0  # seconds between looks while a start after Hermes' own exit is held back
 FINAL_SIGKILL_AFTER = 5.0  # seconds a process may take to die of SIGABRT (writing its stacks) before SIGKILL

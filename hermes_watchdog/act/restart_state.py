@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.facts.identity import Identity
 
 ORIGIN_WATCHDOG = "watchdog"  # the watchdog asked for the restart
 ORIGIN_HERMES = "hermes"  # Hermes' own watchdog made the gateway exit for one (exit 75, restart_requested)

@@ -17,13 +17,14 @@ from hermes_watchdog.daemon.incident_life import IncidentLife
 from hermes_watchdog.daemon.restarts import WatchJournal
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.daemon.world import World
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import GatewayState
 from hermes_watchdog.judge import budget
 from hermes_watchdog.judge.exits import storm_note, upstream_exit
 from hermes_watchdog.judge.verdict import GATEWAY_GONE
-from hermes_watchdog.observe import processes, statefile, upstream
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.observe import processes, upstream
 from hermes_watchdog.record import incidents, notifications
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 
 class ExitPorts:
@@ -84,7 +85,7 @@ def machine_for(world: World, w: Watch, r: Restart) -> RestartMachine:
     return RestartMachine(r, world.restart_ports(w.home), WatchJournal(world, w))
 
 
-def seen_exit(world: World, w: Watch, old: Identity, state: statefile.GatewayState, gone: str) -> bool:
+def seen_exit(world: World, w: Watch, old: Identity, state: GatewayState, gone: str) -> bool:
     """The watched gateway ``old`` is gone (``gone`` says how). If its own last state file (naming it) or the
     lifecycle ledger says Hermes' watchdog ended it for a restart, take it from there and return True."""
     # The state file speaks for it only when it names it; the ledger, when it names its PID (later releases
@@ -113,7 +114,7 @@ def seen_exit(world: World, w: Watch, old: Identity, state: statefile.GatewaySta
     return True
 
 
-def _open(world: World, w: Watch, old: Identity, state: statefile.GatewayState, said: str, now: float) -> None:
+def _open(world: World, w: Watch, old: Identity, state: GatewayState, said: str, now: float) -> None:
     w.counts.opened += 1
     w.counts.incidents[GATEWAY_GONE] += 1
     reasons = [f"gateway PID {old.pid} has exited", f"Hermes' own watchdog asked for a restart: {said}"]

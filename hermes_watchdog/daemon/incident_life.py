@@ -22,7 +22,7 @@ from typing import Any
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.record import notifications
 from hermes_watchdog.record.incidents import Incident
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 
 class Stage(Enum):

@@ -26,9 +26,10 @@ from hermes_watchdog.daemon.sd_notify import Notifier
 from hermes_watchdog.daemon.status import Status
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.daemon.world import Settings
+from hermes_watchdog.facts.deaf import DeafThresholds
 from hermes_watchdog.judge import budget, policy
-from hermes_watchdog.judge.deaf import DeafThresholds
 from hermes_watchdog.judge.verdict import Thresholds
+from hermes_watchdog.judge.window import judge_window
 from hermes_watchdog.observe import discovery
 from hermes_watchdog.observe.statefile import PID_FILE
 from hermes_watchdog.observe.statefile import STATE_FILE as GATEWAY_STATE_FILE
@@ -252,8 +253,13 @@ class Daemon:
             return
         now = time.monotonic()
         w.schedule(now + (min(DENSE_TICK, self.cfg.interval) if w.plan.dense(now) else self.cfg.interval))
-        verdict = self.observer.observe(w)
-        if verdict is None:
+        readings = self.observer.read(w)  # observe (I/O only)
+        if readings is None:
             return
+        judged = judge_window(readings, self.settings.th)  # judge (pure)
+        self.observer.settle(w, judged)
+        verdict = judged.verdict
         held = w.window.samples[-1].at - w.verdict_since
-        self.responder.handle(w, verdict, policy.decide(verdict, held, self.settings.rules))
+        action = policy.decide(verdict, held, self.settings.rules)  # decide (pure) ...
+        effects = self.responder.decide(w, verdict, action)  # ... given the incident and the budget
+        self.responder.apply(w, effects)  # effects

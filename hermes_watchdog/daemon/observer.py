@@ -1,5 +1,6 @@
-"""One watch's observe -> judge step of a tick: find (or keep) the gateway, sample it, read its files,
-and judge the window. Decides nothing about acting; the loop hands the verdict to the responder."""
+"""One watch's observe step of a tick: find (or keep) the gateway, sample it, read its files into its
+window (``read``, I/O only); then take in the judge's findings (``settle``: the verdict, the sampling).
+Decides nothing about acting; the loop hands the verdict to policy and the responder."""
 
 from __future__ import annotations
 
@@ -9,23 +10,15 @@ from dataclasses import replace
 from hermes_watchdog.daemon import exits, presence
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.daemon.world import World
-from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.loop import RATE
-from hermes_watchdog.judge.loop import findings as loop_findings
-from hermes_watchdog.judge.proof import UNCOUNTED_RATE
-from hermes_watchdog.judge.signatures import judge
-from hermes_watchdog.judge.turns import SUSPECT_AFTER, TurnFindings
-from hermes_watchdog.judge.turns import findings as turn_findings
+from hermes_watchdog.facts.readings import GatewayState, PidRecord
+from hermes_watchdog.judge import window as judge_window
+from hermes_watchdog.judge.families import recognise_clues
 from hermes_watchdog.judge.verdict import (
-    BUSY_LOOP,
-    GATEWAY_GONE,
     HEALTHY,
-    LOOP_FROZEN,
-    Memory,
-    Seen,
     StateSeen,
     Verdict,
 )
+from hermes_watchdog.judge.window import Judged, WindowReadings
 from hermes_watchdog.observe import (
     discovery,
     heartbeat,
@@ -45,8 +38,9 @@ class Observer:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def observe(self, w: Watch) -> Verdict | None:
-        """Sample the gateway once and judge its window; None when there is no gateway to judge."""
+    def read(self, w: Watch) -> WindowReadings | None:
+        """Sample the gateway once and read its files into its window; None when there is no gateway to
+        judge. I/O only: the judge is judge/window.py, called by the tick."""
         # The gateway's files, read once for this sample: who is named, and what the state says.
         pid_record, state = statefile.read_pid(w.home), statefile.read_state(w.home)
         if not self.ensure_gateway(w, pid_record, state):
@@ -67,19 +61,27 @@ class Observer:
         w.window.trim(snap.at, cfg.window, max(cfg.window, cfg.frozen_after) + 2 * cfg.interval)
         self._read_heartbeat(w)
         self._recognise(w)
-        turns = self._read_turns(w)
+        self._read_turns(w)
         self._loop_samples(w)
-        snaps = list(w.window.snaps)
         deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.world.settings.th.deaf, cfg.interval)
-        seen = Seen(loop=loop_findings(list(w.window.bursts), w.window.long_snaps), heartbeat=w.window.heartbeat,
-                    tick=w.window.tick, memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
-                    age=max(0.0, time.time() - w.ident.create_time), upstream=upstream.read(w.home), mono=snap.at,
-                    release=w.release, deaf=deaf, turns=turns)
-        verdict = judge(usage(snaps), [s for _, s in w.window.states], None, self.world.settings.th, now=time.time(),
-                        seen=seen)
-        self._set_verdict(w, verdict)
-        self._plan(w, verdict)
-        return verdict
+        win = w.window
+        return WindowReadings(
+            tuple(win.snaps), tuple(win.long_snaps), tuple(s for _, s in win.states), tuple(win.bursts),
+            tuple(win.turns), win.heartbeat, win.tick, upstream.read(w.home), w.release, deaf,
+            age=max(0.0, time.time() - w.ident.create_time), mono=snap.at, now=time.time())
+
+    def settle(self, w: Watch, judged: Judged) -> None:
+        """The watch takes the judgement in: the verdict (said when it changes), and the loop sampled
+        densely while something is suspect, at the rate the counter allows."""
+        self._set_verdict(w, judged.verdict)
+        now = time.monotonic()
+        was = w.plan.dense(now)
+        plan = w.plan.noted(now, judged.suspect)
+        w.set_plan(plan if plan.dense_rate == judged.dense_rate else replace(plan, dense_rate=judged.dense_rate))
+        if judged.suspect and not was and w.sampler is not None:
+            w.sampler.poke()
+            if w.next_sample > now + DENSE_TICK:
+                w.schedule(now + DENSE_TICK)
 
     def _loop_samples(self, w: Watch) -> None:
         """Start the loop sampler for this gateway if needed, and take in what it finished."""
@@ -103,30 +105,8 @@ class Observer:
         if probes:
             w.window.tick = probes[-1]
 
-    def _plan(self, w: Watch, verdict: Verdict) -> None:
-        """Dense loop sampling while something is suspect: the loop thread wants the CPU, a loop burst saw
-        it off its selector, the heartbeat is stale, or a verdict says busy or frozen."""
-        th = self.world.settings.th
-        now_cpu = w.cpu_now()
-        last = w.window.bursts[-1] if w.window.bursts else None
-        turns = w.window.turns[-1] if w.window.turns else None
-        suspect = (
-            (now_cpu is not None and now_cpu.pegged_value >= th.cpu / 2)
-            or (turns is not None and turns.tid is not None and turns.stall >= SUSPECT_AFTER)
-            or (last is not None and last.usable and not last.turned)
-            or (w.window.heartbeat is not None and w.window.heartbeat.stale)
-            or verdict.signature in {BUSY_LOOP, LOOP_FROZEN}
-        )
-        now = time.monotonic()
-        was = w.plan.dense(now)
-        w.set_plan(w.plan.noted(now, suspect))
-        if suspect and not was and w.sampler is not None:
-            w.sampler.poke()
-            if w.next_sample > now + DENSE_TICK:
-                w.schedule(now + DENSE_TICK)
-
-    def _read_turns(self, w: Watch) -> TurnFindings | None:
-        """One pread of the loop-turn counter into the window; findings over the window's reads."""
+    def _read_turns(self, w: Watch) -> None:
+        """One pread of the loop-turn counter into the window."""
         assert w.ident is not None
         if w.turn_reader is None:
             w.attach_turn_reader(TurnReader(w.ident, w.home))
@@ -140,14 +120,8 @@ class Observer:
             w.window.turns.clear()  # no proof now: older reads neither veto nor prove anything
         else:
             w.window.turns.append(got)
-        found = turn_findings(list(w.window.turns), w.window.long_snaps)
-        # Dense samples only name the call where the counter proves turns; else they are the proof.
-        rate = RATE if found is not None and found.live else UNCOUNTED_RATE
-        if rate != w.plan.dense_rate:
-            w.set_plan(replace(w.plan, dense_rate=rate))
-        return found
 
-    def ensure_gateway(self, w: Watch, pid_record: statefile.PidRecord, state: statefile.GatewayState) -> bool:
+    def ensure_gateway(self, w: Watch, pid_record: PidRecord, state: GatewayState) -> bool:
         if w.ident is not None:
             same, why = processes.same_process(w.ident)
             if same:
@@ -165,11 +139,7 @@ class Observer:
             death = presence.death(self.world, w, found.stale_pid)
             if ((found.state_says_running and found.stale_pid) or death) and not w.said.gone:
                 w.said.gone = True
-                # Not called a crash: Hermes 0.19 leaves "running" behind on a clean SIGTERM on purpose. Its
-                # lifecycle ledger (0.19.1+) does record clean exits: that one can say "unclean death".
-                w.judged(Verdict(GATEWAY_GONE, 0.9, tuple(r for r in (
-                    death, f"the state file says running, but {found.how}" if found.state_says_running else None)
-                    if r)), time.monotonic())
+                w.judged(judge_window.gone(death, found.state_says_running, found.how), time.monotonic())
                 self.world.emit("GONE", "gateway-gone: no live gateway; " + (
                     "its death was not clean (above)" if death else
                     f"the state file still says running ({found.how}; Hermes >= 0.19 leaves it so after a clean "
@@ -196,7 +166,7 @@ class Observer:
         if w.window.release is not None and w.window.release[0] == keys:
             return
         before = w.release
-        got = release.read(w.home, w.ident, processes.environ(w.ident.pid), keys)
+        got = recognise_clues(release.read(w.home, w.ident, processes.environ(w.ident.pid), keys))
         w.window.release = (keys, got)
         if before is None or before.family != got.family:
             self.world.emit("INFO", f"Hermes release family: {got.describe()}", w.name)

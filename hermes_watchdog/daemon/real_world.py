@@ -15,12 +15,14 @@ from hermes_watchdog.act.managers import ServiceManager, Target, select, select_
 from hermes_watchdog.act.restart import NewCheck
 from hermes_watchdog.config import Config
 from hermes_watchdog.daemon.world import Settings, World
-from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import GatewayState, PidRecord
+from hermes_watchdog.facts.stacks import StackAnalysis
+from hermes_watchdog.judge.cpu import CpuUsage, usage
 from hermes_watchdog.observe import discovery, last_words, logs, processes, sampler, stack_capture, statefile
-from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.signals import guarded_signal
-from hermes_watchdog.observe.stacks import StackAnalysis
-from hermes_watchdog.observe.statefile import GatewayState, PidRecord, read_state
+from hermes_watchdog.observe.statefile import read_state
 from hermes_watchdog.record.delivery import Dispatcher
 from hermes_watchdog.record.events import EventLog
 

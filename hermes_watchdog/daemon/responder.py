@@ -11,18 +11,18 @@ from typing import Any
 
 from hermes_watchdog import diagnosis
 from hermes_watchdog.act.managers import Target
-from hermes_watchdog.daemon import presence, restarts
+from hermes_watchdog.daemon import decide, presence, restarts
 from hermes_watchdog.daemon.incident_life import IncidentLife, Stage
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.daemon.world import World
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.cpu import usage
-from hermes_watchdog.judge.verdict import UNKNOWN, Verdict
+from hermes_watchdog.judge.verdict import Verdict
 from hermes_watchdog.observe import discovery, stack_capture
-from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.record import incidents, notifications
 from hermes_watchdog.record.render import loop_text
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 
 class StopRequested(Exception):
@@ -34,38 +34,39 @@ class Responder:
         self.world = world
 
     def handle(self, w: Watch, verdict: Verdict, action: policy.Action) -> None:
-        life = w.life
-        if (life is not None and verdict.signature not in {life.signature, UNKNOWN}
-                and action.kind in {policy.NONE, policy.WAIT}):
-            self.close(w, f"verdict is now {verdict.signature}")
-            return
-        if action.kind not in {policy.ALERT, policy.RESTART}:
-            return
-        opened = life is None and not self._rejoin_gave_up(w, verdict)
-        if opened:
-            self._open(w, verdict, action)
-        self._act(w, verdict, action)
-        if opened and w.life is not None and not w.life.notified:
-            # One message per incident, sent once the first action is known (restart, alert, give-up).
-            w.life.notify(notifications.INCIDENT)
+        """Decide (pure) and carry it out: what the daemon's tick does after the judge."""
+        self.apply(w, self.decide(w, verdict, action))
 
-    def _act(self, w: Watch, verdict: Verdict, action: policy.Action) -> None:
-        life, cfg = w.life, self.world.cfg
-        if life is None:
-            return
-        restart = action.kind == policy.RESTART and cfg.restart_with != "none"
-        if life.stage.acted:
-            # Only an alert can still become a restart: a second witness of the same signature came in.
-            if not (restart and life.stage is Stage.ALERTED and verdict.signature == life.signature):
-                return
-            life.note(f"escalated: {action.why}")
-            self.world.emit("INFO", f"{verdict.signature} on PID {w.ident.pid if w.ident else '?'}: {action.why}; "
-                                    "now restarting", w.name)
-        if restart:
-            self._try_restart(w, action)
-        elif life.stage is not Stage.ALERTED:
-            life.alert(action.why if action.kind != policy.RESTART
-                       else f"{action.why}; restarts are off (--restart-with none)")
+    def decide(self, w: Watch, verdict: Verdict, action: policy.Action) -> list[decide.Effect]:
+        world, cfg = self.world, self.world.cfg
+        life = w.life
+        return decide.respond(life.stage if life else None, life.signature if life else None, verdict, action,
+                              budget.decide(w.restarts, world.wall(), world.settings.budget),
+                              cfg.restart_with != "none", cfg.dry_run)
+
+    def apply(self, w: Watch, effects: list[decide.Effect]) -> None:
+        """The effects, in order; each acts on the incident as it stands after the one before."""
+        world = self.world
+        for e in effects:
+            life = w.life
+            if isinstance(e, decide.Open):
+                if not self._rejoin_gave_up(w, e.verdict):
+                    self._open(w, e.verdict, e.action)
+                continue
+            if life is None:
+                return  # nothing was opened (or the incident closed): nothing more to do
+            if isinstance(e, decide.Close):
+                self.close(w, e.why)
+            elif isinstance(e, decide.Escalate):
+                life.note(f"escalated: {e.why}")
+                world.emit("INFO", f"{life.signature} on PID {w.ident.pid if w.ident else '?'}: {e.why}; "
+                                   "now restarting", w.name)
+            elif isinstance(e, decide.Alert):
+                life.alert(e.why)
+            elif isinstance(e, decide.GiveUp | decide.Cool | decide.DryRun | decide.Restart):
+                self._restart_step(w, life, e)
+            elif isinstance(e, decide.Announce) and not life.notified:
+                life.notify(notifications.INCIDENT)
 
     def _rejoin_gave_up(self, w: Watch, verdict: Verdict) -> bool:
         """A daemon restarted after a give-up: the same gateway process still showing the same signature,
@@ -154,22 +155,23 @@ class Responder:
             "action": {"kind": action.kind, "why": action.why}, "restart": None, "new_pid": None,
         }
 
-    def _try_restart(self, w: Watch, action: policy.Action) -> None:
-        world, cfg, life = self.world, self.world.cfg, w.life
-        assert w.ident is not None and life is not None
-        decision = budget.decide(w.restarts, world.wall(), world.settings.budget)
-        life.record["budget"] = {"used": decision.used, "max": cfg.max_restarts,
-                                 "window_seconds": cfg.restart_window, "remaining": decision.remaining}
-        if decision.exhausted:
-            life.give_up(w.ident.pid, w.ident.create_time, decision.reason)
-        elif not decision.allowed:
-            life.cooling(decision.reason)
-        elif cfg.dry_run:
-            life.dry_run(w.ident.pid, action.why, world.manager(Target(w.home, w.profile, w.ident)).describe())
+    def _restart_step(self, w: Watch, life: IncidentLife,
+                      e: decide.GiveUp | decide.Cool | decide.DryRun | decide.Restart) -> None:
+        world, cfg = self.world, self.world.cfg
+        assert w.ident is not None
+        b = e.budget
+        life.record["budget"] = {"used": b.used, "max": cfg.max_restarts, "window_seconds": cfg.restart_window,
+                                 "remaining": b.remaining}
+        if isinstance(e, decide.GiveUp):
+            life.give_up(w.ident.pid, w.ident.create_time, b.reason)
+        elif isinstance(e, decide.Cool):
+            life.cooling(b.reason)
+        elif isinstance(e, decide.DryRun):
+            life.dry_run(w.ident.pid, e.action.why, world.manager(Target(w.home, w.profile, w.ident)).describe())
         else:
             same, why = world.reprove(w.ident, w.home)
             if same:
-                restarts.begin(world, w, action)
+                restarts.begin(world, w, e.action)
             else:
                 life.not_restarted(why)
                 presence.lost(world, w, why)

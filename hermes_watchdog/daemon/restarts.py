@@ -20,7 +20,7 @@ from hermes_watchdog.daemon.world import World
 from hermes_watchdog.judge import policy
 from hermes_watchdog.observe import last_words, stack_capture
 from hermes_watchdog.record import notifications, status_file
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 
 class WatchJournal:

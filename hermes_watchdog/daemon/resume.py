@@ -16,7 +16,7 @@ from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.observe import discovery, processes
 from hermes_watchdog.record import incidents, status_file
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 WatchFor = Callable[[Path, str | None], Watch]  # the daemon's watch of a home, made on first use
 

@@ -20,7 +20,7 @@ from hermes_watchdog.diagnosis import rounded
 from hermes_watchdog.judge import budget, known_issues
 from hermes_watchdog.record import incidents, metrics, status_file
 from hermes_watchdog.record.exporter import Exporter
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
 

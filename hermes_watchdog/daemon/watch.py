@@ -10,17 +10,17 @@ from typing import Any
 
 from hermes_watchdog.act.restart import RestartMachine
 from hermes_watchdog.daemon.incident_life import IncidentLife
-from hermes_watchdog.judge.cpu import CpuSnapshot, CpuUsage, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.loop_samples import Burst
+from hermes_watchdog.facts.plan import SamplingPlan
+from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe, TurnSample
+from hermes_watchdog.judge.cpu import CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
-from hermes_watchdog.judge.loop import Burst
-from hermes_watchdog.judge.sampling_plan import SamplingPlan
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.deaf import DeafTracker
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from hermes_watchdog.observe.loop_sampler import LoopSampler
-from hermes_watchdog.observe.loop_turns import TurnReader, TurnSample
-from hermes_watchdog.observe.looptick import TickProbe
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.observe.loop_turns import TurnReader
 from hermes_watchdog.record.incidents import Incident
 
 WATCHING = "watching"

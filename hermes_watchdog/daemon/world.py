@@ -20,12 +20,12 @@ if TYPE_CHECKING:
     from hermes_watchdog.act.managers import ServiceManager, Target
     from hermes_watchdog.act.restart import Ports
     from hermes_watchdog.config import Config
+    from hermes_watchdog.facts.identity import Identity
+    from hermes_watchdog.facts.readings import GatewayState, PidRecord
+    from hermes_watchdog.facts.stacks import StackAnalysis
     from hermes_watchdog.judge import budget, policy
     from hermes_watchdog.judge.cpu import CpuUsage
     from hermes_watchdog.judge.verdict import Thresholds
-    from hermes_watchdog.observe.processes import Identity
-    from hermes_watchdog.observe.stacks import StackAnalysis
-    from hermes_watchdog.observe.statefile import GatewayState, PidRecord
 
 
 @dataclass(frozen=True)

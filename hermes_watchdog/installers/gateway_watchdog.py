@@ -20,7 +20,7 @@ from pathlib import Path
 from hermes_watchdog.act.managers.base import Target, run_argv
 from hermes_watchdog.act.managers.systemd import SYSTEMCTL_TIMEOUT, SystemdManager, user_unit_dir
 from hermes_watchdog.errors import UserError
-from hermes_watchdog.judge.families import UNKNOWN, Recognised
+from hermes_watchdog.judge.families import UNKNOWN, Recognised, recognise_clues
 from hermes_watchdog.observe import discovery, heartbeat, processes, release
 
 DROPIN = "hermes-watchdog-loop.conf"
@@ -67,7 +67,7 @@ def plan(home: Path) -> Plan:
     ident = found.ident
     beat = heartbeat.read(home)
     keys = beat.keys if beat is not None and beat.pid == ident.pid and not beat.problem else None
-    rec = release.read(home, ident, processes.environ(ident.pid), keys)
+    rec = recognise_clues(release.read(home, ident, processes.environ(ident.pid), keys))
     why = refusal(rec)
     if why:
         raise UserError(why)

@@ -13,25 +13,12 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+
 DEMAND = "demand"
 CPU_TIME = "cpu-time"
 
 
-@dataclass(frozen=True)
-class ThreadTimes:
-    tid: int
-    cpu: float  # user + system seconds since the thread started
-    run_ns: int | None = None  # schedstat: ns on a CPU (None: not read, e.g. not Linux)
-    wait_ns: int | None = None  # schedstat: ns runnable, waiting on a run queue
-
-
-@dataclass(frozen=True)
-class CpuSnapshot:
-    at: float  # monotonic seconds
-    cpu: float  # process user + system seconds
-    threads: tuple[ThreadTimes, ...] = ()
-    wall: float = 0.0  # epoch seconds, for reports only
-    rss: int | None = None  # resident memory, bytes (read with the CPU times: one more field of one file)
     # No process-wide run-queue figure here: the kernel keeps none (/proc/<pid>/schedstat is the main
     # thread's alone), so process demand is summed from the threads in usage().
 

@@ -7,7 +7,8 @@ descriptors after 41.7 h; #70830: a CLOSE_WAIT leak; on macOS, limit 256, the fi
 
 from __future__ import annotations
 
-from hermes_watchdog.judge.deaf import FD_EXHAUSTION, DeafThresholds, Descriptors, Finding
+from hermes_watchdog.facts.deaf import DeafThresholds, Descriptors
+from hermes_watchdog.judge.deaf import FD_EXHAUSTION, Finding
 
 
 def rule(fds: Descriptors | None, th: DeafThresholds) -> Finding | None:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, UNKNOWN, Recognised, StormRule
-from hermes_watchdog.observe.statefile import GatewayState
-from hermes_watchdog.observe.upstream import STARTS_RULE, Upstream
+from hermes_watchdog.facts.readings import STARTS_RULE, STORM_CRASH_CYCLES, GatewayState, StormRule, Upstream
+from hermes_watchdog.judge.families import UNKNOWN, Recognised
 
 UPSTREAM_EXITS = frozenset({"loop_liveness_watchdog", "shutdown_watchdog"})
 EXIT_RESTART = 75  # EX_TEMPFAIL: the exit code with which Hermes asks its manager for a restart

@@ -33,6 +33,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hermes_watchdog.facts.readings import STORM_CRASH_CYCLES, STORM_STARTS, ReleaseClues, StormRule
+
 Version = tuple[int, int, int]
 
 # Who writes state/gateway.heartbeat.
@@ -45,26 +47,11 @@ USR2_FATAL = "fatal"  # nothing handles it: the default action terminates the ga
 USR2_CHAINS = "dump-then-fatal"  # Hermes' faulthandler dumps, then chains to the default action (#84373)
 USR2_DUMPS = "dumps"  # Hermes' faulthandler dumps and the gateway lives on (chain=False, #111435)
 
-# The respawn-storm breaker.
-STORM_STARTS = "starts"  # more than N starts within W s (gateway-starts.log)
-STORM_CRASH_CYCLES = "crash-cycles"  # N crash cycles chained within W s (#82574)
 
 # What a heartbeat may say about the loop (``heartbeat_role``).
 ROLE_WITNESS = "witness"  # written by the loop: stale is a frozen witness, a beat during a stretch a veto
 ROLE_SECOND = "second-witness"  # on-loop format, release not recognised: counts only beside another witness
 ROLE_REPORT = "report-only"  # written off the loop: says the process runs, nothing about its loop
-
-
-@dataclass(frozen=True)
-class StormRule:
-    kind: str  # STORM_STARTS / STORM_CRASH_CYCLES
-    count: int  # more than this many starts (STORM_STARTS), or this many chained cycles (STORM_CRASH_CYCLES)
-    window: float  # seconds
-
-    def describe(self) -> str:
-        if self.kind == STORM_STARTS:
-            return f"more than {self.count} starts in {self.window:.0f} s"
-        return f"{self.count} crash cycles chained within {self.window:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -234,3 +221,9 @@ def recognise(version: Version | None, version_source: str | None, payload_keys:
                           vtext, loop_watchdog)
     why = f"version {vtext} not a known release" if vtext else "no version and no release-specific file"
     return Recognised(UNKNOWN, why, vtext, loop_watchdog)
+
+
+def recognise_clues(clues: ReleaseClues) -> Recognised:
+    """The family from what observe/release.py read."""
+    return recognise(parse_version(clues.version), clues.version_source, clues.heartbeat_keys, clues.tick_socket,
+                     clues.lifecycle, version_text=clues.version, loop_watchdog=clues.loop_watchdog)

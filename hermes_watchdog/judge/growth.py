@@ -7,23 +7,11 @@ until the machine's available memory is gone at that rate.
 
 from __future__ import annotations
 
-from hermes_watchdog.judge.deaf import MEMORY_GROWTH, DeafSeen, DeafThresholds, Finding
+from hermes_watchdog.facts.deaf import DeafSeen, DeafThresholds, slope
+from hermes_watchdog.judge.deaf import MEMORY_GROWTH, Finding
 from hermes_watchdog.judge.wording import duration, size
 
 COVER = 0.9  # the samples must cover this much of growth_for
-
-
-def slope(samples: list[tuple[float, int]]) -> float | None:
-    """Least-squares bytes per second; None for fewer than 2 distinct times."""
-    if len(samples) < 2:
-        return None
-    n = len(samples)
-    mt = sum(t for t, _ in samples) / n
-    mr = sum(r for _, r in samples) / n
-    var = sum((t - mt) ** 2 for t, _ in samples)
-    if var <= 0:
-        return None
-    return sum((t - mt) * (r - mr) for t, r in samples) / var
 
 
 def rule(seen: DeafSeen | None, th: DeafThresholds, limit: int | None = None) -> Finding | None:

@@ -8,22 +8,13 @@ for microseconds when its owner closes it promptly; minutes mean nobody reads it
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
 
-from hermes_watchdog.judge.deaf import SOCKETS_HALF_CLOSED, DeafThresholds, Finding, HalfClosed, Sockets
+from hermes_watchdog.facts.deaf import GROWTH_SPAN, DeafThresholds, HalfClosed, Sockets
+from hermes_watchdog.judge.deaf import SOCKETS_HALF_CLOSED, Finding
 from hermes_watchdog.judge.wording import duration
 
 GROWTH_MIN = 5  # more CLOSE_WAIT sockets at the end of a never-falling series than at its start
-GROWTH_SPAN = 120.0  # seconds the series must cover (at most half_closed_after)
 SHOWN = 10  # endpoints listed in the reasons (all are in the evidence)
-
-Key = tuple[str, str]
-
-
-def track(first_seen: Mapping[Key, float], current: Iterable[Key], now: float) -> dict[Key, float]:
-    """When each socket now in CLOSE_WAIT was first seen so (monotonic): kept across reads while it stays,
-    forgotten once it leaves (closed, or gone)."""
-    return {k: first_seen.get(k, now) for k in current}
 
 
 def growing(counts: tuple[tuple[float, int], ...], span: float) -> bool:

@@ -13,7 +13,7 @@ from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_WITNESS, UPSTREAM_B
 from hermes_watchdog.judge.proof import TURN_EVERY, VISIT, independent_samples, miss_probability
 from hermes_watchdog.judge.verdict import Seen, StateSeen, Thresholds
 from hermes_watchdog.judge.wording import down_text
-from hermes_watchdog.record.timefmt import parse_iso
+from hermes_watchdog.timefmt import parse_iso
 
 RUNNING = "running"
 STARTING = "starting"

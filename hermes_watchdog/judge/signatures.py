@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from hermes_watchdog.facts.readings import HeartbeatSeen
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge import descriptors, growth, halfclosed
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.deaf import Finding
@@ -42,8 +44,6 @@ from hermes_watchdog.judge.verdict import (
     Verdict,
 )
 from hermes_watchdog.judge.wording import cpu_text, duration, size
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.stacks import StackAnalysis
 
 
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hermes_watchdog.judge.cpu import CpuSnapshot
+from hermes_watchdog.facts.cpu import CpuSnapshot
+from hermes_watchdog.facts.readings import TurnSample
 from hermes_watchdog.judge.loop import thread_demand
-from hermes_watchdog.observe.loop_turns import TurnSample
 
 STILL_PROOF = 3.0  # seconds still, at least, the loop thread wanting a core, that prove a starved loop
 DEMAND_OVER = 1.5  # seconds of CPU samples within the still time, at least, to judge the thread's demand

@@ -7,17 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hermes_watchdog.facts.deaf import DeafSeen, DeafThresholds
+from hermes_watchdog.facts.readings import GatewayState, HeartbeatSeen, TickProbe, Upstream
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge.cpu import CPU_TIME
 from hermes_watchdog.judge.deaf import ALL as DEAF_ALL
-from hermes_watchdog.judge.deaf import DeafSeen, DeafThresholds
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import LoopFindings
 from hermes_watchdog.judge.turns import TurnFindings
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.looptick import TickProbe
-from hermes_watchdog.observe.stacks import StackAnalysis
-from hermes_watchdog.observe.statefile import GatewayState
-from hermes_watchdog.observe.upstream import Upstream
 
 BUSY_LOOP = "busy-loop"
 LOOP_FROZEN = "loop-frozen"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from hermes_watchdog.facts.readings import GatewayState
 from hermes_watchdog.judge.cpu import DEMAND, CpuUsage
-from hermes_watchdog.observe.statefile import GatewayState
-from hermes_watchdog.record.timefmt import parse_iso
+from hermes_watchdog.timefmt import parse_iso
 
 
 def down_text(state: GatewayState, now: float | None) -> tuple[str, float | None]:

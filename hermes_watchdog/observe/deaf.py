@@ -12,7 +12,7 @@ Measured: about 0.00006 core per gateway at defaults in-process, +0.00010 in the
 (bench/deaf_cost.py, bench/overhead.py; BENCHMARKS.md).
   RSS history        from the tick's own sample, kept one point per growth_for/60 s; free memory with it
 
-I/O through observe/descriptors.py and observe/sockets.py; the ages are judge/halfclosed.track (pure).
+I/O through observe/descriptors.py and observe/sockets.py; the ages are facts/deaf.track (pure).
 """
 
 from __future__ import annotations
@@ -23,8 +23,17 @@ from typing import Any
 
 import psutil
 
-from hermes_watchdog.judge import growth, halfclosed
-from hermes_watchdog.judge.deaf import DeafSeen, DeafThresholds, Descriptors, HalfClosed, Sockets
+from hermes_watchdog.facts.deaf import (
+    GROWTH_SPAN,
+    DeafSeen,
+    DeafThresholds,
+    Descriptors,
+    HalfClosed,
+    Key,
+    Sockets,
+    slope,
+    track,
+)
 from hermes_watchdog.observe import descriptors, sockets
 
 LIMIT_EVERY = 60.0
@@ -42,7 +51,7 @@ def sockets_every(th: DeafThresholds, interval: float) -> float:
 
 @dataclass
 class DeafTracker:
-    first_seen: dict[halfclosed.Key, float] = field(default_factory=dict)
+    first_seen: dict[Key, float] = field(default_factory=dict)
     counts: deque[tuple[float, int]] = field(default_factory=deque)
     rss: deque[tuple[float, int]] = field(default_factory=deque)
     limit: int | None = None
@@ -108,9 +117,9 @@ class DeafTracker:
             self.first_seen.clear()
             self.counts.clear()
             return
-        self.first_seen = halfclosed.track(self.first_seen, self.tcp.close_wait, now)
+        self.first_seen = track(self.first_seen, self.tcp.close_wait, now)
         self.counts.append((now, len(self.tcp.close_wait)))
-        keep = 1.5 * min(halfclosed.GROWTH_SPAN, th.half_closed_after) + sockets_every(th, interval)
+        keep = 1.5 * min(GROWTH_SPAN, th.half_closed_after) + sockets_every(th, interval)
         while len(self.counts) > 3 and self.counts[1][0] <= now - keep:
             self.counts.popleft()
 
@@ -131,7 +140,7 @@ class DeafTracker:
 
     def summary(self) -> dict[str, Any]:
         """For state.json (`status`) and the metrics."""
-        rate = growth.slope(list(self.rss)[-12:]) if len(self.rss) >= 3 else None
+        rate = slope(list(self.rss)[-12:]) if len(self.rss) >= 3 else None
         oldest = None
         if self.tcp is not None and self.tcp.close_wait and self.sockets_at is not None:
             oldest = max(self.sockets_at - self.first_seen.get(k, self.sockets_at) for k in self.tcp.close_wait)

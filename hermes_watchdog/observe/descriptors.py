@@ -14,7 +14,7 @@ from collections import Counter
 
 import psutil
 
-from hermes_watchdog.judge.deaf import FILES, OTHER, PIPES, SOCKETS
+from hermes_watchdog.facts.deaf import FILES, OTHER, PIPES, SOCKETS
 
 LINUX = sys.platform.startswith("linux")
 TOP = 5

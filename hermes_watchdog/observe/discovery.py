@@ -13,8 +13,10 @@ from pathlib import Path
 
 import psutil
 
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import FileRead, GatewayState, PidRecord
 from hermes_watchdog.observe import processes, statefile
-from hermes_watchdog.observe.processes import Identity, matches_record
+from hermes_watchdog.observe.processes import matches_record
 
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")  # hermes_cli.profiles' rule
 _ACTIVE_PROFILE_MAX = 256  # a profile name is at most 64 characters; more is not a name
@@ -88,8 +90,8 @@ def home_for_pid(pid: int, flag: Path | None, process_env: dict[str, str] | None
 
 @dataclass(frozen=True)
 class FilesSeen:
-    pid_record: statefile.PidRecord
-    state: statefile.GatewayState
+    pid_record: PidRecord
+    state: GatewayState
     state_matches: bool
     state_note: str
     pid_matches: bool
@@ -98,8 +100,8 @@ class FilesSeen:
 
 def read_files(home: Path | None, ident: Identity) -> FilesSeen:
     if home is None:
-        missing = statefile.FileRead("", "missing", "no Hermes home")
-        return FilesSeen(statefile.PidRecord(missing), statefile.GatewayState(missing), False,
+        missing = FileRead("", "missing", "no Hermes home")
+        return FilesSeen(PidRecord(missing), GatewayState(missing), False,
                          "no state file", False, "no pid file")
     pid_record = statefile.read_pid(home)
     state = statefile.read_state(home)
@@ -285,7 +287,7 @@ def _scan(home: Path) -> Identity | None:
     return None
 
 
-def _named(home: Path, pid_record: statefile.PidRecord, state: statefile.GatewayState,
+def _named(home: Path, pid_record: PidRecord, state: GatewayState,
            skip: int | None = None) -> Iterator[tuple[str, int, Identity | None, str]]:
     """Each PID the files name (gateway.pid first), with its proof: (file, pid, identity or None, why not)."""
     for label, pid, start in (("gateway.pid", pid_record.pid, pid_record.start_time),
@@ -295,8 +297,8 @@ def _named(home: Path, pid_record: statefile.PidRecord, state: statefile.Gateway
             yield label, pid, ident, note
 
 
-def named_live_gateway(home: Path, current: Identity, pid_record: statefile.PidRecord | None = None,
-                       state: statefile.GatewayState | None = None) -> tuple[Identity | None, str]:
+def named_live_gateway(home: Path, current: Identity, pid_record: PidRecord | None = None,
+                       state: GatewayState | None = None) -> tuple[Identity | None, str]:
     """When the files name a PID other than ``current`` that is a live, proven gateway of this home:
     that gateway (the watched one was adopted wrongly or has been replaced). Cheap when they agree.
     The files may be passed in when the caller has just read them."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from hermes_watchdog.observe.stacks import Dump, Frame, ThreadStack
+from hermes_watchdog.facts.stacks import Dump, Frame, ThreadStack
 
 _HEADER = re.compile(r"^(?P<current>Current thread|Thread) (?P<ident>0x[0-9a-fA-F]+)(?: \[(?P<name>[^\]]*)\])?"
                      r" \(most recent call first\):\s*$")

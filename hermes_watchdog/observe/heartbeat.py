@@ -13,60 +13,13 @@ nothing to say (``read`` returns None and nobody mentions it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
+from hermes_watchdog.facts.readings import DEFAULT_STALE_AFTER, Heartbeat, HeartbeatSeen
 from hermes_watchdog.observe.statefile import as_finite, as_pid, parse_json_object, read_bytes
-from hermes_watchdog.record.timefmt import parse_iso
+from hermes_watchdog.timefmt import parse_iso
 
 HEARTBEAT_FILE = Path("state") / "gateway.heartbeat"
-PERIOD = 30.0  # seconds between rewrites in Hermes 0.19.0
-DEFAULT_STALE_AFTER = 2 * PERIOD  # two missed beats
-
-
-@dataclass(frozen=True)
-class Heartbeat:
-    path: str
-    pid: int | None = None
-    updated_at: float | None = None  # epoch seconds
-    problem: str | None = None  # the file exists but cannot be used
-    start_time: float | None = None  # epoch seconds the writing process started (0.19.0 writes it)
-    keys: frozenset[str] | None = None  # the payload's keys (None: not parsed)
-    loop_tick_socket: bool | None = None  # the off-loop writer's flag (#92315); None: absent
-    loop_tick_tcp_port: int | None = None
-    mem: dict[str, int] | None = None  # upstream's /proc sample (KiB): rss_kib, mem_available_kib ...
-
-    @property
-    def off_loop(self) -> bool:
-        """Written by the off-loop writer of #92315 (the flag's key is there, whatever its value)."""
-        return self.keys is not None and "loop_tick_socket" in self.keys
-
-
-@dataclass(frozen=True)
-class HeartbeatSeen:
-    """The heartbeat judged against the gateway being watched."""
-
-    age: float  # seconds since the last beat
-    stale_after: float
-    keys: frozenset[str] | None = None  # the payload's keys, for the release family's writer rule
-    off_loop: bool = False  # flagged loop_tick_socket: written off the loop, never a loop witness
-
-    @property
-    def stale(self) -> bool:
-        return self.age > self.stale_after
-
-    def describe(self) -> str:
-        if self.off_loop:
-            return (f"the heartbeat is {self.age:.0f} s old, but it is written off the event loop (payload flag "
-                    "loop_tick_socket): it says the process runs, not that its loop turns")
-        if self.stale:
-            return (f"the event-loop heartbeat is {self.age:.0f} s old (a beat is due every {PERIOD:.0f} s; stale "
-                    f"after {self.stale_after:.0f} s): the gateway's event loop is not running")
-        return f"the event-loop heartbeat is fresh ({self.age:.0f} s old): the event loop is running"
-
-    def to_dict(self) -> dict[str, object]:
-        return {"age_seconds": round(self.age, 1), "stale_after_seconds": self.stale_after, "stale": self.stale,
-                "written_off_loop": self.off_loop}
 
 
 def parse(path: str, raw: bytes | None) -> Heartbeat | None:

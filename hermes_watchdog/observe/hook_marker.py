@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog import safepath
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.observe.statefile import open_regular, parse_json_object, read_fd
 
 MARKER = "hermes-watchdog-hook.json"  # written by patches/hook.py inside the gateway

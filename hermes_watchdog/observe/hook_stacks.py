@@ -13,9 +13,9 @@ import struct
 import time
 from pathlib import Path
 
+from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.observe import looptick
 from hermes_watchdog.observe.hook_marker import Marker
-from hermes_watchdog.observe.processes import Identity
 
 REQUEST = b"stacks\n"  # as patches/stack_thread.py expects it
 MAX_BYTES = 1024 * 1024

@@ -14,10 +14,11 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.observe import faulthandler_text
 from hermes_watchdog.observe.hook_marker import read_marker
-from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.stacks import StackAnalysis, analyse
+from hermes_watchdog.observe.stacks import analyse
 from hermes_watchdog.observe.statefile import open_regular, read_fd
 
 ERROR_LOG = "gateway.error.log"  # launchd's StandardErrorPath in Hermes' plist

@@ -11,9 +11,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from hermes_watchdog.judge.loop import Burst
-from hermes_watchdog.judge.sampling_plan import SamplingPlan
-from hermes_watchdog.observe.looptick import TickProbe
+from hermes_watchdog.facts.loop_samples import Burst
+from hermes_watchdog.facts.plan import SamplingPlan
+from hermes_watchdog.facts.readings import TickProbe
 
 BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)
 ProbeFn = Callable[[], TickProbe | None]

@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from hermes_watchdog.judge.loop import MIN_SAMPLES, RATE, Burst, StackSample, classify
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.loop_samples import MIN_SAMPLES, RATE, Burst, StackSample, classify
 from hermes_watchdog.observe import pyspy_record, stack_capture
-from hermes_watchdog.observe.processes import Identity
 
 HOOK_RATE = 10.0
 # A background burst only has to see whether the loop is in its selector or stuck: 25 Hz does that, and

@@ -12,33 +12,16 @@ import os
 import stat
 import struct
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import TurnSample
 from hermes_watchdog.observe.statefile import open_regular
 
 FILE = "hermes-watchdog-loop-turns.bin"  # as patches/loop_turns.py writes it
 MAGIC = b"HWDTURN1"
 SIZE = 64
 _LAYOUT = struct.Struct("<8sqqqqdQd")  # magic, pid, start, uid, loop thread, period, turns, newest turn
-
-
-@dataclass(frozen=True)
-class TurnSample:
-    """One read of the counter."""
-
-    at: float  # monotonic, when read (the gateway's stamps use the same clock)
-    turns: int  # iterations of the main loop so far
-    last: float  # monotonic time of the loop timer's newest turn (once a period): the loop's last turn was
-    # after it, and before last + period unless the count moved since
-    tid: int | None  # the loop thread's native id; None: no loop has run yet
-    period: float  # the counted loop turns at least this often when healthy (its keepalive timer)
-
-    @property
-    def stall(self) -> float:
-        """Seconds from the timer's newest turn to this read: at most a period more than the stall."""
-        return max(0.0, self.at - self.last)
 
 
 def path_of(home: Path) -> Path:

@@ -11,24 +11,14 @@ import os
 import socket
 import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hermes_watchdog import safepath
+from hermes_watchdog.facts.readings import TickProbe
 
 TRIES = 3
 TIMEOUT = 1.0
 PAUSE = 0.2
-
-
-@dataclass(frozen=True)
-class TickProbe:
-    at: float  # monotonic, when the probe ended
-    answered: bool
-    detail: str
-
-    def to_dict(self) -> dict[str, object]:
-        return {"answered": self.answered, "detail": self.detail}
 
 
 def socket_path(home: Path, pid: int) -> Path:

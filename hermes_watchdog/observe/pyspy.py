@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hermes_watchdog.observe.stacks import Dump, parse_dump
+from hermes_watchdog.facts.stacks import Dump
+from hermes_watchdog.observe.stacks import parse_dump
 
 ENV_OVERRIDE = "HERMES_WATCHDOG_PY_SPY"  # path of the py-spy binary to use; mainly for tests
 

@@ -16,9 +16,9 @@ import threading
 import time
 from collections.abc import Iterable
 
-from hermes_watchdog.judge.loop import RATE, Burst, StackSample, classify
+from hermes_watchdog.facts.loop_samples import RATE, Burst, StackSample, classify
+from hermes_watchdog.facts.stacks import Frame
 from hermes_watchdog.observe.pyspy import _classify_failure, find_py_spy
-from hermes_watchdog.observe.stacks import Frame
 
 METHOD = "py-spy record"
 _LINE = re.compile(r"^(?P<stack>.*) (?P<count>\d+)$")

@@ -1,5 +1,5 @@
-"""Which Hermes release family a gateway is: read what its home and install show, then ask
-judge/families.recognise. I/O only, through the safe readers; a file that cannot be read is simply not
+"""Which Hermes release family a gateway is: read what its home and install show (the clues), for
+judge/families.recognise_clues to name. I/O only, through the safe readers; a file that cannot be read is simply not
 evidence. Cheap (a few lstat calls and small reads), and done once per gateway identity by the daemon.
 
 What is read from which file (the README's table says the same):
@@ -19,9 +19,9 @@ import stat
 from pathlib import Path
 
 from hermes_watchdog import safepath
-from hermes_watchdog.judge.families import Recognised, parse_version, recognise
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import ReleaseClues
 from hermes_watchdog.observe import looptick, versions
-from hermes_watchdog.observe.processes import Identity
 from hermes_watchdog.observe.statefile import read_bytes
 from hermes_watchdog.observe.upstream import LIFECYCLE_FILE
 
@@ -91,9 +91,9 @@ def _is_regular(path: Path) -> bool:
 
 
 def read(home: Path | None, ident: Identity, proc_env: dict[str, str] | None,
-         heartbeat_keys: frozenset[str] | None, frame_files: tuple[str, ...] = ()) -> Recognised:
-    """The release family of the gateway ``ident`` serving ``home``. ``heartbeat_keys``: the keys of the
-    heartbeat payload this very process wrote (None: no heartbeat of its own)."""
+         heartbeat_keys: frozenset[str] | None, frame_files: tuple[str, ...] = ()) -> ReleaseClues:
+    """What shows the release of the gateway ``ident`` serving ``home``. ``heartbeat_keys``: the keys of
+    the heartbeat payload this very process wrote (None: no heartbeat of its own)."""
     version, source = version_and_source(ident, proc_env, home, frame_files)
     tick = lifecycle = False
     setting = None
@@ -102,5 +102,4 @@ def read(home: Path | None, ident: Identity, proc_env: dict[str, str] | None,
         lifecycle = _is_regular(home / LIFECYCLE_FILE)
         raw, _ = read_bytes(home / CONFIG_FILE, _CONFIG_MAX)
         setting = loop_watchdog_setting(raw)
-    return recognise(parse_version(version), source, heartbeat_keys, tick, lifecycle, version_text=version,
-                     loop_watchdog=setting)
+    return ReleaseClues(version, source, heartbeat_keys, tick, lifecycle, setting)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.observe.processes import inspecting
 
 LINUX = sys.platform.startswith("linux")

@@ -9,8 +9,8 @@ import os
 import signal
 from pathlib import Path
 
+from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.observe.discovery import reprove
-from hermes_watchdog.observe.processes import Identity
 
 
 def guarded_signal(ident: Identity, sig: signal.Signals, home: Path) -> tuple[bool, str]:

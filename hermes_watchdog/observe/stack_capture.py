@@ -25,10 +25,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.stacks import Dump, StackAnalysis
 from hermes_watchdog.observe import faulthandler_text, hook_stacks, pyspy
 from hermes_watchdog.observe.hook_marker import Marker, read_marker
-from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.stacks import Dump, StackAnalysis, analyse, render_text
+from hermes_watchdog.observe.stacks import analyse, render_text
 
 METHODS = ("auto", "py-spy", "hook", "none")
 ALIASES = {"faulthandler": "hook"}  # the hook's method was called so while it used SIGUSR2

@@ -11,74 +11,16 @@ import json
 import math
 import os
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hermes_watchdog import safepath
+from hermes_watchdog.facts.readings import FileRead, GatewayState, PidRecord, PlatformState
 
 MAX_BYTES = 1024 * 1024  # Hermes writes a few KiB; anything past 1 MiB is not a state file we trust
 
 STATE_FILE = "gateway_state.json"
 PID_FILE = "gateway.pid"
-CONNECTED = "connected"
-
-
-@dataclass(frozen=True)
-class PlatformState:
-    name: str
-    state: str
-    error_code: str | None = None
-    error_message: str | None = None
-    updated_at: str | None = None
-
-    @property
-    def connected(self) -> bool:
-        return self.state == CONNECTED
-
-
-@dataclass(frozen=True)
-class FileRead:
-    """How reading one file went: ``status`` is ok, missing, empty, truncated, garbage, oversized,
-    not-an-object or unreadable."""
-
-    path: str
-    status: str
-    problem: str | None = None
-    data: dict[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-@dataclass(frozen=True)
-class GatewayState:
-    read: FileRead
-    gateway_state: str | None = None
-    pid: int | None = None
-    start_time: float | None = None
-    updated_at: str | None = None
-    platforms: tuple[PlatformState, ...] = field(default_factory=tuple)
-    exit_reason: str | None = None  # git releases: loop_liveness_watchdog, shutdown_watchdog, ...
-    restart_requested: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.read.ok
-
-    @property
-    def not_connected(self) -> tuple[PlatformState, ...]:
-        return tuple(p for p in self.platforms if not p.connected)
-
-
-@dataclass(frozen=True)
-class PidRecord:
-    read: FileRead
-    pid: int | None = None
-    start_time: float | None = None
-    argv: tuple[str, ...] = ()
-    kind: str | None = None
 
 
 MAX_PID = 2**31 - 1  # PIDs fit in 32 bits everywhere (Linux caps them at 2**22)

@@ -23,64 +23,18 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
-from hermes_watchdog.judge.families import STORM_CRASH_CYCLES, STORM_STARTS, StormRule
+from hermes_watchdog.facts.readings import (
+    Upstream,
+)
 from hermes_watchdog.observe.statefile import as_finite, parse_json_object, read_bytes
 
 LIFECYCLE_FILE = Path("state") / "gateway.lifecycle.json"
 STARTS_FILE = Path("gateway-starts.log")
 RESTART_LOOP_FILE = Path("gateway") / "restart_loop.json"
-# 0.19.0's breaker, and the rule for a release not recognised (what the watchdog honoured before families).
-STARTS_RULE = StormRule(STORM_STARTS, 5, 120.0)
-STORM_WINDOW = STARTS_RULE.window
 _STARTS_MAX_BYTES = 64 * 1024  # Hermes ring-buffers the file to 40 lines; anything larger is not its
 _LOOP_MAX_BYTES = 16 * 1024  # Hermes keeps 50 boots
-
-
-@dataclass(frozen=True)
-class Upstream:
-    lifecycle_phase: str | None = None
-    lifecycle_exit_code: int | None = None
-    lifecycle_exit_reason: str | None = None
-    starts: tuple[float, ...] = ()  # epoch seconds, gateway-starts.log
-    boots: tuple[float, ...] = ()  # epoch seconds, gateway/restart_loop.json
-    lifecycle_at: float | None = None  # the ledger's mtime (epoch): which gateway's life it can be about
-    lifecycle_pid: int | None = None  # the process whose life the ledger records
-
-    def storm(self, now: float, rule: StormRule = STARTS_RULE) -> int:
-        """How many starts (STORM_STARTS) or chained crash cycles (STORM_CRASH_CYCLES) have tripped
-        Hermes' breaker by ``rule`` at ``now``; 0 while it has not tripped."""
-        if rule.kind == STORM_CRASH_CYCLES:
-            n = len(chain_ending_at(self.boots, now, rule.window))
-            return n if n >= rule.count else 0
-        recent = sum(1 for t in self.starts if 0 <= now - t <= rule.window)
-        return recent if recent > rule.count else 0
-
-    def to_dict(self, now: float) -> dict[str, object]:
-        return {"lifecycle": {"phase": self.lifecycle_phase, "exit_code": self.lifecycle_exit_code,
-                              "exit_reason": self.lifecycle_exit_reason} if self.lifecycle_phase else None,
-                "starts_in_storm_window": sum(1 for t in self.starts if 0 <= now - t <= STORM_WINDOW),
-                "chained_crash_cycles": len(chain_ending_at(self.boots, now, 300.0))}
-
-
-def chain_ending_at(boots: tuple[float, ...], now: float, gap: float) -> tuple[float, ...]:
-    """The boots that chain up to ``now``, newest last: walking back from ``now``, each boot no further
-    than ``gap`` seconds from the one after it; the first wider gap ends the chain (an older episode). A
-    boot stamped after ``now`` (a clock stepped back) counts only within ``gap`` of it, as upstream's."""
-    chain: list[float] = []
-    prev = now
-    for t in sorted(boots, reverse=True):
-        if t > now:
-            if t - now <= gap:
-                chain.append(t)
-            continue
-        if prev - t > gap:
-            break
-        chain.append(t)
-        prev = t
-    return tuple(reversed(chain))
 
 
 def parse_lifecycle(path: str, raw: bytes | None) -> tuple[str | None, int | None, str | None, int | None]:

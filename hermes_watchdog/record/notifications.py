@@ -12,7 +12,7 @@ import socket
 from typing import Any
 
 from hermes_watchdog.record.redact import redact, redact_obj
-from hermes_watchdog.record.timefmt import iso
+from hermes_watchdog.timefmt import iso
 
 INCIDENT, RESTART, GIVE_UP, RECOVERY = "incident", "restart", "give-up", "recovery"
 KINDS = (INCIDENT, RESTART, GIVE_UP, RECOVERY)

@@ -19,12 +19,13 @@ from hermes_watchdog.daemon import restarts, resume
 from hermes_watchdog.daemon.responder import Responder
 from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.daemon.world import Settings, World
+from hermes_watchdog.facts.identity import Identity
+from hermes_watchdog.facts.readings import GatewayState, PidRecord
+from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge import budget, policy
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.verdict import Thresholds, Verdict
 from hermes_watchdog.observe import statefile
-from hermes_watchdog.observe.processes import Identity
-from hermes_watchdog.observe.stacks import StackAnalysis
 from hermes_watchdog.record import incidents, status_file
 from tests.unit.test_restart_machine import DummyManager
 from tests.unit.test_restart_machine import World as ProcessTable
@@ -117,7 +118,7 @@ class FakeWorld(World):
             return StackAnalysis(True, dumps=1, method="py-spy")
         return StackAnalysis(False, reason="py-spy: permission denied", method="none")
 
-    def gateway_files(self, home: Path) -> tuple[statefile.PidRecord, statefile.GatewayState, str]:
+    def gateway_files(self, home: Path) -> tuple[PidRecord, GatewayState, str]:
         return statefile.read_pid(home), statefile.read_state(home), "(log tail)\n"
 
     def describe(self, ident: Identity, home: Path, stack: StackAnalysis,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.judge.cpu import usage
 
 
 def snap(at: float, cpu: float, *threads: tuple[int, float]) -> CpuSnapshot:

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import json
 
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.deaf import DeafSeen, DeafThresholds, Descriptors, HalfClosed, Sockets, track
 from hermes_watchdog.judge import descriptors, growth, halfclosed, policy
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
-from hermes_watchdog.judge.deaf import (
-    FD_EXHAUSTION,
-    MEMORY_GROWTH,
-    SOCKETS_HALF_CLOSED,
-    DeafSeen,
-    DeafThresholds,
-    Descriptors,
-    HalfClosed,
-    Sockets,
-)
+from hermes_watchdog.judge.cpu import usage
+from hermes_watchdog.judge.deaf import FD_EXHAUSTION, MEMORY_GROWTH, SOCKETS_HALF_CLOSED
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import BUSY_LOOP, HEALTHY, MEMORY_HIGH, Seen, StateSeen, Thresholds
 from hermes_watchdog.observe.statefile import parse_state
@@ -86,12 +79,12 @@ def hc(seconds: float, port: int = 443) -> HalfClosed:
 
 def test_track_keeps_first_seen_while_the_socket_stays_and_forgets_it_after() -> None:
     a, b = ("l", "r1"), ("l", "r2")
-    first = halfclosed.track({}, [a], 10.0)
+    first = track({}, [a], 10.0)
     assert first == {a: 10.0}
-    second = halfclosed.track(first, [a, b], 40.0)
+    second = track(first, [a, b], 40.0)
     assert second == {a: 10.0, b: 40.0}
-    assert halfclosed.track(second, [b], 70.0) == {b: 40.0}  # a closed: forgotten
-    assert halfclosed.track(second, [a], 99.0) == {a: 10.0}
+    assert track(second, [b], 70.0) == {b: 40.0}  # a closed: forgotten
+    assert track(second, [a], 99.0) == {a: 10.0}
 
 
 def test_half_closed_young_sockets_are_not_a_verdict() -> None:

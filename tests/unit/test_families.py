@@ -3,6 +3,7 @@ and the witness rules that follow from it. No processes, no clock."""
 
 from __future__ import annotations
 
+from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.families import (
     FAMILIES,
@@ -22,13 +23,12 @@ from hermes_watchdog.judge.families import (
     heartbeat_writer,
     parse_version,
     recognise,
+    recognise_clues,
 )
 from hermes_watchdog.judge.loop import findings
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import BUSY_LOOP, BY_STACK, CPU_PEGGED, HEALTHY, LOOP_FROZEN, W_HEARTBEAT, Seen
 from hermes_watchdog.observe import heartbeat
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.release import loop_watchdog_setting
 from tests.unit.test_loop import NOW, PID, TH, blocked_bursts, cpu_over, snaps_for, spin_bursts, state
 
@@ -225,12 +225,12 @@ def test_release_read_from_a_real_home() -> None:
     home = Path(tempfile.mkdtemp(prefix="fam", dir="/tmp"))  # short: AF_UNIX paths are limited to ~104 bytes
     try:
         ident = processes.identity(os.getpid())
-        nothing = release.read(home, ident, {}, None)
+        nothing = recognise_clues(release.read(home, ident, {}, None))
         assert nothing.family is UNKNOWN and nothing.version is None
         (home / "hermes-agent" / "hermes_cli").mkdir(parents=True)
         (home / "hermes-agent" / "hermes_cli" / "__init__.py").write_text('__version__ = "0.21.3"\n')
         (home / "config.yaml").write_text("gateway:\n  api_key: sk-not-kept\n  loop_watchdog: off\n")
-        by_version = release.read(home, ident, {}, None)
+        by_version = recognise_clues(release.read(home, ident, {}, None))
         assert by_version.family is F["0.19.1-0.21.3"] and by_version.version == "0.21.3"
         assert by_version.source.startswith("version 0.21.3 from hermes_cli/__init__.py of the git checkout ")
         assert by_version.loop_watchdog is False and not by_version.loop_watchdog_on
@@ -239,14 +239,14 @@ def test_release_read_from_a_real_home() -> None:
         (home / "state").mkdir()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.bind(str(looptick.socket_path(home, os.getpid())))
-            files = release.read(home, ident, {}, OFF_LOOP)
+            files = recognise_clues(release.read(home, ident, {}, OFF_LOOP))
         assert files.family is GIT_RELEASE, files  # the files win over a version they contradict
         assert files.source.startswith("heartbeat payload flag loop_tick_socket; a loop-tick socket for its PID; ")
         (home / "state" / "gateway.lifecycle.json").write_text('{"phase": "running"}')
-        ledger = release.read(home, ident, {}, None)
+        ledger = recognise_clues(release.read(home, ident, {}, None))
         assert ledger.family is GIT_RELEASE and "state/gateway.lifecycle.json" in ledger.source
         # Another PID's socket says nothing about this gateway.
-        other = release.read(home, processes.Identity(os.getpid() + 1, 0.0, (), None), {}, None)
+        other = recognise_clues(release.read(home, processes.Identity(os.getpid() + 1, 0.0, (), None), {}, None))
         assert "loop-tick socket" not in other.source
     finally:
         shutil.rmtree(home)
@@ -256,7 +256,8 @@ def test_a_loop_that_wants_a_core_is_never_frozen_before_any_stretch() -> None:
     """Seen in CI on the 0.22 shape under load: the spin's thread wanted 0.88 core (just under the 0.9
     threshold), the only burst so far had no stretch without the selector yet, and the silent tick socket
     alone made it loop-frozen. Frozen is off the CPU: the burst names the loop thread, and it wants a core."""
-    from hermes_watchdog.judge.loop import Burst, LoopFindings
+    from hermes_watchdog.facts.loop_samples import Burst
+    from hermes_watchdog.judge.loop import LoopFindings
 
     snaps = snaps_for(PID, 0.88)
     one = Burst(10.0, 11.0, "py-spy record", loop_found=True, tid=PID, samples=50, callback=0, rate=100)

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
+from hermes_watchdog.facts.readings import HeartbeatSeen
 from hermes_watchdog.judge import policy
 from hermes_watchdog.judge.families import recognise
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import BUSY_LOOP, CPU_PEGGED, HEALTHY, LOOP_FROZEN, Seen
 from hermes_watchdog.observe import heartbeat
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
 from tests.unit.test_signatures import NOW, TH, cpu, state
 
 STAMP = "2027-01-15T08:00:00+00:00"

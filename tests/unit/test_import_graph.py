@@ -110,3 +110,28 @@ def test_no_module_of_daemon_but_the_loop_knows_the_daemon() -> None:
     knowing = sorted(p.name for p in (ROOT / "daemon").glob("*.py")
                      if p.name != "loop.py" and "daemon.loop" in p.read_text())
     assert knowing == []
+
+
+# What each room may import besides facts/ and the package's top-level helpers (safepath, timefmt, errors...):
+# observe reads and judge decides, each on facts alone; act may observe (the identity proof before a
+# signal) and ask the judge; record may read both; only the daemon, the commands and diagnosis see them all.
+ALLOWED = {
+    "facts": set(),
+    "observe": set(),
+    "judge": set(),
+    "act": {"observe", "judge"},
+    "record": {"observe", "judge"},
+}
+ROOMS = {"facts", "observe", "judge", "act", "record", "daemon", "commands", "installers", "patches", "sim"}
+
+
+def _room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[1] in ROOMS else None
+
+
+def test_each_room_imports_only_facts_and_the_rooms_below_it() -> None:
+    wrong = sorted((m, t) for m, ts in _graph().items() for t in ts
+                   if _room(m) in ALLOWED and _room(t) not in {None, "facts", _room(m)}
+                   and _room(t) not in ALLOWED[_room(m) or ""])
+    assert wrong == []

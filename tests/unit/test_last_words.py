@@ -5,8 +5,8 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.observe import last_words
-from hermes_watchdog.observe.processes import Identity
 
 GW = Identity(4321, 1000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 77, uid=0)
 DUMP = ("Fatal Python error: Aborted\n\n"

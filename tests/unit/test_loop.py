@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 
 from hermes_watchdog.config import parse_size
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.loop_samples import CALLBACK, SELECTOR, TURNING, Burst, classify, kind_of
+from hermes_watchdog.facts.plan import SamplingPlan
+from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe, Upstream
+from hermes_watchdog.facts.stacks import Frame
 from hermes_watchdog.judge import policy
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.judge.families import recognise
-from hermes_watchdog.judge.loop import (
-    CALLBACK,
-    SELECTOR,
-    TURNING,
-    Burst,
-    classify,
-    findings,
-    kind_of,
-    stretch,
-)
+from hermes_watchdog.judge.loop import findings, stretch
 from hermes_watchdog.judge.proof import PROOF_SAMPLES
-from hermes_watchdog.judge.sampling_plan import SamplingPlan
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -36,12 +30,9 @@ from hermes_watchdog.judge.verdict import (
     StateSeen,
     Thresholds,
 )
-from hermes_watchdog.observe.heartbeat import HeartbeatSeen
-from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.pyspy_record import parse_raw
-from hermes_watchdog.observe.stacks import Frame
 from hermes_watchdog.observe.statefile import parse_state
-from hermes_watchdog.observe.upstream import Upstream, parse_starts
+from hermes_watchdog.observe.upstream import parse_starts
 
 NOW = 1_800_000_000.0
 TH = Thresholds()
@@ -406,3 +397,10 @@ def test_one_callback_is_judged_by_function_not_line() -> None:
     assert loop.stretch is not None and loop.stretch.one_callback
     v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=12.0))
     assert v.signature == BUSY_LOOP and v.proof == BY_STACK
+
+
+def test_the_plan_starts_at_the_proof_rate() -> None:
+    """Until the loop-turn counter is read, dense bursts are the proof: at judge/proof.py's rate."""
+    from hermes_watchdog.judge.proof import UNCOUNTED_RATE
+
+    assert SamplingPlan().dense_rate == UNCOUNTED_RATE

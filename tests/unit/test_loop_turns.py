@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.loop_samples import RATE
+from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe
 from hermes_watchdog.judge import policy
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes
 from hermes_watchdog.judge.loop import findings
-from hermes_watchdog.judge.proof import PROOF_SAMPLES, miss_probability
+from hermes_watchdog.judge.proof import PROOF_SAMPLES, UNCOUNTED_RATE, miss_probability
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.turns import STILL_PROOF, TurnFindings
 from hermes_watchdog.judge.turns import findings as turn_findings
 from hermes_watchdog.judge.verdict import BUSY_LOOP, BY_COUNTER, CPU_PEGGED, HEALTHY, LOOP_FROZEN, Seen
+from hermes_watchdog.judge.window import WindowReadings, gone, judge_window
 from hermes_watchdog.observe import loop_turns as reader
-from hermes_watchdog.observe.looptick import TickProbe
 from hermes_watchdog.observe.processes import identity
 from hermes_watchdog.patches import loop_turns as counter
 from tests.unit.test_loop import (
@@ -251,3 +253,26 @@ def test_the_counter_lives_only_in_the_armed_thread() -> None:
     t.start()
     t.join()
     assert seen == [None]
+
+
+# ---------------------------------------------------------------- the tick's judge step (judge/window.py)
+def _window(snaps: list, turns: list, bursts: tuple = (), heartbeat: HeartbeatSeen | None = None) -> WindowReadings:
+    return WindowReadings(tuple(snaps), tuple(snaps), (state(qqbot="connected"),), bursts, tuple(turns), heartbeat,
+                          None, None, None, None, age=100.0, mono=12.0, now=NOW)
+
+
+def test_the_tick_judges_the_window_and_plans_the_next_bursts() -> None:
+    still = judge_window(_window(snaps_for(PID, 1.0), turns_seen(TH.proof + 1, 12.0)), TH)
+    assert still.verdict.signature == BUSY_LOOP and still.suspect and still.dense_rate == RATE
+    turning = judge_window(_window(snaps_for(PID, 0.0), turns_seen(0.5, 12.0)), TH)
+    assert turning.verdict.signature == HEALTHY and not turning.suspect and turning.dense_rate == RATE
+    # No counter: the dense samples are the proof, at the proof's rate; a stale beat is suspect alone.
+    stale = judge_window(_window(snaps_for(PID, 0.0), [], heartbeat=HeartbeatSeen(age=90.0, stale_after=60.0)), TH)
+    assert stale.suspect and stale.dense_rate == UNCOUNTED_RATE and stale.turns is None
+
+
+def test_a_gone_gateway_is_judged_by_the_judge() -> None:
+    v = gone("its death was not clean", True, "gateway.pid: PID 7 has exited")
+    assert v.signature == "gateway-gone" and v.reasons == (
+        "its death was not clean", "the state file says running, but gateway.pid: PID 7 has exited")
+    assert gone(None, False, "x").reasons == ()

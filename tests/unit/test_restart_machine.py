@@ -13,7 +13,7 @@ import pytest
 from hermes_watchdog.act.managers.base import RestartResult, ServiceManager, Target
 from hermes_watchdog.act.restart import FINAL_SIGKILL_AFTER, NewCheck, RestartMachine
 from hermes_watchdog.act.restart_state import Phase, Restart
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.facts.identity import Identity
 
 OLD = Identity(100, 1000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 5)
 NEW = Identity(200, 2000.0, ("python", "-m", "hermes_cli.main", "gateway", "run"), 9)
@@ -342,7 +342,7 @@ def test_a_resumed_record_without_the_stop_proof_ends_with_sigkill() -> None:
 def test_progress_says_where_a_restart_in_flight_stands() -> None:
     """Issue 24 item 5: one sentence per phase for `status` and the WAIT line."""
     from hermes_watchdog.act.restart_state import ORIGIN_HERMES, Phase, Restart, progress
-    from hermes_watchdog.observe.processes import Identity
+    from hermes_watchdog.facts.identity import Identity
 
     old = Identity(pid=4242, create_time=1.0, cmdline=("hermes", "gateway", "run"), start_ticks=100, uid=0)
     r = Restart(old=old, manager="systemd", started=100.0, started_wall=1000.0, grace=3.0, start_timeout=90.0,

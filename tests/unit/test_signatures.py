@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from hermes_watchdog.judge.cpu import CpuSnapshot, ThreadTimes, usage
+from hermes_watchdog.facts.cpu import CpuSnapshot, ThreadTimes
+from hermes_watchdog.facts.stacks import Frame, StackAnalysis
+from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -15,7 +17,6 @@ from hermes_watchdog.judge.verdict import (
     StateSeen,
     Thresholds,
 )
-from hermes_watchdog.observe.stacks import Frame, StackAnalysis
 from hermes_watchdog.observe.statefile import parse_state
 
 NOW = 1_800_000_000.0

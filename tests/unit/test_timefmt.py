@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hermes_watchdog.observe import heartbeat
-from hermes_watchdog.record.timefmt import iso, parse_iso
+from hermes_watchdog.timefmt import iso, parse_iso
 
 
 def test_naive_stamps_are_utc_like_zoned_ones() -> None:

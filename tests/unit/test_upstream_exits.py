@@ -10,12 +10,13 @@ from dataclasses import dataclass, field
 from hermes_watchdog.act.managers.base import RestartResult
 from hermes_watchdog.act.restart import NewCheck, RestartMachine, StartPlan
 from hermes_watchdog.act.restart_state import ORIGIN_HERMES, Phase, Restart
+from hermes_watchdog.facts.readings import STORM_CRASH_CYCLES, STORM_STARTS, StormRule, Upstream, chain_ending_at
 from hermes_watchdog.judge import exits
-from hermes_watchdog.judge.families import FAMILIES, STORM_CRASH_CYCLES, STORM_STARTS, UNKNOWN, Recognised, StormRule
+from hermes_watchdog.judge.families import FAMILIES, UNKNOWN, Recognised
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import Seen, StateSeen, Thresholds
 from hermes_watchdog.observe.statefile import parse_state
-from hermes_watchdog.observe.upstream import Upstream, chain_ending_at, parse_boots
+from hermes_watchdog.observe.upstream import parse_boots
 from tests.unit.test_restart_machine import NEW, OLD, Recorder, World
 
 STARTS = StormRule(STORM_STARTS, 5, 120.0)
@@ -65,7 +66,8 @@ def _state(**fields: object) -> StateSeen:
 
 
 def _note(release: Recognised | None, up: Upstream) -> str | None:
-    from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+    from hermes_watchdog.facts.cpu import CpuSnapshot
+    from hermes_watchdog.judge.cpu import usage
 
     snaps = [CpuSnapshot(at=t, cpu=0.01 * t, wall=NOW - 10 + t) for t in (0.0, 5.0, 10.0)]
     v = judge(usage(snaps), [_state()], None, Thresholds(), now=NOW, seen=Seen(upstream=up, release=release))
@@ -236,9 +238,10 @@ def test_pending_record_keeps_the_origin() -> None:
 def test_deferring_to_upstreams_own_watchdog_has_a_deadline() -> None:
     """Issue 20: a spinning gateway whose state says exit_reason=loop_liveness_watchdog was only alerted on, for
     ever. Deferred within upstream's own budget; past it, the watchdog acts as usual and says why."""
-    from hermes_watchdog.judge.cpu import CpuSnapshot, usage
+    from hermes_watchdog.facts.cpu import CpuSnapshot
+    from hermes_watchdog.judge.cpu import usage
     from hermes_watchdog.judge.families import UPSTREAM_BUDGET
-    from hermes_watchdog.record.timefmt import iso
+    from hermes_watchdog.timefmt import iso
 
     snaps = [CpuSnapshot(at=t, cpu=0.99 * t, wall=NOW - 10 + t) for t in (0.0, 5.0, 10.0)]
 

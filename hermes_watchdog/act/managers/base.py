@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hermes_watchdog.observe.processes import Identity
+from hermes_watchdog.facts.identity import Identity
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""When to take the loop's stack bursts: the plan the daemon keeps per gateway (pure).
+"""When to take the loop's stack bursts: the plan the daemon keeps per gateway (a value, no I/O).
 
 The plan is a value: the main thread makes a new one when the suspicion or the rate changes and hands it
 to the sampler thread by replacing one reference; nobody mutates a plan another thread reads. What only
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from hermes_watchdog.judge.proof import UNCOUNTED_RATE
+# judge/proof.py's UNCOUNTED_RATE (a unit test holds them equal): the rate until the loop-turn counter is read
+UNCOUNTED_RATE = 1000
 
 
 @dataclass(frozen=True)
