@@ -71,15 +71,15 @@ def timed_daemon(cfg: config.Config, marks: dict[str, Any], stop: threading.Even
         marks.setdefault("evidence", time.time())
 
     d.responder._open = _open  # type: ignore[method-assign]
-    planning = d.observer._plan
+    settling = d.observer.settle
 
-    def _plan(w, verdict):  # type: ignore[no-untyped-def]
+    def settle(w, judged):  # type: ignore[no-untyped-def]
         was = w.plan.dense(time.monotonic())
-        planning(w, verdict)
+        settling(w, judged)
         if not was and w.plan.dense(time.monotonic()):
             marks.setdefault("dense_at", []).append(time.time())  # dense loop sampling began: suspect
 
-    d.observer._plan = _plan  # type: ignore[method-assign]
+    d.observer.settle = settle  # type: ignore[method-assign]
     return d
 
 

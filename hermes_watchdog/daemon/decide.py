@@ -17,7 +17,9 @@ from hermes_watchdog.judge.verdict import UNKNOWN, Verdict
 
 @dataclass(frozen=True)
 class Open:
-    """Open an incident, evidence first (or carry on the give-up a restarted daemon found in state.json)."""
+    """Open an incident, evidence first (or carry on the give-up a restarted daemon found in state.json).
+    Its first action is decided once it is open: the evidence takes seconds, and the budget may have changed
+    meanwhile. Then its one message goes out, saying that action (not for an incident carried on)."""
 
     verdict: Verdict
     action: policy.Action
@@ -64,12 +66,7 @@ class Restart:
     budget: Decision
 
 
-@dataclass(frozen=True)
-class Announce:
-    """The incident's one message, once its first action is known (not for an incident carried on)."""
-
-
-Effect = Open | Close | Escalate | Alert | GiveUp | Cool | DryRun | Restart | Announce
+Effect = Open | Close | Escalate | Alert | GiveUp | Cool | DryRun | Restart
 
 
 def respond(stage: Stage | None, signature: str | None, verdict: Verdict, action: policy.Action,
@@ -79,11 +76,11 @@ def respond(stage: Stage | None, signature: str | None, verdict: Verdict, action
         return [Close(f"verdict is now {verdict.signature}")]
     if action.kind not in {policy.ALERT, policy.RESTART}:
         return []
-    effects: list[Effect] = []
     if stage is None:
-        effects.append(Open(verdict, action))
+        return [Open(verdict, action)]
+    effects: list[Effect] = []
     restart = action.kind == policy.RESTART and restarts_on
-    if stage is not None and stage.acted:
+    if stage.acted:
         # Only an alert can still become a restart: a second witness of the same signature came in.
         if not (restart and stage is Stage.ALERTED and verdict.signature == signature):
             return effects
@@ -100,6 +97,4 @@ def respond(stage: Stage | None, signature: str | None, verdict: Verdict, action
     elif stage is not Stage.ALERTED:
         effects.append(Alert(action.why if action.kind != policy.RESTART
                              else f"{action.why}; restarts are off (--restart-with none)"))
-    if stage is None:
-        effects.append(Announce())
     return effects

@@ -81,6 +81,8 @@ class IncidentLife:
         # The give-up in force ({pid, create_time, signature, incident}), kept in state.json so a restarted
         # daemon carries on with this incident instead of opening (and announcing) a new one.
         self.gave_up_on: dict[str, Any] | None = None
+        # Said once per incident, however often the policy flips between alert and restart meanwhile.
+        self._said: set[Stage] = {stage} if stage in {Stage.GAVE_UP, Stage.COOLING} else set()
         incident.record["result"] = stage.value
 
     @property
@@ -97,8 +99,8 @@ class IncidentLife:
         if self.closed or (to is not self.stage and to not in EDGES.get(self.stage, frozenset())):
             raise IllegalTransition(f"incident {self.incident.folder.name}: {self.stage.value} -> {to.value}")
         self.stage = to
-        if to is not Stage.GAVE_UP:
-            self.gave_up_on = None
+        if to in {Stage.RESTARTING, Stage.DRY_RUN, Stage.NOT_RESTARTED}:
+            self.gave_up_on = None  # the budget allowed a restart again: the give-up is over
         self.incident.record.update(record, result=to.value)
         self.incident.note(note)
         if to is Stage.RESTARTING:
@@ -114,18 +116,21 @@ class IncidentLife:
         self._change(Stage.ALERTED, f"alert: {why}", action={"kind": "alert", "why": why})
 
     def cooling(self, reason: str) -> None:
-        if self.stage is not Stage.COOLING:
-            self._change(Stage.COOLING, reason, ("WARN", f"restart delayed: {reason}"))
+        if self.stage is Stage.COOLING:
+            return
+        first = self._once(Stage.COOLING)
+        self._change(Stage.COOLING, reason, ("WARN", f"restart delayed: {reason}") if first else None)
 
     def give_up(self, pid: int, create_time: float, reason: str) -> None:
         if self.stage is Stage.GAVE_UP:
             return  # said once
         self.gave_up_on = {"pid": pid, "create_time": create_time, "signature": self.signature,
                            "incident": self.incident.folder.name}
+        first = self._once(Stage.GAVE_UP)
         # A give-up after a cooldown wait is its own message; at the opening it is in the incident message.
         self._change(Stage.GAVE_UP, f"give-up: {reason}",
-                     ("GIVE-UP", f"not restarting PID {pid}: {reason}; still watching"),
-                     notifications.GIVE_UP if self.notified else None)
+                     ("GIVE-UP", f"not restarting PID {pid}: {reason}; still watching") if first else None,
+                     notifications.GIVE_UP if self.notified and first else None)
 
     def dry_run(self, pid: int, why: str, manager: str) -> None:
         self._change(Stage.DRY_RUN, f"dry run: would restart PID {pid} with {manager}",
@@ -144,20 +149,29 @@ class IncidentLife:
     def finished(self, to: Stage, why: str, new_pid: int | None, verify: dict[str, Any]) -> None:
         self._change(to, f"restart over: {to.value} ({why})", new_pid=new_pid, verify=verify)
 
-    def not_started(self, why: str) -> None:
+    def not_started(self, why: str, verify: dict[str, Any]) -> None:
         """Nothing relaunched the gateway after Hermes' own exit, and the watchdog could not: an alert, open
         until a gateway is back."""
         self._change(Stage.NOT_STARTED, f"not started: {why}", ("ALERT", f"the gateway is not running: {why}"),
-                     None if self.notified else notifications.INCIDENT, action={"kind": "alert", "why": why})
+                     None if self.notified else notifications.INCIDENT, action={"kind": "alert", "why": why},
+                     new_pid=None, verify=verify)
         self.notified = True
 
     def close(self, why: str) -> Stage:
         """The verdict is over (or the restart is done): the record keeps what the watchdog did."""
         to = Stage.RECOVERED if self.stage in RECOVER_FROM else self.stage
+        if Stage.GAVE_UP in self._said and self.stage in {Stage.ALERTED, Stage.COOLING}:
+            to = Stage.GAVE_UP  # it gave up on the way: that is what the watchdog did
         self._change(to, f"closed: {to.value} ({why})", ("RECOVERED", f"{self.signature} over: {why}"),
                      notifications.RECOVERY if self.notified else None, closed_at=iso(self.world.wall()))
         self.closed = True
+        self.gave_up_on = None  # a give-up belongs to its incident
         return to
+
+    def _once(self, stage: Stage) -> bool:
+        first = stage not in self._said
+        self._said.add(stage)
+        return first
 
     # ---------------------------------------------------------------- remarks, files and messages
     def note(self, line: str) -> None:

@@ -78,6 +78,7 @@ class Daemon:
         self._missing_homes: set[Path] = set()  # homes said to be missing, so it is said once
         self._named_homes: list[tuple[Path, str | None]] | None = None
         self._said_cap = False
+        self._opened_dropped = 0  # incidents of watches dropped since (a profile removed): --once counts them
 
     # ---------------------------------------------------------------- lifecycle
     def acquire_lock(self) -> Path:
@@ -139,7 +140,7 @@ class Daemon:
             self.exporter.stop()
             self.log.emit("STOP", "stopped" if self.stop.is_set() else "done")
             self.locks.release()
-        opened = sum(w.counts.opened for w in self.watches.values())
+        opened = self._opened_dropped + sum(w.counts.opened for w in self.watches.values())
         return exitcodes.PROBLEM if cfg.once and opened else exitcodes.OK
 
     def _sleep(self) -> float:
@@ -224,6 +225,7 @@ class Daemon:
             if key not in keep and w.machine is None and w.life is None:
                 self.log.emit("INFO", f"{w.home} has no gateway files any more; no longer watched", w.name)
                 w.close_sampler()
+                self._opened_dropped += w.counts.opened
                 del self.watches[key]
         for w in list(self.watches.values()):
             if self.stop.is_set():

@@ -57,9 +57,6 @@ class RealWorld(World):
     def reprove(self, ident: Identity, home: Path) -> tuple[bool, str]:
         return discovery.reprove(ident, home)
 
-    def environ(self, pid: int) -> dict[str, str] | None:
-        return processes.environ(pid)
-
     def capture_stack(self, ident: Identity, home: Path, hot_tid: int | None) -> StackAnalysis:
         cfg = self.cfg
         return stack_capture.choose(cfg.stack_with).capture(ident, home, hot_tid, count=cfg.stack_dumps,

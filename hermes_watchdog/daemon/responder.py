@@ -50,9 +50,14 @@ class Responder:
         for e in effects:
             life = w.life
             if isinstance(e, decide.Open):
-                if not self._rejoin_gave_up(w, e.verdict):
+                opened = not self._rejoin_gave_up(w, e.verdict)
+                if opened:
                     self._open(w, e.verdict, e.action)
-                continue
+                # Its first action, decided on the incident as it now stands and the budget as it is now.
+                self.apply(w, self.decide(w, e.verdict, e.action))
+                if opened and w.life is not None and not w.life.notified:
+                    w.life.notify(notifications.INCIDENT)  # one message, once the first action is known
+                return
             if life is None:
                 return  # nothing was opened (or the incident closed): nothing more to do
             if isinstance(e, decide.Close):
@@ -65,8 +70,6 @@ class Responder:
                 life.alert(e.why)
             elif isinstance(e, decide.GiveUp | decide.Cool | decide.DryRun | decide.Restart):
                 self._restart_step(w, life, e)
-            elif isinstance(e, decide.Announce) and not life.notified:
-                life.notify(notifications.INCIDENT)
 
     def _rejoin_gave_up(self, w: Watch, verdict: Verdict) -> bool:
         """A daemon restarted after a give-up: the same gateway process still showing the same signature,

@@ -69,12 +69,12 @@ class WatchJournal:
         life = w.life
         if life is None:
             return
+        verify = {"ok": ok, "detail": why, "seconds": round(took, 2), "sigkill_needed": r.killed}
         if r.origin == ORIGIN_HERMES and not ok and not r.started_it and r.new is None:
             # Nothing relaunched it and the watchdog could not start it: an alert, open until a gateway is back.
-            life.not_started(why)
+            life.not_started(why, verify)
             return
-        life.finished(stage, why, new_pid, {"ok": ok, "detail": why, "seconds": round(took, 2),
-                                            "sigkill_needed": r.killed})
+        life.finished(stage, why, new_pid, verify)
         life.close(why)
         w.close_incident()
 

@@ -83,9 +83,6 @@ class World(ABC):
     def reprove(self, ident: Identity, home: Path) -> tuple[bool, str]:
         """Still this home's gateway (same user, create time, command line, readable environment)?"""
 
-    @abstractmethod
-    def environ(self, pid: int) -> dict[str, str] | None: ...
-
     # -- evidence
     @abstractmethod
     def capture_stack(self, ident: Identity, home: Path, hot_tid: int | None) -> StackAnalysis: ...

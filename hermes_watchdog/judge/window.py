@@ -15,7 +15,7 @@ from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.proof import UNCOUNTED_RATE
 from hermes_watchdog.judge.signatures import judge
-from hermes_watchdog.judge.turns import SUSPECT_AFTER, TurnFindings
+from hermes_watchdog.judge.turns import SUSPECT_AFTER
 from hermes_watchdog.judge.turns import findings as turn_findings
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
@@ -51,7 +51,6 @@ class WindowReadings:
 @dataclass(frozen=True)
 class Judged:
     verdict: Verdict
-    turns: TurnFindings | None
     suspect: bool  # sample the loop densely: it wants the CPU, it was seen off its selector, its beat is stale
     dense_rate: int  # Hz of dense bursts: RATE where the counter proves turns, else the samples are the proof
 
@@ -62,7 +61,7 @@ def judge_window(r: WindowReadings, th: Thresholds) -> Judged:
                 memory=Memory(tuple((s.at, s.rss) for s in r.snaps if s.rss is not None)), age=r.age,
                 upstream=r.upstream, mono=r.mono, release=r.release, deaf=r.deaf, turns=turns)
     verdict = judge(usage(list(r.snaps)), list(r.states), None, th, now=r.now, seen=seen)
-    return Judged(verdict, turns, suspect(r, verdict, th),
+    return Judged(verdict, suspect(r, verdict, th),
                   RATE if turns is not None and turns.live else UNCOUNTED_RATE)
 
 

@@ -110,9 +110,6 @@ class FakeWorld(World):
     def reprove(self, ident: Identity, home: Path) -> tuple[bool, str]:
         return self.proven
 
-    def environ(self, pid: int) -> dict[str, str] | None:
-        return {}
-
     def capture_stack(self, ident: Identity, home: Path, hot_tid: int | None) -> StackAnalysis:
         if self.stack_ok:
             return StackAnalysis(True, dumps=1, method="py-spy")

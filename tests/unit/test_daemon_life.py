@@ -448,3 +448,50 @@ def test_only_the_watch_writes_its_own_fields() -> None:
             writes += [f"{path.name}:{node.lineno} w.{f}" for f in map(field_of, targets)
                        if f is not None and f not in {"window", "said", "counts"}]
     assert writes == []
+
+
+# ---------------------------------------------------------------- found by a review of the redesign
+def test_a_give_up_is_said_once_however_often_the_policy_flips(tmp_path: Path) -> None:
+    life = Life(tmp_path, max_restarts=0)
+    frozen = Verdict("loop-frozen", 0.9, ("loop-frozen",))
+    for _ in range(3):  # a second witness that comes and goes: restart, alert, restart...
+        life.see(frozen, restart())
+        life.see(frozen, alert())
+        assert life.w.gave_up is not None  # kept in state.json through the alerts
+    assert len(life.world.said("GIVE-UP")) == 1 and life.world.sent() == ["incident"]
+    life.see(healthy(), policy.Action(policy.NONE, ""))
+    assert life.world.saved()["result"] == "gave-up"  # what the watchdog did, through the alerts
+
+
+def test_a_cooldown_is_said_once_however_often_the_policy_flips(tmp_path: Path) -> None:
+    life = Life(tmp_path, max_restarts=3, restart_window=3600.0, cooldown=600.0)
+    life.w.restarts = [life.world.wall() - 10]
+    frozen = Verdict("loop-frozen", 0.9, ("loop-frozen",))
+    for _ in range(3):
+        life.see(frozen, restart())
+        life.see(frozen, alert())
+    assert len([t for t in life.world.said("WARN") if "restart delayed" in t]) == 1
+
+
+def test_the_first_action_is_decided_after_the_evidence(tmp_path: Path) -> None:
+    """The stack capture takes seconds: a cooldown that ended meanwhile is no reason to wait a tick."""
+    life = Life(tmp_path, max_restarts=3, restart_window=3600.0, cooldown=120.0)
+    life.w.restarts = [life.world.wall() - 100]  # 20 s of cooldown left
+    capture = life.world.capture_stack
+
+    def slow(*args: object) -> object:
+        life.world.advance(30)
+        return capture(*args)  # type: ignore[arg-type]
+
+    life.world.capture_stack = slow  # type: ignore[method-assign]
+    life.see(busy(), restart())
+    assert life.w.life is not None and life.w.life.stage is Stage.RESTARTING
+    assert not any("restart delayed" in t for t in life.world.said("WARN")) and life.world.sent() == ["incident"]
+
+
+def test_a_not_started_incident_says_how_the_wait_went(life: Life) -> None:
+    life.world.starter_.can = False
+    _after_exit(life)
+    life.run_machine()
+    rec = life.world.saved()
+    assert rec["verify"]["ok"] is False and rec["verify"]["detail"] and rec["new_pid"] is None

@@ -37,28 +37,32 @@ def test_nothing_to_do_without_an_incident_or_an_action() -> None:
     assert respond(None, BUSY, policy.Action(policy.WAIT, "held 5 s")) == []
 
 
-def test_a_restart_opens_then_restarts_then_announces() -> None:
-    assert respond(None, BUSY, RESTART) == ["Open", "Restart", "Announce"]
+def test_without_an_incident_the_first_effect_is_to_open_one_and_nothing_else() -> None:
+    """Its first action is decided once it is open (evidence takes seconds; the budget may change)."""
+    assert respond(None, BUSY, RESTART) == ["Open"]
+    assert respond(None, FROZEN, ALERT) == ["Open"]
+    assert respond(None, BUSY, RESTART, SPENT) == ["Open"]
 
 
-def test_an_alert_opens_alerts_announces() -> None:
-    assert respond(None, FROZEN, ALERT) == ["Open", "Alert", "Announce"]
+def test_an_open_incident_restarts_or_alerts() -> None:
+    assert respond(Stage.OPEN, BUSY, RESTART) == ["Restart"]
+    assert respond(Stage.OPEN, FROZEN, ALERT) == ["Alert"]
 
 
 @pytest.mark.parametrize(("budget", "effect"), [(SPENT, "GiveUp"), (WAIT, "Cool")])
 def test_the_budget_decides_before_any_restart(budget: Decision, effect: str) -> None:
-    assert respond(None, BUSY, RESTART, budget) == ["Open", effect, "Announce"]
+    assert respond(Stage.OPEN, BUSY, RESTART, budget) == [effect]
 
 
 def test_a_dry_run_is_a_dry_run_within_the_budget_only() -> None:
-    assert respond(None, BUSY, RESTART, dry_run=True) == ["Open", "DryRun", "Announce"]
-    assert respond(None, BUSY, RESTART, SPENT, dry_run=True) == ["Open", "GiveUp", "Announce"]
+    assert respond(Stage.OPEN, BUSY, RESTART, dry_run=True) == ["DryRun"]
+    assert respond(Stage.OPEN, BUSY, RESTART, SPENT, dry_run=True) == ["GiveUp"]
 
 
 def test_restarts_off_is_an_alert_that_says_so() -> None:
-    effects = decide.respond(None, None, BUSY, RESTART, ALLOWED, False, False)
-    assert kinds(effects) == ["Open", "Alert", "Announce"]
-    alert = effects[1]
+    effects = decide.respond(Stage.OPEN, "busy-loop", BUSY, RESTART, ALLOWED, False, False)
+    assert kinds(effects) == ["Alert"]
+    alert = effects[0]
     assert isinstance(alert, decide.Alert) and "restarts are off" in alert.why
 
 
