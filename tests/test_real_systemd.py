@@ -289,3 +289,57 @@ def test_gateway_watchdog_dropin_lets_systemd_restart_a_wedged_loop_itself(manag
     assert second != first and int(manager.show(unit, "NRestarts")["NRestarts"]) >= 1
     r = manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", "uninstall", "--gateway-watchdog")
     assert r.returncode == 0 and not dropin.exists(), r.stdout + r.stderr
+
+
+def _readme_block(heading: str) -> list[str]:
+    """The command lines of the README's first code block after ``heading`` (comments dropped)."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    after = text[text.index(heading):]
+    block = after[after.index("```\n") + 4:]
+    block = block[:block.index("```")]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.split("#", 1)[0].strip()]
+
+
+def test_the_readmes_linux_quick_start_installs_a_watchdog_that_restarts_the_gateway(manager: UserManager) -> None:
+    """Issue 24: the README's block for "Linux, Hermes as a systemd user unit", typed as it stands by the
+    gateway's user, under a real `systemd --user`, at the watchdog's defaults: the installed service finds
+    the spinning hermes-gateway.service and restarts it through systemctl. ``hermes-watchdog`` is run as
+    ``python -m hermes_watchdog`` (the same program: the test user has no console script on its PATH)."""
+    lines = _readme_block("**Linux, Hermes as a systemd user unit**")
+    # Every line of the block is typed here, or is named with the reason it is not: a new line fails this.
+    run = ["hermes-watchdog install --manager systemd -- --restart-with systemd",
+           "systemctl --user status hermes-watchdog.service"]
+    not_typed = {"journalctl --user -u hermes-watchdog.service -f": "follows the log forever (the test reads "
+                                                                    "the watchdog's incidents instead)",
+                 "hermes-watchdog install --gateway-watchdog": "optional; test_gateway_watchdog_dropin_... types it"}
+    assert lines == [run[0], run[1], *not_typed], lines
+
+    home = hermes_home(manager, None)
+    old = start_gateway_unit(manager, "hermes-gateway.service", home)
+    standins = manager.home.parent / "loginctl-standin"  # no logind without systemd as PID 1 (see above)
+    standins.mkdir(exist_ok=True)
+    shutil.copy(Path(__file__).parent / "standins" / "loginctl", standins / "loginctl")
+    (standins / "loginctl").chmod(0o755)
+    env = {"PATH": f"{standins}:{manager.env['PATH']}", "STANDIN_LOG": str(standins / "calls.jsonl")}
+    try:
+        argv = run[0].split()
+        r = manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", *argv[1:], env=env)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = manager.run(*run[1].split(), env=env)
+        assert r.returncode == 0 and "active (running)" in r.stdout, r.stdout + r.stderr
+
+        incidents = home / "watchdog" / "incidents"  # the installed daemon's default state dir
+
+        def restarted() -> dict | None:
+            for f in sorted(incidents.glob("*/incident.json")) if incidents.is_dir() else []:
+                rec = read_json(f) or {}
+                if rec.get("result") in {"restarted", "restart-failed"}:
+                    return rec
+            return None
+
+        rec = wait_for(restarted, timeout=300, step=1.0, what="the installed watchdog's restart, at its defaults")
+        assert rec["result"] == "restarted" and rec["pid"] == old, rec.get("timeline")
+        assert rec["restart"]["manager"] == "systemd" and rec["signature"] == "busy-loop"
+        assert main_pid_running(manager, "hermes-gateway.service", home, other_than=old) == rec["new_pid"]
+    finally:
+        manager.run(SYSTEM_PYTHON, "-m", "hermes_watchdog", "uninstall", "--manager", "systemd", env=env)
