@@ -495,3 +495,17 @@ def test_a_not_started_incident_says_how_the_wait_went(life: Life) -> None:
     life.run_machine()
     rec = life.world.saved()
     assert rec["verify"]["ok"] is False and rec["verify"]["detail"] and rec["new_pid"] is None
+
+
+def test_a_restarted_daemon_carries_on_the_wait_after_hermes_own_exit(life: Life) -> None:
+    """Resumed in Hermes' own exit's phases: waiting for the manager's relaunch, then starting it itself."""
+    _after_exit(life)
+    world, w = life.resumed()
+    assert w.machine is not None and w.machine.r.origin == "hermes" and world.said("RESUME")
+    for _ in range(200):
+        if w.machine is None:
+            break
+        w.machine.step()
+        world.advance(1)
+    rec = world.saved()
+    assert rec["result"] == "started" and len(world.starter_.started) == 1 and w.ident == NEW
