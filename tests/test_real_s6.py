@@ -208,3 +208,56 @@ def test_a_hostile_scandir_never_stalls_the_search(tmp_path: Path) -> None:
         for fh in held:
             os.close(fh) if isinstance(fh, int) else fh.close()
     assert FIND_BUDGET < 120 / 4  # the search can never come near the unit's WatchdogSec=120
+
+
+def _dockerfile_block() -> list[str]:
+    """The README's Docker quick start: its Dockerfile's instructions, continuation lines joined."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text[text.index("```dockerfile\n") + len("```dockerfile\n"):]
+    block = block[:block.index("```")]
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+def test_the_readmes_docker_quick_start_under_a_real_s6(scandir: Path, isolated_home: Path) -> None:
+    """Issue 24: the README's Dockerfile, its steps typed against the simulated gateway supervised by the real
+    s6 (as s6-overlay runs it in upstream's image), at the watchdog's defaults: the install line of its RUN
+    puts the watchdog beside the gateway, which it restarts with s6-svc when the loop spins; its HEALTHCHECK
+    command says healthy afterwards. Only the scan directory differs: the image's /etc/services.d is this
+    test's s6-svscan's. ``hermes-watchdog`` runs as ``python -m hermes_watchdog`` (the installed package)."""
+    lines = _dockerfile_block()
+    assert [ln.split()[0] for ln in lines] == ["ARG", "FROM", "COPY", "RUN", "HEALTHCHECK"], lines
+    install = lines[3].split("&&")[1].split()  # after `pip install /opt/hermes-watchdog-src`, not typed here
+    assert lines[3].split("&&")[0].split() == ["RUN", "pip", "install", "/opt/hermes-watchdog-src"], lines[3]
+    assert install[:2] == ["hermes-watchdog", "install"] and "/etc/services.d" in install, install
+    health = lines[4].split(" CMD ", 1)[1]
+    assert health == "hermes-watchdog check || exit 1", health
+
+    home = isolated_home / ".hermes"
+    service = add_gateway_service(scandir, home)
+    old = gateway_running(service, home)
+    args = [str(scandir) if a == "/etc/services.d" else a for a in install[1:]]
+    r = cli(*args)
+    assert r.code == 0, r.out + r.err
+    watchdog = scandir / "hermes-watchdog"
+    try:
+        incidents = home / "watchdog" / "incidents"  # the installed watchdog's default state dir
+
+        def restarted() -> dict | None:
+            for f in sorted(incidents.glob("*/incident.json")) if incidents.is_dir() else []:
+                rec = read_json(f) or {}
+                if rec.get("result") in {"restarted", "restart-failed"}:
+                    return rec
+            return None
+
+        rec = wait_for(restarted, timeout=300, step=1.0, what="the installed watchdog's restart, at its defaults")
+        assert rec["result"] == "restarted" and rec["pid"] == old, rec.get("timeline")
+        assert rec["restart"]["manager"] == "s6" and rec["restart"]["argv"] == ["s6-svc", "-r", str(service)]
+        new = gateway_running(service, home, other_than=old)
+        assert rec["new_pid"] == new
+        # The HEALTHCHECK, as Docker runs it (through a shell: `|| exit 1` maps "cannot tell" to unhealthy).
+        cmd = health.replace("hermes-watchdog", f"{sys.executable} -m hermes_watchdog", 1)
+        probe = subprocess.run(["/bin/sh", "-c", cmd], capture_output=True, text=True, timeout=60, check=False)
+        assert probe.returncode == 0, probe.stdout + probe.stderr
+    finally:
+        cli("uninstall", "--manager", "s6", "--s6-scandir", str(scandir))
+        assert not watchdog.exists()

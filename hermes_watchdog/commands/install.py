@@ -73,6 +73,10 @@ def _installer(manager: str, hermes_home: Path | None, profile: str | None, extr
 
 def install(manager: str, hermes_home: Path | None, profile: str | None, extra: list[str], dry_run: bool,
             system: bool, run_check: RunCheck, s6_scandir: Path | None = None) -> int:
+    if s6_scandir is not None and not any(a == "--s6-scandir" or a.startswith("--s6-scandir=") for a in extra):
+        # The gateway's s6 service sits beside the watchdog's: the watchdog searches that scan directory too
+        # (besides s6-overlay's live ones), or a scan directory of the user's own would never be found.
+        extra = [*extra, "--s6-scandir", str(s6_scandir.absolute())]
     inst = _installer(manager, hermes_home, profile, extra, system, dry_run, s6_scandir)
     home = inst.spec.hermes_home
     if not home.is_dir() and not dry_run:
