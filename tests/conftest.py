@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,8 +117,14 @@ def daemons(request: pytest.FixtureRequest):
     yield _start
     for d in started:
         if d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait(10)
+            # SIGTERM first: a daemon stopped mid-burst removes its py-spy temp folder (SIGKILL cannot).
+            d.proc.terminate()
+            try:
+                d.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
+                d.proc.wait(10)
+        shutil.rmtree(d.log.parent, ignore_errors=True)  # its log's own temp folder
 
 
 # ---------------------------------------------------------------- as another user; a real systemd --user

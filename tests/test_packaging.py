@@ -5,6 +5,7 @@ dependencies): the registries are reachable here and in CI."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(*argv: str | Path, timeout: float = 600, cwd: Path | None = None) -> str:
-    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False)
+    # TMPDIR in the test's folder: what a command keeps for the user (the demo's folder) goes with it.
+    env = {**os.environ, "TMPDIR": str(cwd)} if cwd is not None else None
+    r = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False,
+                       env=env)
     assert r.returncode == 0, f"{argv}: exit {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return r.stdout + r.stderr
 

@@ -358,7 +358,8 @@ def test_bad_config_stops_the_start_with_one_line(tmp_path) -> None:
 
 def test_demo_runs_the_whole_story_and_leaves_no_process(tmp_path) -> None:
     before = {p.pid for p in psutil.process_iter()}
-    r = cli("demo", timeout=90)
+    # The demo keeps its folder for the user to read: here it is made inside the test's own temp dir.
+    r = cli("demo", timeout=90, env={**os.environ, "TMPDIR": str(tmp_path)})
     assert r.code == 0, r.out + r.err
     assert "demo passed" in r.out and "busy-loop" in r.out and "_listen_loop" in r.out
     assert "Incident folder" in r.out and "0 of 10 planted secrets left" in r.out
