@@ -106,7 +106,7 @@ def test_truncated_state_file_is_reported_not_fatal(sim) -> None:
     path = g.home / "gateway_state.json"
     path.write_text(path.read_text()[:40])
     code, d = diagnose_json(g.pid)
-    assert code == 1 and d["state"]["status"] == "truncated"
+    assert code == 1 and d["state"]["status"] == "truncated", (code, d.get("verdict"), d.get("cpu"))
     # The state file is no longer needed: the loop's own count of its turns and its demand prove the spin
     # (two seconds of stack samples alone are no proof: judge/loop.py).
     assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "counter", d["verdict"]
@@ -121,7 +121,7 @@ def test_state_file_naming_another_live_process_is_not_trusted(sim, tmp_path: Pa
     state["platforms"] = {"qqbot": {"state": "disconnected"}}
     (g.home / "gateway_state.json").write_text(json.dumps(state))
     code, d = diagnose_json(g.pid)
-    assert code == 1 and d["state"]["matches_process"] is False
+    assert code == 1 and d["state"]["matches_process"] is False, (code, d.get("verdict"), d.get("cpu"))
     assert f"names PID {other.pid}, not {g.pid}" in d["state"]["match_note"]
     # Proven by the loop's own count; the other process's "disconnected" is not taken into it.
     assert d["verdict"]["signature"] == "busy-loop" and d["verdict"]["proof"] == "counter", d["verdict"]
