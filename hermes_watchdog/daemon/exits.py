@@ -23,7 +23,7 @@ from hermes_watchdog.judge import budget
 from hermes_watchdog.judge.exits import storm_note, upstream_exit
 from hermes_watchdog.judge.verdict import GATEWAY_GONE
 from hermes_watchdog.observe import processes, upstream
-from hermes_watchdog.record import incidents, notifications
+from hermes_watchdog.record import notifications
 from hermes_watchdog.timefmt import iso
 
 
@@ -127,16 +127,9 @@ def _open(world: World, w: Watch, old: Identity, state: GatewayState, said: str,
            "action": {"kind": "wait", "why": "Hermes asked its manager for a restart: the watchdog verifies the "
                                             "relaunch, and starts the gateway itself only if none comes"},
            "restart": None, "new_pid": None}
-    state_dir = world.settings.state_dir
-    try:
-        folder = incidents.new_folder(state_dir, GATEWAY_GONE, w.profile, now)
-    except OSError as exc:
-        world.write_problem(f"cannot create an incident folder in {state_dir}: {exc.strerror or exc}")
-        folder = None
     _, _, log_tail = world.gateway_files(w.home)
-    inc = incidents.Incident(folder or state_dir / "incidents" / "unwritable", GATEWAY_GONE, now, rec,
-                             "(no stack: the gateway had already exited)\n", log_tail,
-                             raw_state=state.read.data if state.ok else None, writable=folder is not None)
-    w.open_incident(IncidentLife(world, w.name, w.home, inc))
-    assert w.life is not None
-    w.life.note(f"opened: PID {old.pid} exited; Hermes' own watchdog asked for a restart ({said})")
+    life = IncidentLife.create(world, w.name, w.home, w.profile, GATEWAY_GONE, now, rec,
+                               "(no stack: the gateway had already exited)\n", log_tail,
+                               state.read.data if state.ok else None)
+    w.open_incident(life)
+    life.note(f"opened: PID {old.pid} exited; Hermes' own watchdog asked for a restart ({said})")

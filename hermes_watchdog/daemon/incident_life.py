@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hermes_watchdog.daemon.world import World
-from hermes_watchdog.record import notifications
+from hermes_watchdog.record import incidents, notifications
 from hermes_watchdog.record.incidents import Incident
 from hermes_watchdog.timefmt import iso
 
@@ -84,6 +84,21 @@ class IncidentLife:
         # Said once per incident, however often the policy flips between alert and restart meanwhile.
         self._said: set[Stage] = {stage} if stage in {Stage.GAVE_UP, Stage.COOLING} else set()
         incident.record["result"] = stage.value
+
+    @classmethod
+    def create(cls, world: World, name: str, home: Path, profile: str | None, signature: str, now: float,
+               record: dict[str, Any], stack_text: str, log_tail: str, raw_state: Any) -> IncidentLife:
+        """A new incident in a new folder of the state dir; one that cannot be made is said, and the incident
+        lives on unwritten (a report must never stop a restart)."""
+        state_dir = world.settings.state_dir
+        try:
+            folder: Path | None = incidents.new_folder(state_dir, signature, profile, now)
+        except OSError as exc:
+            world.write_problem(f"cannot create an incident folder in {state_dir}: {exc.strerror or exc}")
+            folder = None
+        return cls(world, name, home, Incident(folder or state_dir / "incidents" / "unwritable", signature, now,
+                                               record, stack_text, log_tail, raw_state=raw_state,
+                                               writable=folder is not None))
 
     @property
     def signature(self) -> str:

@@ -17,7 +17,7 @@ from hermes_watchdog.daemon.watch import Watch
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge import budget, policy
-from hermes_watchdog.judge.cpu import usage
+from hermes_watchdog.judge.cpu import CpuUsage, usage
 from hermes_watchdog.judge.verdict import Verdict
 from hermes_watchdog.observe import discovery, stack_capture
 from hermes_watchdog.record import incidents, notifications
@@ -93,7 +93,7 @@ class Responder:
         w.open_incident(life)
         w.counts.opened += 1  # still a problem: `run --once` says so in its exit code
         life.note("the watchdog restarted; same gateway, same signature, restart budget still spent: "
-                    "carrying on with this incident")
+                  "carrying on with this incident")
         world.emit("INFO", f"{verdict.signature} on PID {w.ident.pid} with the restart budget still spent: "
                            f"carrying on with incident {inc.folder} (no new incident, no new message)", w.name)
         return True
@@ -112,31 +112,23 @@ class Responder:
         w.counts.stacks["captured" if stack.captured else "failed"] += 1
         now = world.wall()
         pid_record, state, log_tail = world.gateway_files(w.home)
-        rec = self._record(w, verdict, stack, action, now, pid_record, state)
-        state_dir = world.settings.state_dir
-        try:
-            folder = incidents.new_folder(state_dir, verdict.signature, w.profile, now)
-        except OSError as exc:
-            world.write_problem(f"cannot create an incident folder in {state_dir}: {exc.strerror or exc}")
-            folder = None
-        inc = incidents.Incident(folder or state_dir / "incidents" / "unwritable", verdict.signature, now, rec,
-                                 stack_capture.render(stack) + _loop_lines(verdict), log_tail,
-                                 raw_state=state.read.data, writable=folder is not None)
-        w.open_incident(IncidentLife(world, w.name, w.home, inc))
-        assert w.life is not None
-        w.life.note(f"opened: {verdict.signature} (confidence {verdict.confidence:.2f}) on PID {w.ident.pid}")
+        rec = self._record(w, verdict, stack, action, now, pid_record, state, cpu)
+        life = IncidentLife.create(world, w.name, w.home, w.profile, verdict.signature, now, rec,
+                                   stack_capture.render(stack) + _loop_lines(verdict), log_tail, state.read.data)
+        w.open_incident(life)
+        life.note(f"opened: {verdict.signature} (confidence {verdict.confidence:.2f}) on PID {w.ident.pid}")
+        folder = life.incident.folder if life.incident.writable else None
         reasons = "; ".join(verdict.reasons[1:3])
         world.emit("ALERT", f"{verdict.signature} on PID {w.ident.pid} (confidence {verdict.confidence:.2f}): "
                             f"{reasons}; " + (f"in {verdict.blocking}; " if verdict.blocking else "")
                             + f"evidence in {folder}", w.name)
         with contextlib.suppress(OSError):
-            incidents.prune(state_dir, world.cfg.keep_incidents)
+            incidents.prune(world.settings.state_dir, world.cfg.keep_incidents)
 
     def _record(self, w: Watch, verdict: Verdict, stack: StackAnalysis, action: policy.Action, now: float,
-                pid_record: Any, read_state: Any) -> dict[str, Any]:
+                pid_record: Any, read_state: Any, cpu: CpuUsage | None) -> dict[str, Any]:
         cfg = self.world.cfg
         assert w.ident is not None
-        cpu = usage(list(w.window.snaps))
         state = w.window.states[-1][1] if w.window.states else None
         files = discovery.FilesSeen(
             pid_record=pid_record, state=state.state if state else read_state,

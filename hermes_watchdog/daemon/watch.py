@@ -241,6 +241,7 @@ class Watch:
     def attach_sampler(self, sampler: LoopSampler) -> None:
         self.close_sampler()
         self.sampler = sampler
+        self.set_plan(self.plan)  # the plan as closing the old sampler left it, not the one it was built with
 
     def attach_turn_reader(self, reader: TurnReader) -> None:
         self.turn_reader = reader
