@@ -45,6 +45,7 @@ from hermes_watchdog.judge.cpu import usage
 
 MAX_GAP = 1.0  # seconds between two bursts that still count as one stretch (py-spy startup is ~0.3 s)
 SAME_SHARE = 0.95  # of a stretch's samples in one frame for "the same call" / "one callback"
+MIN_SHARE = 0.02  # cores: a thread that ran less than this over a stretch is not proven to want a core
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,13 @@ def thread_usage(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, un
         return None, None
     for t in u.threads:
         if t.tid == tid:
-            return (t.demand if t.demand is not None else t.cores), t.cores
+            ran = t.cores if t.on_cpu is None else min(t.on_cpu, t.cores)  # two clocks: the lower one
+            if t.demand is None or ran < MIN_SHARE:
+                # Run-queue wait alone proves no want: a thread that wants a core gets at least 1/N of one
+                # under a fair scheduler, and a sleeping thread can be booked wait it never had (a ptrace
+                # stop wakes it; a full CI run once showed a loop in time.sleep at 0.43 core of "demand").
+                return (t.cores if t.demand is None else ran), t.cores
+            return t.demand, t.cores
     return None, None
 
 

@@ -233,6 +233,35 @@ def test_a_spin_is_not_frozen_and_a_frozen_stretch_needs_the_cpu_idle() -> None:
     assert v.signature == BUSY_LOOP
 
 
+def snaps_split(tid: int, on_cpu: float, waiting: float, seconds: float = 70.0) -> list[CpuSnapshot]:
+    """CPU samples of one thread that runs ``on_cpu`` and waits on a run queue ``waiting`` (cores), beside a
+    heartbeat thread that runs a little (so the run-queue figures are trusted: judge/cpu.schedstat_usable)."""
+    return [CpuSnapshot(float(t), t * (on_cpu + 0.01), (
+        ThreadTimes(tid, t * on_cpu, int(t * on_cpu * 1e9), int(t * waiting * 1e9)),
+        ThreadTimes(tid + 7, t * 0.01, int(t * 0.01 * 1e9), 0)))
+            for t in range(int(seconds) + 1)]
+
+
+def test_run_queue_wait_without_cpu_time_is_no_demand() -> None:
+    # A loop asleep in one call (never on a CPU) booked run-queue wait it never had (a full CI run saw 0.43
+    # core: ptrace stops wake a sleeper): it is frozen, not a spin, and its demand is the CPU it got.
+    snaps = snaps_split(PID, 0.0, 0.95)
+    loop = findings(blocked_bursts(66), snaps)
+    assert loop.loop_demand == 0.0
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW, seen=Seen(loop=loop, mono=70.0))
+    assert v.signature == LOOP_FROZEN and v.witnesses == ("stack",), v.reasons
+
+
+def test_a_spin_that_gets_little_cpu_on_a_crowded_machine_still_wants_a_core() -> None:
+    snaps = snaps_split(PID, 0.05, 0.93)  # 1/20 of a core: 20 runnable threads per core
+    loop = findings(blocked_bursts(66), snaps)
+    assert loop.loop_demand is not None and loop.loop_demand >= TH.cpu
+    # The loop-tick socket's silence stands in for the samples a thread on 1/20 of a core cannot give.
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=loop, tick=SILENT, mono=70.0))
+    assert v.signature == BUSY_LOOP, v.reasons
+
+
 def test_failing_heartbeat_writes_are_vetoed_by_the_loop_in_its_selector() -> None:
     snaps = snaps_for(PID, 0.0, seconds=70)
     loop = findings([burst(60.0, raw((IN_SELECTOR, 75)))], snaps)
