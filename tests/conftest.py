@@ -49,13 +49,15 @@ def pytest_report_header() -> str:
 
 @pytest.fixture
 def supervised(tmp_path: Path):
-    """Start a supervised simulated gateway: supervised(home, *gateway_args) -> Supervised."""
-    from tests.helpers import Supervised, start_supervised
+    """Start a simulated gateway under a relaunching manager: supervised(home, *gateway_args) -> the real s6
+    where it runs, else the stand-in supervisor (tests/managed.py); ``stand_in=True`` asks for the stand-in."""
+    from tests.helpers import Supervised
+    from tests.managed import S6Gateway, start_managed
 
-    started: list[Supervised] = []
+    started: list[S6Gateway | Supervised] = []
 
-    def _start(home: Path, *args: str, **kw) -> Supervised:
-        s = start_supervised(home, *args, **kw)
+    def _start(home: Path, *args: str, **kw) -> S6Gateway | Supervised:
+        s = start_managed(home, *args, **kw)
         started.append(s)
         return s
 

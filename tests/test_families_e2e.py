@@ -30,7 +30,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import events, read_json, start_supervised, wait_for
+from tests.helpers import events, read_json, wait_for
+from tests.managed import start_managed
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat demand is Linux-only")
 
@@ -157,7 +158,7 @@ def test_family_verdicts_at_default_settings(release: str, tmp_path: Path, daemo
     if release != "0.14":  # 0.14 writes no heartbeat: nothing to fail
         specs["diskfull"] = ("--mode", "healthy", "--heartbeat-fail-after", "3")
     homes = {name: tmp_path / name for name in specs}
-    sups = {name: start_supervised(homes[name], *gw, *args) for name, args in specs.items()}
+    sups = {name: start_managed(homes[name], *gw, *args) for name, args in specs.items()}
     try:
         pids = {name: s.wait_running() for name, s in sups.items()}
         # The loops are blocked before the daemons start, so their first loop burst sees it: at the default

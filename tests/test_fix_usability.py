@@ -104,8 +104,10 @@ def test_restart_command_with_another_manager_is_one_line(tmp_path: Path) -> Non
 
 def test_daemon_restarts_by_the_command_without_restart_with(tmp_path: Path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
+    # The stand-in supervisor: relaunch-gateway (a user's command) signals it, and under s6 `auto` would
+    # find s6 (this test is of a gateway with no manager the watchdog knows).
     sup = supervised(home, "--mode", "spin", "--spin-after", "1", "--hook",
-                     "--spin-once-marker", str(tmp_path / "spun"))
+                     "--spin-once-marker", str(tmp_path / "spun"), stand_in=True)
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
     # The user's own command restarts the gateway: `auto` would find no service manager to use, and

@@ -21,13 +21,13 @@ import pytest
 from hermes_watchdog.observe import loop_turns as reader
 from tests.helpers import cli, wait_for
 from tests.test_fix_usability import make_venv
-from tests.test_loop_verdicts import every_core_busy, loop_info, supervised  # noqa: F401 - fixtures
+from tests.test_loop_verdicts import every_core_busy, loop_info  # noqa: F401 - fixtures
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat demand is Linux-only")
 
 
 @linux_only
-def test_sliced_loops_never_restarted(tmp_path: Path, supervised, daemons) -> None:  # noqa: F811
+def test_sliced_loops_never_restarted(tmp_path: Path, supervised, daemons) -> None:
     """5, 20 and 50 ms slices, each with and without the hook, side by side in one daemon at default
     settings: six gateways that each want a core on this 2-core machine, so every core is loaded."""
     gateways = {f"{ms}ms{'-hook' if hook else ''}": ("--mode", "sliced", "--slice-ms", str(ms),

@@ -16,23 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.helpers import Supervised, start_supervised, wait_for
+from tests.helpers import wait_for
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="schedstat demand is Linux-only")
-
-
-@pytest.fixture
-def supervised() -> Iterator:  # type: ignore[type-arg]
-    started: list[Supervised] = []
-
-    def _start(home: Path, *args: str) -> Supervised:
-        s = start_supervised(home, *args)
-        started.append(s)
-        return s
-
-    yield _start
-    for s in started:
-        s.stop()
 
 
 @pytest.fixture

@@ -185,7 +185,7 @@ def test_launchd_restart_uses_kickstart_with_the_profile_label(tmp_path, supervi
         agents.mkdir(parents=True, exist_ok=True)
         (agents / f"{label}.plist").write_text("<plist/>")
         log = tmp_path / f"calls-{label}.jsonl"
-        sup = supervised(home, *spin_args(tmp_path / f"spun-{label}"))
+        sup = supervised(home, *spin_args(tmp_path / f"spun-{label}"), stand_in=True)  # launchctl's stand-in signals it
         sup.wait_running()
         d = daemons(tmp_path / f"state-{label}", "--hermes-home", str(home), "--restart-with", "launchd", *FAST,
                     env=standin_env(log, sup))
@@ -198,7 +198,7 @@ def test_launchd_restart_uses_kickstart_with_the_profile_label(tmp_path, supervi
 
 def test_restart_command_runs_argv_without_a_shell(tmp_path, supervised, daemons) -> None:
     home = tmp_path / "hermes"
-    sup = supervised(home, *spin_args(tmp_path / "spun"))
+    sup = supervised(home, *spin_args(tmp_path / "spun"), stand_in=True)  # relaunch-gateway signals the stand-in
     sup.wait_running()
     log = tmp_path / "calls.jsonl"
     # A command that asks the supervisor to restart: `;` must reach it as text.

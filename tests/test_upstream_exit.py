@@ -30,7 +30,7 @@ def test_a_relaunch_by_the_manager_is_verified_and_nothing_is_done_twice(tmp_pat
     old = sup.wait_running()
     log = tmp_path / "calls.jsonl"
     d = daemons(tmp_path / "state", "--hermes-home", str(home), "--restart-with", "command", "--restart-command",
-                f"start-gateway --hermes-home {home}", "--start-timeout", "30", *FAST, env=standin_env(log, sup))
+                f"start-gateway --hermes-home {home}", "--start-timeout", "30", *FAST, env=standin_env(log, None))
     d.wait_event(f"gateway PID {old}")
     wait_for(lambda: _exited(home, old), what="the gateway's own watchdog to end it")
     wait_for(lambda: d.incidents() and d.incident().get("result") == "relaunched", what="the relaunch verified")

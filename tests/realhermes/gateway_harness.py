@@ -148,8 +148,9 @@ def gateway_env(home: Path, fake: FakeQQ, site: Path, extra_env: dict[str, str] 
 
 @dataclass
 class Gateway:
-    """A real gateway, started directly (``proc`` is the gateway) or under tests/realhermes/keepalive.py
-    (``proc`` is the supervisor, which relaunches the gateway whenever it exits)."""
+    """A real gateway, started directly (``proc`` is the gateway), or supervised: as a real s6 service
+    (``proc`` is its s6-svscan, ``s6_service`` the service directory) where s6 is installed, else under the
+    stand-in tests/realhermes/keepalive.py (``proc`` is it); either relaunches the gateway whenever it exits."""
 
     version: str
     python: Path
@@ -158,12 +159,17 @@ class Gateway:
     proc: subprocess.Popen[bytes]
     output: Path
     supervisor_state: Path | None = None
+    s6_service: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
 
     # -- identity -------------------------------------------------------------------------------------
     @property
     def pid(self) -> int:
-        """The current gateway's PID (under the supervisor: its current child)."""
+        """The current gateway's PID (supervised: the manager's current child; 0 while there is none)."""
+        if self.s6_service is not None:
+            from hermes_watchdog.act.managers.s6 import supervised_pid
+
+            return supervised_pid(self.s6_service) or 0
         if self.supervisor_state is None:
             return self.proc.pid
         info = read_json(self.supervisor_state) or {}
@@ -171,6 +177,11 @@ class Gateway:
 
     @property
     def launches(self) -> int:
+        if self.s6_service is not None:
+            try:
+                return len((self.s6_service.parent.parent / "launches").read_text().split())
+            except OSError:
+                return 0
         if self.supervisor_state is None:
             return 1
         return int((read_json(self.supervisor_state) or {}).get("launches") or 0)
@@ -276,6 +287,8 @@ class Gateway:
     def stop(self) -> None:
         """Kill everything at once (a starved gateway ignores SIGTERM); the process group holds them all."""
         pids = {self.proc.pid, self.pid}
+        if self.s6_service is not None:  # no relaunch, before anything is killed
+            subprocess.run(["s6-svc", "-O", "-k", str(self.s6_service)], capture_output=True, check=False)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         for p in pids:
@@ -289,16 +302,19 @@ class Gateway:
 def start_gateway(python: Path, version: str, home: Path, fake: FakeQQ, *, extra_env: dict[str, str] | None = None,
                   pth: dict[str, str] | None = None, supervised: bool = False) -> Gateway:
     """Start the real gateway (not yet ready: call ``wait_ready``). ``extra_env`` is added to its environment,
-    ``pth`` (file name -> content) are extra .pth files processed at its start. ``supervised`` runs it under
-    tests/realhermes/keepalive.py, which relaunches it on exit (launchd KeepAlive / systemd Restart=always),
-    healing the fake server first so the new gateway can connect."""
+    ``pth`` (file name -> content) are extra .pth files processed at its start. ``supervised`` runs it as a
+    real s6 service where s6 is installed (tests/managed.py says when the stand-in is used instead:
+    tests/realhermes/keepalive.py), which relaunches it on exit, healing the fake server first so the new
+    gateway can connect."""
     write_home(home)
     site = write_site_dir(home.parent / f"{home.name}-site", pth)
     env = gateway_env(home, fake, site, extra_env)
     output = home.parent / f"{home.name}-gateway.out"
-    fh = open(output, "ab")  # noqa: SIM115 - handed to the child
     state = None
     argv = gateway_argv(python)
+    if supervised and _use_s6():
+        return _start_s6(python, version, home, fake, env, argv, output)
+    fh = open(output, "ab")  # noqa: SIM115 - handed to the child
     if supervised:
         state = home.parent / f"{home.name}-keepalive.json"
         argv = [sys.executable, str(HERE / "keepalive.py"), "--state", str(state),
@@ -310,3 +326,51 @@ def start_gateway(python: Path, version: str, home: Path, fake: FakeQQ, *, extra
     finally:
         fh.close()
     return Gateway(version, python, home, fake, proc, output, state)
+
+
+S6_RUN = """#!/bin/sh
+# One line per launch (the tests' count), then the real gateway with exactly the test's environment.
+echo launch >> {launches}
+exec env -i {env} {argv}
+"""
+# After each exit, before s6-supervise relaunches: heal the fake server so the new gateway can connect.
+S6_FINISH = """#!/bin/sh
+exec {python} - {url} <<'EOF'
+import sys, urllib.request as u
+u.build_opener(u.ProxyHandler({{}})).open(u.Request(sys.argv[1], data=b"", method="POST"), timeout=4).close()
+EOF
+"""
+
+
+def _use_s6() -> bool:
+    from tests.managed import s6_here, start_managed_check
+
+    start_managed_check()
+    return s6_here()
+
+
+def _start_s6(python: Path, version: str, home: Path, fake: FakeQQ, env: dict[str, str], argv: list[str],
+              output: Path) -> Gateway:
+    """The gateway as a real s6 service (as s6-overlay runs it in upstream's Docker image): s6-supervise
+    relaunches it whenever it exits, after ./finish has healed the fake server."""
+    import shlex
+
+    root = home.parent / f"{home.name}-s6"
+    staged = root / ".hermes-gateway"
+    staged.mkdir(parents=True)
+    q = shlex.quote
+    (staged / "run").write_text(S6_RUN.format(
+        launches=q(str(root / "launches")), env=" ".join(q(f"{k}={v}") for k, v in env.items()),
+        argv=" ".join(q(a) for a in argv)))
+    (staged / "finish").write_text(S6_FINISH.format(python=q(sys.executable),
+                                                     url=q(f"http://127.0.0.1:{fake.port}/control/heal")))
+    for name in ("run", "finish"):
+        (staged / name).chmod(0o755)
+    scan = root / "scan"
+    scan.mkdir()
+    service = scan / "hermes-gateway"
+    staged.rename(service)
+    with open(output, "ab") as fh:  # s6-svscan hands its output down to the gateway
+        proc = subprocess.Popen(["s6-svscan", str(scan)], stdin=subprocess.DEVNULL, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    return Gateway(version, python, home, fake, proc, output, None, service)
