@@ -9,12 +9,15 @@ import contextlib
 import json
 import os
 import platform
+import shlex
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +65,48 @@ def start_supervised(home: Path, root: Path, mode: str, *args: str) -> subproces
          "--stop-timeout", "120", "--", "--mode", mode, *args],
         env={**os.environ, "HERMES_HOME": str(home)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True)
+
+
+S6_RUN = """#!/bin/sh
+exec env HERMES_HOME={home} {python} -m hermes_watchdog.sim.gateway {args}
+"""
+
+
+@dataclass
+class Managed:
+    """The gateway under a relaunching manager: the real s6 where it is installed (as in upstream's Docker
+    image), else the stand-in supervisor. ``config`` is what the daemon needs to know of it: under s6 only
+    where the scan directory is (the restart is the default, auto, which finds s6); under the stand-in,
+    ``restart_with: signal`` (the stand-in relaunches on exit, as KeepAlive / Restart=always)."""
+
+    proc: subprocess.Popen[bytes]
+    service: Path | None
+    config: dict[str, Any]
+
+    @property
+    def manager(self) -> str:
+        return "s6 (restart: auto)" if self.service else "stand-in supervisor (restart: signal)"
+
+    def stop(self) -> None:
+        if self.service is not None:  # no relaunch, and SIGKILL: a starved loop ignores SIGTERM
+            subprocess.run(["s6-svc", "-O", "-k", str(self.service)], capture_output=True, check=False)
+        stop_group(self.proc)
+
+
+def start_managed(home: Path, root: Path, mode: str, *args: str, stand_in: bool = False) -> Managed:
+    if stand_in or not (shutil.which("s6-svscan") and shutil.which("s6-svc")):
+        return Managed(start_supervised(home, root, mode, *args), None, {"restart_with": "signal"})
+    home.mkdir(parents=True, exist_ok=True)
+    staged, scan = root / ".gateway-service", root / "scan"
+    staged.mkdir()
+    (staged / "run").write_text(S6_RUN.format(home=shlex.quote(str(home)), python=shlex.quote(sys.executable),
+                                              args=" ".join(shlex.quote(a) for a in ("--mode", mode, *args))))
+    (staged / "run").chmod(0o755)
+    scan.mkdir()
+    staged.rename(scan / "hermes-gateway")
+    proc = subprocess.Popen(["s6-svscan", str(scan)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    return Managed(proc, scan / "hermes-gateway", {"s6_scandir": [str(scan)]})
 
 
 def running(home: Path) -> bool:

@@ -1,8 +1,10 @@
 """Detection and recovery latency, measured on a real spinning simulated gateway.
 
-Every run: a simulated gateway under a relaunching supervisor starts healthy and, a few seconds later,
-starts spinning (it records that moment in sim-events.jsonl). A real Daemon (in this process, so the
-moments are exact) watches it with --restart-with signal. Measured from spin onset:
+Every run: a simulated gateway, a real s6 service (its own s6-svscan; the stand-in supervisor with
+--restart-with signal where s6 is not installed, or with --stand-in), starts healthy and, a few seconds
+later, starts spinning (it records that moment in sim-events.jsonl). A real Daemon (in this process, so the
+moments are exact) watches it; under s6 with the default --restart-with auto, which finds the s6 service
+(told only where the scan directory is) and restarts it with s6-svc -r. Measured from spin onset:
   detect   -> the daemon decides to act (the incident opens; evidence is taken first)
   evidence -> the incident is written (py-spy stacks, log tail)
   kill     -> SIGKILL (the spinning gateway ignores SIGTERM: its handler runs on the starved loop)
@@ -10,8 +12,8 @@ moments are exact) watches it with --restart-with signal. Measured from spin ons
 
 Two modes:
   --defaults (issue 13): the daemon with no tuning flags at all (interval 5, window 60, grace 20,
-      loop proof 8 s, starved grace 3 s, stack bursts every 60 s), only --restart-with signal and its own
-      state dir, against the 0.14-shaped spin (platform disconnected) and a spin on the loop with every
+      loop proof 8 s, starved grace 3 s, stack bursts every 120 s, restart auto), only its own state dir
+      and the scan directory, against the 0.14-shaped spin (platform disconnected) and a spin on the loop with every
       platform connected. Target: recover <= 30 s; the ratio printed is max / 30 s.
   windows (the default): each window (8, 30, 60 s) x interval (1, 5 s) with --grace GRACE.
       Targets: detect <= window + interval; recover <= window + grace + 10 s.
@@ -33,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, running, sim_events, start_supervised, stop_group, summary, wait_for
+from _common import emit, running, sim_events, start_managed, summary, wait_for
 
 from hermes_watchdog import config
 from hermes_watchdog.daemon.loop import Daemon
@@ -83,17 +85,18 @@ def timed_daemon(cfg: config.Config, marks: dict[str, Any], stop: threading.Even
     return d
 
 
-def one_run(mode: str, spin_after: float, flags: dict[str, Any], limit: float) -> dict[str, Any] | None:
+def one_run(mode: str, spin_after: float, flags: dict[str, Any], limit: float,
+            stand_in: bool = False) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="bench-detect-"))
     home = root / "hermes"
-    sup = start_supervised(home, root, mode, "--spin-after", f"{spin_after:g}", "--spin-once-marker",
-                           str(root / "spun"))
+    sup = start_managed(home, root, mode, "--spin-after", f"{spin_after:g}", "--spin-once-marker",
+                        str(root / "spun"), stand_in=stand_in)
     try:
         if not wait_for(lambda: running(home), 30):
             print("  run failed: the gateway never ran", file=sys.stderr)
             return None
-        cfg = config.build(None, {"hermes_home": [str(home)], "restart_with": "signal",
-                                  "state_dir": str(root / "watchdog"), **flags})
+        cfg = config.build(None, {"hermes_home": [str(home)], **sup.config, "state_dir": str(root / "watchdog"),
+                                  **flags})
         stop, marks = threading.Event(), {}
         d = timed_daemon(cfg, marks, stop)
         timer = threading.Timer(limit, stop.set)
@@ -109,10 +112,11 @@ def one_run(mode: str, spin_after: float, flags: dict[str, Any], limit: float) -
         marks["dense"] = next((t for t in marks.get("dense_at", []) if t >= onset - 1.0), None)
         out: dict[str, Any] = {k: round(marks[k] - onset, 3) for k in ("dense", "detect", "evidence", "restart",
                                                                        "kill", "recover") if marks.get(k) is not None}
-        out.update(signature=marks.get("signature"), starvation_proven=marks.get("starvation_proven"))
+        out.update(signature=marks.get("signature"), starvation_proven=marks.get("starvation_proven"),
+                   manager=sup.manager)
         return out
     finally:
-        stop_group(sup)
+        sup.stop()
 
 
 def defaults_mode(a: argparse.Namespace) -> int:
@@ -121,7 +125,7 @@ def defaults_mode(a: argparse.Namespace) -> int:
         runs = []
         for i in range(a.runs):
             # The onset moves across the 5 s tick from run to run: the first sample after it comes 0-5 s later.
-            r = one_run(mode, 8.0 + 1.1 * i, {}, 300.0)
+            r = one_run(mode, 8.0 + 1.1 * i, {}, 300.0, a.stand_in)
             print(f"  {mode} run {i + 1}: {r}", file=sys.stderr)
             if r:
                 runs.append(r)
@@ -144,7 +148,8 @@ def defaults_mode(a: argparse.Namespace) -> int:
                      kill["median"] if kill else "-", rec["median"], rec["max"], res["ratio_max"], ", ".join(sigs)])
     emit("time_to_healthy", ["mode", "runs", "dense med", "detect med", "detect max", "evidence med", "-> SIGKILL med",
                              "healthy med", "healthy max", f"max/{a.target:g} s", "verdict"], rows,
-         {"settings": "defaults + --restart-with signal", "results": results})
+         {"settings": "defaults; " + ", ".join(sorted({r["manager"] for x in results for r in x.get("each", [])})),
+          "results": results})
     ok = bool(results) and all(r["runs"] == a.runs and r["ratio_max"] <= 1 for r in results)
     return 0 if ok else 1
 
@@ -155,7 +160,7 @@ def windows_mode(a: argparse.Namespace) -> int:
         for interval in [float(x) for x in a.intervals.split(",")]:
             flags = {"interval": interval, "window": window, "grace": a.grace, "cooldown": 0.0,
                      "start_timeout": 60.0}
-            runs = [r for r in (one_run("spin", max(3.0, 2 * interval), flags, window * 3 + 120)
+            runs = [r for r in (one_run("spin", max(3.0, 2 * interval), flags, window * 3 + 120, a.stand_in)
                                 for _ in range(a.runs)) if r]
             if not runs:
                 rows.append([f"{window:g}", f"{interval:g}", 0, "-", "-", "-", "-", "-", "-", "-"])
@@ -189,6 +194,8 @@ def main() -> int:
     p.add_argument("--windows", default="8,30,60")
     p.add_argument("--intervals", default="1,5")
     p.add_argument("--grace", type=float, default=5.0)
+    p.add_argument("--stand-in", action="store_true",
+                   help="relaunch through the stand-in supervisor (--restart-with signal) even where s6 is installed")
     a = p.parse_args()
     return defaults_mode(a) if a.defaults else windows_mode(a)
 
