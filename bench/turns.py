@@ -10,13 +10,14 @@ spin: a loop that never yields (``spin-connected``, every platform connected) wi
     default settings; seconds from spin onset to the daemon's decision and to a healthy relaunched gateway
     (target 30 s), and what proved it (``counter`` or ``stack``).
 
-  python bench/turns.py [--soak 600] [--shapes 0.14,0.19.0] [--runs 3] [--skip-soak] [--skip-spin]
+  python bench/turns.py [--soak 600] [--shapes 0.14,0.19.0] [--runs 3] [--skip-soak] [--skip-spin] [--load N]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +27,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import emit, read_json, running, sim_events, start_daemon, start_supervised, stop_group, summary, wait_for
+from _common import (
+    emit,
+    read_json,
+    running,
+    sim_events,
+    start_daemon,
+    start_managed,
+    start_supervised,
+    stop_group,
+    summary,
+    wait_for,
+)
 from detection import timed_daemon
 
 from hermes_watchdog import config
@@ -97,13 +109,13 @@ def soak(seconds: float, shapes: list[str]) -> dict[str, Any]:
 def spin_run(hook: bool, spin_after: float, limit: float = 300.0) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="bench-turns-spin-"))
     home = root / "hermes"
-    sup = start_supervised(home, root, "spin-connected", "--spin-after", f"{spin_after:g}", "--extra-platforms",
-                           "telegram", "--spin-once-marker", str(root / "spun"), *(("--hook",) if hook else ()))
+    # A real s6 service and the default restart (auto finds s6) where s6 is installed (bench/_common.py).
+    sup = start_managed(home, root, "spin-connected", "--spin-after", f"{spin_after:g}", "--extra-platforms",
+                        "telegram", "--spin-once-marker", str(root / "spun"), *(("--hook",) if hook else ()))
     try:
         if not wait_for(lambda: running(home), 30):
             return None
-        cfg = config.build(None, {"hermes_home": [str(home)], "restart_with": "signal",
-                                  "state_dir": str(root / "watchdog")})
+        cfg = config.build(None, {"hermes_home": [str(home)], **sup.config, "state_dir": str(root / "watchdog")})
         stop, marks = threading.Event(), {}
         d = timed_daemon(cfg, marks, stop)
         timer = threading.Timer(limit, stop.set)
@@ -119,9 +131,9 @@ def spin_run(hook: bool, spin_after: float, limit: float = 300.0) -> dict[str, A
         inc = next(iter(sorted((root / "watchdog" / "incidents").glob("*/incident.json"))), None)
         proof = (json.loads(inc.read_text()).get("verdict") or {}).get("proof") if inc else None
         return {"detect": round(marks["detect"] - onset, 2), "recover": round(marks["recover"] - onset, 2),
-                "signature": marks.get("signature"), "proof": proof}
+                "signature": marks.get("signature"), "proof": proof, "manager": sup.manager}
     finally:
-        stop_group(sup)
+        sup.stop()
 
 
 def main() -> int:
@@ -131,6 +143,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--skip-soak", action="store_true")
     p.add_argument("--skip-spin", action="store_true")
+    p.add_argument("--load", type=int, default=0, help="busy processes beside the spinning gateway (spin part)")
     a = p.parse_args()
     ok, data, rows = True, {}, []
     if not a.skip_soak:
@@ -144,8 +157,17 @@ def main() -> int:
                          tps["median"] if tps else "-", "-", "-"])
     if not a.skip_spin:
         data["spin"] = []
-        for hook in (True, False):
-            runs = [r for r in (spin_run(hook, 6.0 + 1.3 * i) for i in range(a.runs)) if r]
+        # --load: busy processes beside the gateway for the whole spin part (a machine whose cores are taken).
+        load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.load)]
+        data["load"] = a.load
+        try:
+            spins = {hook: [r for r in (spin_run(hook, 6.0 + 1.3 * i) for i in range(a.runs)) if r]
+                     for hook in (True, False)}
+        finally:
+            for proc in load:
+                proc.kill()
+                proc.wait()
+        for hook, runs in spins.items():
             print(f"  spin hook={hook}: {runs}", file=sys.stderr)
             data["spin"].append({"hook": hook, "runs": runs})
             if runs:

@@ -45,6 +45,13 @@ from hermes_watchdog.judge.verdict import (
 )
 from hermes_watchdog.judge.wording import cpu_text, duration, size
 
+# The loop thread's demand, as a share of --cpu-threshold, that splits a loop on the CPU (busy-loop, once
+# proven) from one off it (loop-frozen). Half, not all of it: a spinning loop thread shares the GIL with
+# the gateway's other threads (the heartbeat writer, agent workers), and the time it waits for the GIL is
+# sleep to the scheduler, neither run nor run-queue time; at defaults it measured 0.84-0.90 core beside one
+# heartbeat thread on an idle machine, and took 49 s to reach 0.9.
+SPIN_SHARE = 0.5
+
 
 def judge(usage: CpuUsage | None, states: Sequence[StateSeen], stack: StackAnalysis | None,
           th: Thresholds, now: float | None = None, heartbeat: HeartbeatSeen | None = None,
@@ -99,7 +106,7 @@ class _Judgement(Readings):
         # 0. The loop-turn counter, where the fix pack keeps one, decides alone: still while its thread
         #    wanted a core is a starved loop; advancing is a loop that turns (judge/turns.py).
         if self.turns is not None:
-            if self.turns.starved(th.cpu, th.proof):
+            if self.turns.starved(th.cpu * SPIN_SHARE, th.proof):
                 reasons = [*base, f"the loop thread wanted {self.turns.still_demand:.2f} core while the counter "
                            "stood still"]
                 if st is not None and loop_line:
@@ -115,7 +122,7 @@ class _Judgement(Readings):
             demand = self.loop.loop_demand
             if demand is None and u.hot is not None and u.hot.tid == st.tid:
                 demand = u.hot.demand if u.hot.demand is not None else u.hot.cores  # that thread, not the process
-            if demand is not None and demand >= th.cpu:
+            if demand is not None and demand >= th.cpu * SPIN_SHARE:
                 extra = [f"the loop thread wanted {demand:.2f} core over that stretch"]
                 conf = 0.9
                 if self.down and self.all_own_down():
@@ -158,12 +165,12 @@ class _Judgement(Readings):
         loop_tid = self.loop.loop_tid if self.loop else None  # known before any stretch: a spin seen in one burst
         if demand is None and loop_tid is not None and u is not None and u.hot is not None and u.hot.tid == loop_tid:
             demand = u.hot.demand if u.hot.demand is not None else u.hot.cores  # a stretch too short to measure
-        if loop_tid is not None and demand is not None and demand >= th.cpu / 2:
+        if loop_tid is not None and demand is not None and demand >= th.cpu * SPIN_SHARE:
             # A loop that wants the CPU is spinning, not frozen (busy-loop, or its pending proof): frozen is
             # off the CPU, under half the threshold, as the stack witness below requires.
             return None
         if st is not None and st.seconds >= th.frozen_after and st.same_call is not None and \
-                demand is not None and demand < th.cpu / 2:
+                demand is not None and demand < th.cpu * SPIN_SHARE:
             witnesses.append(W_STACK)
             said.append(f"the event-loop thread {st.tid} sat in {st.same_call} for {st.seconds:.0f} s "
                         f"({st.samples} samples, never in its selector) with {demand:.2f} core of demand: "

@@ -262,6 +262,21 @@ def test_a_spin_that_gets_little_cpu_on_a_crowded_machine_still_wants_a_core() -
     assert v.signature == BUSY_LOOP, v.reasons
 
 
+def test_a_spin_that_shares_the_gil_with_other_threads_is_a_busy_loop() -> None:
+    # 0.6 core on the CPU, nothing on the run queue: the rest of the time it waits for the GIL (sleep to the
+    # scheduler) while a heartbeat thread or a worker runs Python. Never in its selector: still a spin.
+    snaps = snaps_split(PID, 0.6, 0.0)
+    loop = findings(blocked_bursts(66), snaps)
+    v = judge(cpu_over(snaps), [state(qqbot="connected")], None, TH, NOW,
+              seen=Seen(loop=loop, tick=SILENT, mono=70.0))
+    assert v.signature == BUSY_LOOP, v.reasons
+    # Under half the threshold it is a loop off the CPU: frozen, not a spin.
+    off = snaps_split(PID, 0.3, 0.0)
+    frozen = judge(cpu_over(off), [state(qqbot="connected")], None, TH, NOW,
+                   seen=Seen(loop=findings(blocked_bursts(66), off), tick=SILENT, mono=70.0))
+    assert frozen.signature == LOOP_FROZEN, frozen.reasons
+
+
 def test_failing_heartbeat_writes_are_vetoed_by_the_loop_in_its_selector() -> None:
     snaps = snaps_for(PID, 0.0, seconds=70)
     loop = findings([burst(60.0, raw((IN_SELECTOR, 75)))], snaps)
