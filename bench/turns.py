@@ -106,12 +106,13 @@ def soak(seconds: float, shapes: list[str]) -> dict[str, Any]:
             stop_group(s)
 
 
-def spin_run(hook: bool, spin_after: float, limit: float = 300.0) -> dict[str, Any] | None:
+def spin_run(hook: bool, spin_after: float, shape: str = "0.14", limit: float = 300.0) -> dict[str, Any] | None:
     root = Path(tempfile.mkdtemp(prefix="bench-turns-spin-"))
     home = root / "hermes"
     # A real s6 service and the default restart (auto finds s6) where s6 is installed (bench/_common.py).
     sup = start_managed(home, root, "spin-connected", "--spin-after", f"{spin_after:g}", "--extra-platforms",
-                        "telegram", "--spin-once-marker", str(root / "spun"), *(("--hook",) if hook else ()))
+                        "telegram", "--spin-once-marker", str(root / "spun"), *SHAPES[shape],
+                        *(("--hook",) if hook else ()))
     try:
         if not wait_for(lambda: running(home), 30):
             return None
@@ -161,18 +162,19 @@ def main() -> int:
         load = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(a.load)]
         data["load"] = a.load
         try:
-            spins = {hook: [r for r in (spin_run(hook, 6.0 + 1.3 * i) for i in range(a.runs)) if r]
-                     for hook in (True, False)}
+            spins = {(shape, hook): [r for r in (spin_run(hook, 6.0 + 1.3 * i, shape) for i in range(a.runs)) if r]
+                     for shape in a.shapes.split(",") for hook in (True, False)}
         finally:
             for proc in load:
                 proc.kill()
                 proc.wait()
-        for hook, runs in spins.items():
-            print(f"  spin hook={hook}: {runs}", file=sys.stderr)
-            data["spin"].append({"hook": hook, "runs": runs})
+        for (shape, hook), runs in spins.items():
+            print(f"  spin {shape} hook={hook}: {runs}", file=sys.stderr)
+            data["spin"].append({"shape": shape, "hook": hook, "runs": runs})
+            ok = ok and len(runs) == a.runs  # a run that never recovered is a miss
             if runs:
                 rec = summary([r["recover"] for r in runs])
-                rows.append([f"spin{' +hook' if hook else ''}", f"{len(runs)} runs", "-", "-", "-",
+                rows.append([f"{shape} spin{' +hook' if hook else ''}", f"{len(runs)} runs", "-", "-", "-",
                              summary([r["detect"] for r in runs])["median"], f"{rec['median']} / {rec['max']}"
                              f" ({', '.join(sorted({str(r['proof']) for r in runs}))})"])
                 ok = ok and rec["max"] <= 30.0
