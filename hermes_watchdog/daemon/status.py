@@ -22,7 +22,8 @@ from hermes_watchdog.record import incidents, metrics, status_file
 from hermes_watchdog.record.exporter import Exporter
 from hermes_watchdog.timefmt import iso
 
-STATUS_REFRESH = 15.0  # seconds: state.json is rewritten on any change, else at least this often
+STATUS_REFRESH = 30.0  # seconds: state.json is rewritten on any change, else at least this often
+REFRESH_INTERVALS = 6  # ... and at least every this many intervals when sampling fast
 
 
 class Status:
@@ -107,9 +108,10 @@ class Status:
         state_dir = world.settings.state_dir
         key, history = self._keys()
         now = time.monotonic()
-        # At least every STATUS_REFRESH s, and every two intervals when sampling fast: its updated_at is
-        # the daemon's clock for whoever reads the file (status, tests).
-        refresh = min(STATUS_REFRESH, 2 * world.cfg.interval)
+        # At least every STATUS_REFRESH s, and every few intervals when sampling fast: its updated_at is
+        # the daemon's clock for whoever reads the file (status, tests). An unchanged rewrite (redact, encode,
+        # fsync'd rename) was half the daemon's CPU at defaults when it came every 10 s (bench/overhead.py).
+        refresh = min(STATUS_REFRESH, REFRESH_INTERVALS * world.cfg.interval)
         if not force and key == self._key and now - self._written < refresh:
             return
         durable = force or history != self._history_key
