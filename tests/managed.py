@@ -30,7 +30,7 @@ from tests.helpers import Supervised, read_json, sim_env, start_supervised, wait
 RUN = """#!/bin/sh
 # One line per launch, for the tests' count; then the gateway itself, with exactly the test's environment.
 echo launch >> {launches}
-exec env -i {env} {python} -m hermes_watchdog.sim.gateway {args}
+exec env -i {env} {argv}
 """
 
 
@@ -45,10 +45,7 @@ class S6Gateway:
 
     @property
     def launches(self) -> int:
-        try:
-            return len(self.launches_file.read_text().split())
-        except OSError:
-            return 0
+        return count_launches(self.launches_file)
 
     @property
     def child(self) -> int | None:
@@ -84,33 +81,55 @@ def s6_here() -> bool:
     return shutil.which("s6-svscan") is not None and shutil.which("s6-svstat") is not None
 
 
-def start_s6(home: Path, *gateway_args: str, env: dict[str, str] | None = None,
-             relaunch_delay: float = 0.0) -> S6Gateway:
-    home.mkdir(parents=True, exist_ok=True)
-    scan = home.parent / f"s6-{home.name}"
-    staged = home.parent / f".s6-{home.name}-service"
-    staged.mkdir()
-    launches = home.parent / f"s6-{home.name}.launches"
-    environ = env or sim_env(home)
+def count_launches(path: Path) -> int:
+    """Launches so far, from the line each run of a service's ./run appends."""
+    try:
+        return len(path.read_text().split())
+    except OSError:
+        return 0
+
+
+def s6_service(root: Path, argv: list[str], env: dict[str, str], *, finish: str | None = None,
+               finish_timeout: float | None = None, output: Path | None = None
+               ) -> tuple[subprocess.Popen[bytes], Path, Path]:
+    """A service running ``argv`` with exactly ``env``, under its own s6-svscan in ``root/scan``:
+    (s6-svscan, the service directory, the launches file). ``finish``: a ./finish script's text (run after
+    each exit, before the relaunch), let run ``finish_timeout`` s (s6 kills it after 5 s otherwise);
+    ``output``: where the service's output goes (s6-svscan hands its own down)."""
+    staged, scan, launches = root / ".service", root / "scan", root / "launches"
+    staged.mkdir(parents=True)
+    q = shlex.quote
     # Bytes: an argument may be any bytes a command line can hold (surrogate-escaped here, as Python does).
     (staged / "run").write_bytes(RUN.format(
-        launches=shlex.quote(str(launches)), python=shlex.quote(sys.executable),
-        env=" ".join(shlex.quote(f"{k}={v}") for k, v in environ.items() if "=" not in k),
-        args=" ".join(shlex.quote(a) for a in gateway_args)).encode("utf-8", "surrogateescape"))
+        launches=q(str(launches)), env=" ".join(q(f"{k}={v}") for k, v in env.items() if "=" not in k),
+        argv=" ".join(q(a) for a in argv)).encode("utf-8", "surrogateescape"))
     (staged / "run").chmod(0o755)
-    if relaunch_delay > 0:  # systemd's RestartSec: s6 runs ./finish after each exit, before the relaunch
-        (staged / "finish").write_text(f"#!/bin/sh\nexec sleep {relaunch_delay:g}\n")
+    if finish is not None:
+        (staged / "finish").write_text(finish)
         (staged / "finish").chmod(0o755)
-        # s6 kills a ./finish after 5 s unless told otherwise: this one must be let sleep its whole delay.
-        (staged / "timeout-finish").write_text(f"{int((relaunch_delay + 10) * 1000)}\n")
+    if finish_timeout is not None:
+        (staged / "timeout-finish").write_text(f"{int(finish_timeout * 1000)}\n")
     scan.mkdir()
     service = scan / "hermes-gateway"
     staged.rename(service)  # whole before s6-svscan sees it
-    proc = subprocess.Popen(["s6-svscan", str(scan)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    gw = S6Gateway(home, service, launches, proc)
+    with open(output or os.devnull, "ab") as fh:
+        proc = subprocess.Popen(["s6-svscan", str(scan)], stdin=subprocess.DEVNULL, stdout=fh,
+                                stderr=subprocess.STDOUT, start_new_session=True)
     wait_for(lambda: (scan / ".s6-svscan" / "control").exists(), what="s6-svscan to start")
-    return gw
+    return proc, service, launches
+
+
+def start_s6(home: Path, *gateway_args: str, env: dict[str, str] | None = None,
+             relaunch_delay: float = 0.0) -> S6Gateway:
+    home.mkdir(parents=True, exist_ok=True)
+    # systemd's RestartSec: s6 runs ./finish after each exit, before the relaunch; it must be let sleep its
+    # whole delay.
+    delay = relaunch_delay > 0
+    proc, service, launches = s6_service(
+        home.parent / f"s6-{home.name}", [sys.executable, "-m", "hermes_watchdog.sim.gateway", *gateway_args],
+        env or sim_env(home), finish=f"#!/bin/sh\nexec sleep {relaunch_delay:g}\n" if delay else None,
+        finish_timeout=relaunch_delay + 10 if delay else None)
+    return S6Gateway(home, service, launches, proc)
 
 
 def start_managed_check() -> None:
@@ -125,11 +144,9 @@ def start_managed(home: Path, *gateway_args: str, env: dict[str, str] | None = N
     """The gateway under s6 where s6 runs; under the stand-in supervisor when ``stand_in`` (the test's restart
     path is itself a stand-in that signals that supervisor) or, outside CI, where s6 is not installed.
     ``stop_timeout``: the stand-in's own wait before it kills on a stop; s6-supervise never kills unasked."""
-    if stand_in:
-        return start_supervised(home, *gateway_args, env=env, relaunch_delay=relaunch_delay or 0.3,
-                            stop_timeout=stop_timeout)
-    start_managed_check()
-    if s6_here():
-        return start_s6(home, *gateway_args, env=env, relaunch_delay=relaunch_delay)
+    if not stand_in:
+        start_managed_check()
+        if s6_here():
+            return start_s6(home, *gateway_args, env=env, relaunch_delay=relaunch_delay)
     return start_supervised(home, *gateway_args, env=env, relaunch_delay=relaunch_delay or 0.3,
                             stop_timeout=stop_timeout)

@@ -186,7 +186,7 @@ def thread_usage(snaps: Sequence[CpuSnapshot], tid: int | None, since: float, un
                 # Run-queue wait alone proves no want: a thread that wants a core gets at least 1/N of one
                 # under a fair scheduler, and a sleeping thread can be booked wait it never had (a ptrace
                 # stop wakes it; a full CI run once showed a loop in time.sleep at 0.43 core of "demand").
-                return (t.cores if t.demand is None else ran), t.cores
+                return ran, t.cores  # without schedstat (no demand) there is no run time either: CPU time
             return t.demand, t.cores
     return None, None
 

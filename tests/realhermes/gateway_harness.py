@@ -160,6 +160,7 @@ class Gateway:
     output: Path
     supervisor_state: Path | None = None
     s6_service: Path | None = None
+    s6_launches: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
 
     # -- identity -------------------------------------------------------------------------------------
@@ -177,11 +178,10 @@ class Gateway:
 
     @property
     def launches(self) -> int:
-        if self.s6_service is not None:
-            try:
-                return len((self.s6_service.parent.parent / "launches").read_text().split())
-            except OSError:
-                return 0
+        if self.s6_launches is not None:
+            from tests.managed import count_launches
+
+            return count_launches(self.s6_launches)
         if self.supervisor_state is None:
             return 1
         return int((read_json(self.supervisor_state) or {}).get("launches") or 0)
@@ -328,11 +328,6 @@ def start_gateway(python: Path, version: str, home: Path, fake: FakeQQ, *, extra
     return Gateway(version, python, home, fake, proc, output, state)
 
 
-S6_RUN = """#!/bin/sh
-# One line per launch (the tests' count), then the real gateway with exactly the test's environment.
-echo launch >> {launches}
-exec env -i {env} {argv}
-"""
 # After each exit, before s6-supervise relaunches: heal the fake server so the new gateway can connect.
 S6_FINISH = """#!/bin/sh
 exec {python} - {url} <<'EOF'
@@ -355,22 +350,9 @@ def _start_s6(python: Path, version: str, home: Path, fake: FakeQQ, env: dict[st
     relaunches it whenever it exits, after ./finish has healed the fake server."""
     import shlex
 
-    root = home.parent / f"{home.name}-s6"
-    staged = root / ".hermes-gateway"
-    staged.mkdir(parents=True)
-    q = shlex.quote
-    (staged / "run").write_text(S6_RUN.format(
-        launches=q(str(root / "launches")), env=" ".join(q(f"{k}={v}") for k, v in env.items()),
-        argv=" ".join(q(a) for a in argv)))
-    (staged / "finish").write_text(S6_FINISH.format(python=q(sys.executable),
-                                                     url=q(f"http://127.0.0.1:{fake.port}/control/heal")))
-    for name in ("run", "finish"):
-        (staged / name).chmod(0o755)
-    scan = root / "scan"
-    scan.mkdir()
-    service = scan / "hermes-gateway"
-    staged.rename(service)
-    with open(output, "ab") as fh:  # s6-svscan hands its output down to the gateway
-        proc = subprocess.Popen(["s6-svscan", str(scan)], stdin=subprocess.DEVNULL, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    return Gateway(version, python, home, fake, proc, output, None, service)
+    from tests.managed import s6_service
+
+    finish = S6_FINISH.format(python=shlex.quote(sys.executable),
+                              url=shlex.quote(f"http://127.0.0.1:{fake.port}/control/heal"))
+    proc, service, launches = s6_service(home.parent / f"{home.name}-s6", argv, env, finish=finish, output=output)
+    return Gateway(version, python, home, fake, proc, output, None, service, launches)
