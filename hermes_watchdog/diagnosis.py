@@ -36,6 +36,7 @@ from hermes_watchdog.observe import (
     release,
     sampler,
     stack_capture,
+    syscalls,
     upstream,
     versions,
 )
@@ -45,6 +46,8 @@ from hermes_watchdog.observe.loop_turns import TurnReader
 from hermes_watchdog.observe.statefile import state_to_dict
 from hermes_watchdog.record.redact import redact, redact_obj
 from hermes_watchdog.timefmt import iso
+
+WATCH_TURNS = 50  # loop turns counted through ptrace at most, where no counter is live
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,14 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
         counter.close()
     recorder.join(seconds + 35)
     cpu = usage(snaps)
+    loop = loop_findings(bursts, snaps)
+    counted = turn_findings(turns, snaps)
+    watch = None
+    if (counted is None or not counted.live) and loop.loop_tid is not None and stack_with in ("auto", "py-spy"):
+        # No counter: count the loop's turns through ptrace instead, up to WATCH_TURNS of them (a busy loop
+        # is stopped that many times, for microseconds each) or a second after the first; a loop that makes
+        # none is watched until it ran half a second on a CPU (5 s at most, on a loaded machine).
+        watch, _ = syscalls.probe(ident, loop.loop_tid, want=WATCH_TURNS, count_for=1.0)
     stack = stack_capture.choose(stack_with).capture(ident, home.home, cpu.hot.tid if cpu and cpu.hot else None,
                                                      count=stack_dumps, spread=min(1.0, stack_time / 2),
                                                      time_limit=stack_time)
@@ -168,11 +179,12 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
     frame_files = tuple(f.file for t in stack.all_threads for f in t.frames)
     rel = recognise_clues(
         release.read(home.home, ident, proc_env, hb.keys if hb is not None else None, frame_files))
-    seen = Seen(stack=stack, loop=loop_findings(bursts, snaps), heartbeat=hb, tick=tick,
+    seen = Seen(stack=stack, loop=loop, heartbeat=hb, tick=tick, syscalls=watch,
+                syscall_turned=watch.turned_at if watch is not None else None,
                 memory=Memory(tuple((s.at, s.rss) for s in snaps if s.rss is not None)),
                 age=max(0.0, now - ident.create_time), upstream=upstream.read(home.home) if home.home else None,
                 mono=time.monotonic(), release=rel, deaf=deaf.seen(time.monotonic()),
-                turns=turn_findings(turns, snaps))
+                turns=counted)
     verdict = judge(cpu, states, None, th, now=now, seen=seen)
     return Diagnosis(
         ident=ident, home=home, files=after, snapshots=snaps, usage=cpu,

@@ -28,6 +28,7 @@ from hermes_watchdog.observe import (
     release,
     sampler,
     statefile,
+    syscalls,
     upstream,
 )
 from hermes_watchdog.observe.loop_sampler import LoopSampler
@@ -68,7 +69,8 @@ class Observer:
         return WindowReadings(
             tuple(win.snaps), tuple(win.long_snaps), tuple(s for _, s in win.states), tuple(win.bursts),
             tuple(win.turns), win.heartbeat, win.tick, upstream.read(w.home), w.release, deaf,
-            age=max(0.0, time.time() - w.ident.create_time), mono=snap.at, now=time.time())
+            age=max(0.0, time.time() - w.ident.create_time), mono=snap.at, now=time.time(),
+            syscalls=win.syscalls, syscall_turned=win.syscall_turned)
 
     def settle(self, w: Watch, judged: Judged) -> None:
         """The watch takes the judgement in: the verdict (said when it changes), and the loop sampled
@@ -78,6 +80,8 @@ class Observer:
         was = w.plan.dense(now)
         plan = w.plan.noted(now, judged.suspect)
         w.set_plan(plan if plan.dense_rate == judged.dense_rate else replace(plan, dense_rate=judged.dense_rate))
+        if judged.trace is not None and w.sampler is not None:
+            w.sampler.trace(judged.trace)
         if judged.suspect and not was and w.sampler is not None:
             w.sampler.poke()
             if w.next_sample > now + DENSE_TICK:
@@ -91,8 +95,13 @@ class Observer:
             w.set_plan(replace(w.plan, background=cfg.stack_every))
             home, pid, uid = w.home, w.ident.pid, w.ident.uid
             take = loop_stacks.burst_source(cfg.stack_with, w.ident, home, lambda: w.plan.dense_rate)
-            w.attach_sampler(LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid)))
-        bursts, probes = w.sampler.drain()
+            ident = w.ident
+            # ptrace watches of the loop thread where py-spy may be used: `--stack-with hook` is for where
+            # ptrace is not allowed, `none` asks for no look inside the gateway at all.
+            trace = (lambda tid: syscalls.probe(ident, tid)) if cfg.stack_with in ("auto", "py-spy") else None
+            w.attach_sampler(LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid),
+                                         trace=trace))
+        bursts, probes, traces = w.sampler.drain()
         for b in bursts:
             w.window.bursts.append(b)
             if b.error:
@@ -104,6 +113,15 @@ class Observer:
                 w.said.stack_problem = None
         if probes:
             w.window.tick = probes[-1]
+        for t in traces:
+            w.window.syscalls = t
+            if t.turned_at is not None:
+                w.window.syscall_turned = t.turned_at
+        problem = w.sampler.trace_problem
+        if problem != w.said.trace_problem:
+            if problem:
+                self.world.emit("INFO", f"no syscall evidence: {problem}; the stack samples are the proof", w.name)
+            w.said.trace_problem = problem
 
     def _read_turns(self, w: Watch) -> None:
         """One pread of the loop-turn counter into the window."""

@@ -14,7 +14,7 @@ from hermes_watchdog.facts.cpu import CpuSnapshot
 from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.facts.loop_samples import Burst
 from hermes_watchdog.facts.plan import SamplingPlan
-from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe, TurnSample
+from hermes_watchdog.facts.readings import HeartbeatSeen, SyscallProbe, TickProbe, TurnSample
 from hermes_watchdog.judge.cpu import CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
@@ -39,6 +39,8 @@ class Window:
     heartbeat: HeartbeatSeen | None = None  # Hermes >= 0.19 only
     bursts: deque[Burst] = field(default_factory=deque)  # loop-stack bursts, oldest first
     tick: TickProbe | None = None  # the newest loop-tick socket probe (git releases 0.19.1+)
+    syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread's system calls
+    syscall_turned: float | None = None  # monotonic: the newest selector call a watch saw
     # The release family, recognised once per gateway and again only when its heartbeat's keys change
     # (a gateway writes its first beat, and arms its tick socket, once it runs): (keys, recognised).
     release: tuple[frozenset[str] | None, Recognised] | None = None
@@ -82,6 +84,8 @@ class Window:
         self.turns.clear()
         self.heartbeat = None
         self.tick = None
+        self.syscalls = None
+        self.syscall_turned = None
         self.release = None
         self.deaf = DeafTracker()
 
@@ -93,6 +97,7 @@ class Said:
     state_problem: str | None = None
     heartbeat_note: str | None = None
     stack_problem: str | None = None
+    trace_problem: str | None = None  # why the loop thread's system calls could not be watched
     turns_note: str | None = None
     gone: bool = False
     death: tuple[int, str | None] | None = None  # (PID, the unclean-death line or None): judged once per PID

@@ -128,6 +128,53 @@ class TickProbe:
         return {"answered": self.answered, "detail": self.detail}
 
 
+SYSCALL_RUN_FOR = 0.5  # seconds on a CPU with no selector call that end a syscall watch: no turn in 10 x 50 ms
+
+
+@dataclass(frozen=True)
+class SyscallProbe:
+    """What ptrace saw of the loop thread's system calls for a moment (observe/syscalls.py): did it enter
+    its selector (epoll_wait), and how long did it run on a CPU meanwhile?"""
+
+    at: float  # monotonic, when the watch ended
+    tid: int
+    seconds: float  # wall time watched
+    ran: float | None  # seconds the thread ran on a CPU meanwhile (schedstat)
+    selector: int  # selector calls entered (the probe ends at the first unless counting)
+    other: int  # other system calls
+    first_selector: float | None = None  # seconds into the watch of the first selector call
+
+    @property
+    def turned(self) -> bool:
+        return self.selector > 0
+
+    @property
+    def turned_at(self) -> float | None:
+        """Monotonic time of the first selector call seen."""
+        return None if self.first_selector is None else self.at - self.seconds + self.first_selector
+
+    def silent(self, run_for: float) -> bool:
+        """No selector call while the thread ran ``run_for`` seconds or more on a CPU."""
+        return self.selector == 0 and self.ran is not None and self.ran >= run_for
+
+    def describe(self) -> str:
+        ran = "" if self.ran is None else f", {self.ran:.2f} s of it on a CPU"
+        if self.selector > 1:
+            return (f"the loop turned {self.selector} times in {self.seconds:.2f} s "
+                    f"({self.selector / max(self.seconds, 1e-3):.0f}/s, epoll_wait calls of thread {self.tid} seen "
+                    "through ptrace)")
+        if self.turned:
+            return (f"ptrace saw the loop thread {self.tid} enter epoll_wait {self.first_selector or 0:.3f} s into "
+                    f"its watch: the loop turns")
+        return (f"ptrace watched the loop thread {self.tid}'s system calls for {self.seconds:.1f} s{ran}: "
+                f"no epoll_wait ({self.other} other calls)")
+
+    def to_dict(self) -> dict[str, object]:
+        return {"thread": self.tid, "seconds": round(self.seconds, 3),
+                "ran_seconds": None if self.ran is None else round(self.ran, 3),
+                "selector_calls": self.selector, "other_calls": self.other}
+
+
 @dataclass(frozen=True)
 class TurnSample:
     """One read of the counter."""

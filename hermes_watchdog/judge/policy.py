@@ -10,6 +10,7 @@ from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_COUNTER,
     BY_STACK,
+    BY_SYSCALLS,
     CPU_PEGGED,
     LOOP_FROZEN,
     MEMORY_HIGH,
@@ -65,7 +66,7 @@ def decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
 def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
     sig = verdict.signature
     if sig == BUSY_LOOP:
-        if verdict.proof not in (BY_STACK, BY_COUNTER) and not window_full(verdict.span, rules):
+        if verdict.proof not in (BY_STACK, BY_SYSCALLS, BY_COUNTER) and not window_full(verdict.span, rules):
             return Action(WAIT, f"busy-loop seen; window {verdict.span:.0f}/{rules.window:.0f} s")
         if verdict.confidence < rules.min_confidence:
             return Action(ALERT, f"busy-loop, but confidence {verdict.confidence:.2f} "
@@ -73,6 +74,9 @@ def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
         if verdict.proof == BY_COUNTER:
             return Action(RESTART, "busy-loop: the loop-turn counter stood still while the event-loop thread "
                                    "wanted the CPU")
+        if verdict.proof == BY_SYSCALLS:
+            return Action(RESTART, "busy-loop: the event-loop thread wants the CPU all the time, ran one callback "
+                                   "and made no selector call (stack samples and ptrace)")
         if verdict.proof == BY_STACK:
             return Action(RESTART, "busy-loop: the event-loop thread wants the CPU all the time and never reached "
                                    "its selector (stack samples)")

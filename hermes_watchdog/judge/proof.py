@@ -25,9 +25,12 @@ What each path can and cannot prove:
 - stack samples alone (0.14 to 0.19.0 without the fix pack): a sample in the selector proves a turn; none
   proves starvation only up to the error above, and only with py-spy (the hook's stack thread, at 10 Hz, never
   reaches 11,510 samples in a useful time: where it is armed, the counter is too);
-- syscalls (epoll_wait/kevent seen through ptrace) would prove both ways too, but stopping the loop thread
-  at each syscall is not harmless to a live gateway, and strace/perf need the same rights py-spy does;
-  not used.
+- syscalls (Linux, where ptrace is allowed: judge/syscalls.py): a ptrace watch of the loop thread sees it
+  enter ``epoll_wait`` (a turn, however short the visit: a veto) or run half a second on a CPU without it (no
+  turn in that time: with the stretch's --loop-proof seconds in one callback, the second witness in place of
+  the 11,510 samples, whatever the load). It stops the thread only at its system calls, and only until the
+  first selector call: a spinning thread makes none and is never stopped. It cannot name the call (the
+  samples do) and does not run where ``--stack-with`` is ``hook`` or ``none``, nor on macOS.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from hermes_watchdog.facts.readings import SyscallProbe
+from hermes_watchdog.judge import syscalls
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_WITNESS, UPSTREAM_BUDGET, heartbeat_role
@@ -46,6 +48,9 @@ class Readings:
         loop_dict = loop.to_dict() if loop and loop.bursts else {}
         if self.turns is not None:
             loop_dict["counter"] = self.turns.to_dict()
+        probe = self.watched()
+        if probe is not None:
+            loop_dict["syscalls"] = probe.to_dict()
         return {"cores": u.cores, "hot_cores": u.hot.cores if u.hot else None, "span": u.span,
                 "platforms_down": tuple(p.name for p in self.down), "down_for": self.down_for,
                 "demand": u.demand, "hot_demand": u.hot_demand, "measure": u.measure,
@@ -115,6 +120,8 @@ class Readings:
                     f"it ran " + ("one callback" if st.one_callback else "callbacks") + where)
             if self.turns is not None and self.turns.turned_after(st.since):
                 text += "; the loop-turn counter saw it turn meanwhile: the samples missed its short visits"
+            elif self.syscalls_turned(st.since):
+                text += "; ptrace saw it enter its selector meanwhile: the samples missed its short visits"
             elif self.turns is None:
                 # Without the counter the samples are the proof: say its error (judge/proof.py).
                 n = self.independent()
@@ -159,7 +166,28 @@ class Readings:
             return False
         if seen.heartbeat is not None and self.hb_role == ROLE_WITNESS and mono - seen.heartbeat.age > since + 1.0:
             return True
-        return seen.tick is not None and seen.tick.answered and seen.tick.at > since
+        return (seen.tick is not None and seen.tick.answered and seen.tick.at > since) or self.syscalls_turned(since)
+
+    def watched(self) -> SyscallProbe | None:
+        """The newest ptrace watch, if it was of the loop thread."""
+        probe, tid = self.seen.syscalls, self.loop.loop_tid if self.loop else None
+        return probe if probe is not None and probe.tid == tid else None
+
+    def syscalls_turned(self, since: float) -> bool:
+        """The newest ptrace watch of the loop thread saw it enter its selector after ``since``."""
+        return syscalls.turned_during(self.seen.syscalls, self.stretch.tid if self.stretch else None, since)
+
+    def syscalls_turned_within(self, seconds: float) -> bool:
+        """A ptrace watch saw the loop enter its selector within the last ``seconds``."""
+        t, mono = self.seen.syscall_turned, self.seen.mono
+        return t is not None and mono is not None and mono - t < seconds
+
+    def syscalls_silent_during(self, since: float) -> bool:
+        """A ptrace watch made after ``since`` saw the loop thread run with no selector call, and none saw one
+        for --loop-proof seconds: with the samples, the second witness (judge/syscalls.py)."""
+        seen = self.seen
+        return syscalls.silent_during(seen.syscalls, self.stretch.tid if self.stretch else None, since,
+                                      seen.syscall_turned, seen.mono, self.th.proof)
 
     def independent(self) -> int:
         """The stretch's samples that count for the stack proof's error (judge/proof.py)."""

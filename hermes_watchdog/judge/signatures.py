@@ -27,6 +27,7 @@ from hermes_watchdog.judge.verdict import (
     BY_COUNTER,
     BY_CPU_STATE,
     BY_STACK,
+    BY_SYSCALLS,
     CPU_PEGGED,
     HEALTHY,
     LOOP_FROZEN,
@@ -81,6 +82,8 @@ class _Judgement(Readings):
         base = [cpu_text(self.usage, self.th.cpu), *self.state_reasons()]
         if self.turns is not None:
             base.append(self.turns.describe())
+        elif (watched := self.watched()) is not None:
+            base.append(watched.describe())
         deaf, dth = self.seen.deaf, self.th.deaf  # alive but deaf (judge/deaf.py): after the loop rules
         up = tuple(p.name for p in self.latest.platforms if p.connected) if self.latest else ()
         for rule in (self.busy_loop, self.loop_frozen,
@@ -134,20 +137,24 @@ class _Judgement(Readings):
                     conf += 0.03
                 elif hb is not None and self.hb_role != ROLE_WITNESS:
                     extra.append(self.hb_note())
-                enough = self.independent() >= PROOF_SAMPLES or self.tick_silent_during(st.since)
-                if st.seconds >= th.proof and enough:
-                    return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra], proof=BY_STACK,
-                                     blocking=blocking)
+                sampled = self.independent() >= PROOF_SAMPLES or self.tick_silent_during(st.since)
+                traced = not sampled and self.syscalls_silent_during(st.since)
+                if st.seconds >= th.proof and (sampled or traced):
+                    return self.make(BUSY_LOOP, conf, [*base, loop_line or "", *extra],
+                                     proof=BY_SYSCALLS if traced else BY_STACK, blocking=blocking)
                 # Not yet for the proof window: suspect, sampled densely, but no verdict of its own (the
                 # rules below still apply, and say it).
                 self.pending = (f"suspect: not yet the {th.proof:.0f} s off its selector that prove a busy loop"
                                 if not st.seconds >= th.proof else
+                                "suspect: ptrace saw the loop thread in its selector less than "
+                                f"{th.proof:.0f} s ago" if self.syscalls_turned_within(th.proof) else
                                 f"suspect: {self.independent()} of the {PROOF_SAMPLES} independent samples off its "
                                 "selector that prove a busy loop (a false proof at most 1 in 1000)")
         if not pegged:
             return None
         # 2. The loop was seen turning within the window: pegged CPU is work, whatever the state says.
-        if self.turned_within(max(u.span, th.proof)) or self.counted_within(max(u.span, th.proof)):
+        within = max(u.span, th.proof)
+        if self.turned_within(within) or self.counted_within(within) or self.syscalls_turned_within(within):
             return None
         # 3. No stack evidence (py-spy not permitted, not sampled yet): CPU + a platform down in every read.
         if self.old_rule():

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hermes_watchdog.facts.deaf import DeafSeen, DeafThresholds
-from hermes_watchdog.facts.readings import GatewayState, HeartbeatSeen, TickProbe, Upstream
+from hermes_watchdog.facts.readings import GatewayState, HeartbeatSeen, SyscallProbe, TickProbe, Upstream
 from hermes_watchdog.facts.stacks import StackAnalysis
 from hermes_watchdog.judge.cpu import CPU_TIME
 from hermes_watchdog.judge.deaf import ALL as DEAF_ALL
@@ -33,6 +33,7 @@ ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISC
 BY_STACK = "stack"
 BY_CPU_STATE = "cpu+state"
 BY_COUNTER = "counter"  # the loop-turn counter stood still while the loop thread wanted a core
+BY_SYSCALLS = "stack+syscalls"  # one callback for the proof window, and ptrace saw no selector call in it
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
 OFF_SELECTOR_FOR_GRACE = 3.0  # seconds of dense samples off the selector that earn a busy loop the short grace
@@ -94,6 +95,8 @@ class Seen:
     release: Recognised | None = None  # the release family: who wrote the heartbeat (None: not recognised)
     deaf: DeafSeen | None = None  # descriptors, CLOSE_WAIT sockets, the long RSS history (judge/deaf.py)
     turns: TurnFindings | None = None  # the loop-turn counter (fix pack), the first loop witness
+    syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread's system calls
+    syscall_turned: float | None = None  # monotonic: the newest selector call any watch saw
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class Verdict:
     def starvation_proven(self) -> bool:
         """The loop thread was seen never reaching its selector (spinning, or blocked in one call): it
         cannot run Hermes' SIGTERM handler, which runs on that loop."""
-        return (self.signature == BUSY_LOOP and self.proof in (BY_STACK, BY_COUNTER)) or \
+        return (self.signature == BUSY_LOOP and self.proof in (BY_STACK, BY_SYSCALLS, BY_COUNTER)) or \
             (self.signature == LOOP_FROZEN and bool({W_STACK, W_COUNTER} & set(self.witnesses)))
 
     @property

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from hermes_watchdog.facts.cpu import CpuSnapshot
 from hermes_watchdog.facts.deaf import DeafSeen
 from hermes_watchdog.facts.loop_samples import RATE, Burst
-from hermes_watchdog.facts.readings import HeartbeatSeen, TickProbe, TurnSample, Upstream
+from hermes_watchdog.facts.readings import HeartbeatSeen, SyscallProbe, TickProbe, TurnSample, Upstream
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import findings as loop_findings
 from hermes_watchdog.judge.proof import UNCOUNTED_RATE
-from hermes_watchdog.judge.signatures import judge
+from hermes_watchdog.judge.signatures import SPIN_SHARE, judge
+from hermes_watchdog.judge.syscalls import want_trace
 from hermes_watchdog.judge.turns import SUSPECT_AFTER
 from hermes_watchdog.judge.turns import findings as turn_findings
 from hermes_watchdog.judge.verdict import (
@@ -46,6 +47,8 @@ class WindowReadings:
     age: float  # seconds since the gateway started
     mono: float  # monotonic now (the newest sample's)
     now: float  # epoch now
+    syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread
+    syscall_turned: float | None = None  # monotonic: the newest selector call a watch saw
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,21 @@ class Judged:
     verdict: Verdict
     suspect: bool  # sample the loop densely: it wants the CPU, it was seen off its selector, its beat is stale
     dense_rate: int  # Hz of dense bursts: RATE where the counter proves turns, else the samples are the proof
+    trace: int | None = None  # the loop thread whose system calls to watch now (judge/syscalls.py)
 
 
 def judge_window(r: WindowReadings, th: Thresholds) -> Judged:
     turns = turn_findings(list(r.turns), list(r.long_snaps))
     seen = Seen(loop=loop_findings(list(r.bursts), list(r.long_snaps)), heartbeat=r.heartbeat, tick=r.tick,
                 memory=Memory(tuple((s.at, s.rss) for s in r.snaps if s.rss is not None)), age=r.age,
-                upstream=r.upstream, mono=r.mono, release=r.release, deaf=r.deaf, turns=turns)
+                upstream=r.upstream, mono=r.mono, release=r.release, deaf=r.deaf, turns=turns,
+                syscalls=r.syscalls, syscall_turned=r.syscall_turned)
     verdict = judge(usage(list(r.snaps)), list(r.states), None, th, now=r.now, seen=seen)
-    return Judged(verdict, suspect(r, verdict, th),
-                  RATE if turns is not None and turns.live else UNCOUNTED_RATE)
+    live = turns is not None and turns.live
+    return Judged(verdict, suspect(r, verdict, th), RATE if live else UNCOUNTED_RATE,
+                  # Proven already: the evidence's py-spy dumps must find the thread free of ptrace.
+                  None if verdict.signature == BUSY_LOOP else
+                  want_trace(seen.loop, live, r.syscalls, r.mono, th.cpu * SPIN_SHARE))
 
 
 def suspect(r: WindowReadings, verdict: Verdict, th: Thresholds) -> bool:

@@ -1,5 +1,5 @@
-"""Background threads per watched gateway: loop-stack bursts when the plan says so, and loop-tick
-socket probes while suspect.
+"""Background threads per watched gateway: loop-stack bursts when the plan says so, loop-tick socket
+probes while suspect, and watches of the loop thread's system calls when the judge asks for one.
 
 Bursts run back to back while the watch is suspect, so the stretches they cover have no holes a tick
 would leave; the daemon's tick only updates the plan and drains what is finished, never waits.
@@ -13,16 +13,19 @@ from collections.abc import Callable
 
 from hermes_watchdog.facts.loop_samples import Burst
 from hermes_watchdog.facts.plan import SamplingPlan
-from hermes_watchdog.facts.readings import TickProbe
+from hermes_watchdog.facts.readings import SyscallProbe, TickProbe
+from hermes_watchdog.observe import syscalls
 
 BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)
 ProbeFn = Callable[[], TickProbe | None]
+TraceFn = Callable[[int], tuple[SyscallProbe | None, str]]  # (loop thread) -> (what was seen, why not)
 PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
 MIN_BACKOFF = 30.0  # seconds before retrying bursts that failed for a lasting reason, --stack-every 0 too
 
 
 class LoopSampler:
-    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None, probe: ProbeFn | None = None) -> None:
+    def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None, probe: ProbeFn | None = None,
+                 trace: TraceFn | None = None) -> None:
         """``take`` None: no loop stacks (``--stack-with none``); the socket is still probed."""
         self.pid = pid
         # The main thread's current plan: it replaces this reference (never changes the plan itself), and
@@ -35,12 +38,20 @@ class LoopSampler:
         self._lock = threading.Lock()
         self._bursts: list[Burst] = []
         self._probes: list[TickProbe] = []
+        self._trace = trace
+        self._traces: list[SyscallProbe] = []
+        self._trace_tid: int | None = None  # a watch asked for (the main thread sets it, the thread clears it)
+        self._trace_wake = threading.Event()
+        self._watching = False  # a watch runs now: asked again meanwhile is not asked twice
+        self.trace_problem: str | None = None  # why the last watch could not be made, if it could not
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads = [] if take is None else [
             threading.Thread(target=self._bursting, name=f"loop-stacks-{pid}", daemon=True)]
         if probe is not None:
             self._threads.append(threading.Thread(target=self._probing, name=f"loop-tick-{pid}", daemon=True))
+        if trace is not None:
+            self._threads.append(threading.Thread(target=self._tracing, name=f"loop-syscalls-{pid}", daemon=True))
         for t in self._threads:
             t.start()
 
@@ -48,16 +59,24 @@ class LoopSampler:
         """The plan turned dense: start the next burst now rather than at the next check."""
         self._wake.set()
 
-    def drain(self) -> tuple[list[Burst], list[TickProbe]]:
+    def trace(self, tid: int) -> None:
+        """Watch the loop thread's system calls once, soon (a watch in progress is not repeated)."""
+        if self._trace is not None and not self._watching:
+            self._trace_tid = tid
+            self._trace_wake.set()
+
+    def drain(self) -> tuple[list[Burst], list[TickProbe], list[SyscallProbe]]:
         with self._lock:
             bursts, self._bursts = self._bursts, []
             probes, self._probes = self._probes, []
-        return bursts, probes
+            traces, self._traces = self._traces, []
+        return bursts, probes, traces
 
     def close(self, wait: float = 0.0) -> None:
         """Stop; ``wait`` seconds at most for a burst in progress to end (and remove its temp files)."""
         self._stop.set()
         self._wake.set()
+        self._trace_wake.set()
         deadline = time.monotonic() + wait
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -99,3 +118,25 @@ class LoopSampler:
                 self._stop.wait(PROBE_EVERY)
             else:
                 self._stop.wait(1.0)
+
+    def _tracing(self) -> None:
+        assert self._trace is not None
+        while not self._stop.is_set():
+            self._trace_wake.wait()
+            self._trace_wake.clear()
+            tid, self._trace_tid = self._trace_tid, None
+            if tid is None or self._stop.is_set():
+                continue
+            self._watching = True
+            try:
+                got, why = self._trace(tid)
+            except OSError as exc:  # no descriptors, no memory for a process: no watch this time
+                got, why = None, f"cannot watch system calls: {exc.strerror or exc}"
+            finally:
+                self._watching = False
+            self.trace_problem = None if got is not None else why
+            if got is not None:
+                with self._lock:
+                    self._traces.append(got)
+            elif syscalls.lasting(why):
+                self._stop.wait(MIN_BACKOFF)  # a lasting reason: asking again at once changes nothing

@@ -65,7 +65,7 @@ def loop_text(loop: dict[str, Any] | None) -> list[str]:
     """What the loop thread's own samples showed: the witness the loop verdicts stand on."""
     if not loop:
         return ["not sampled"]
-    counted = _counter_line(loop.get("counter"))
+    counted = _counter_line(loop.get("counter")) + _syscalls_line(loop.get("syscalls"))
     if not loop.get("bursts"):
         return counted or ["not sampled"]
     if loop.get("problem") and not loop.get("usable_bursts"):
@@ -82,6 +82,19 @@ def loop_text(loop: dict[str, Any] | None) -> list[str]:
     else:
         lines.append("reached its selector: the loop turns")
     return lines
+
+
+def _syscalls_line(watch: dict[str, Any] | None) -> list[str]:
+    """What a ptrace watch of the loop thread saw (no counter live): exact, where the samples are not."""
+    if not watch:
+        return []
+    n, seconds, ran = watch.get("selector_calls") or 0, watch.get("seconds") or 0.0, watch.get("ran_seconds")
+    if n > 1:
+        return [f"ptrace: the loop turned {n} times in {seconds:.2f} s ({n / max(seconds, 1e-3):.0f}/s, epoll_wait)"]
+    if n == 1:
+        return ["ptrace: the loop thread entered epoll_wait: the loop turns"]
+    on_cpu = f", {ran:.2f} s of them on a CPU" if ran is not None else ""
+    return [f"ptrace: no epoll_wait in {seconds:.1f} s{on_cpu}: the loop did not turn"]
 
 
 def _counter_line(counter: dict[str, Any] | None) -> list[str]:
