@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import platform
-import shlex
 import shutil
 import signal
 import statistics
@@ -24,6 +23,7 @@ from typing import Any
 import psutil
 
 from hermes_watchdog.sim.poll import poll
+from hermes_watchdog.sim.s6service import s6_service
 
 
 def machine() -> dict[str, Any]:
@@ -67,11 +67,6 @@ def start_supervised(home: Path, root: Path, mode: str, *args: str) -> subproces
         start_new_session=True)
 
 
-S6_RUN = """#!/bin/sh
-exec env HERMES_HOME={home} {python} -m hermes_watchdog.sim.gateway {args}
-"""
-
-
 @dataclass
 class Managed:
     """The gateway under a relaunching manager: the real s6 where it is installed (as in upstream's Docker
@@ -97,16 +92,9 @@ def start_managed(home: Path, root: Path, mode: str, *args: str, stand_in: bool 
     if stand_in or not (shutil.which("s6-svscan") and shutil.which("s6-svc")):
         return Managed(start_supervised(home, root, mode, *args), None, {"restart_with": "signal"})
     home.mkdir(parents=True, exist_ok=True)
-    staged, scan = root / ".gateway-service", root / "scan"
-    staged.mkdir()
-    (staged / "run").write_text(S6_RUN.format(home=shlex.quote(str(home)), python=shlex.quote(sys.executable),
-                                              args=" ".join(shlex.quote(a) for a in ("--mode", mode, *args))))
-    (staged / "run").chmod(0o755)
-    scan.mkdir()
-    staged.rename(scan / "hermes-gateway")
-    proc = subprocess.Popen(["s6-svscan", str(scan)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    return Managed(proc, scan / "hermes-gateway", {"s6_scandir": [str(scan)]})
+    proc, service, _ = s6_service(root / "s6", [sys.executable, "-m", "hermes_watchdog.sim.gateway", "--mode", mode,
+                                                *args], {**os.environ, "HERMES_HOME": str(home)})
+    return Managed(proc, service, {"s6_scandir": [str(service.parent)]})
 
 
 def running(home: Path) -> bool:

@@ -8,7 +8,8 @@ soak: simulated gateways whose loop computes N ms, then ``await asyncio.sleep(0)
     second as the counter saw them. Six gateways that each want a core load both cores of this machine.
 spin: a loop that never yields (``spin-connected``, every platform connected) with and without the hook, at
     default settings; seconds from spin onset to the daemon's decision and to a healthy relaunched gateway
-    (target 30 s), and what proved it (``counter`` or ``stack``).
+    (target 30 s), and what proved it (``counter``; without it ``stack+syscalls`` where ptrace is allowed,
+    else ``stack``).
 
   python bench/turns.py [--soak 600] [--shapes 0.14,0.19.0] [--runs 3] [--skip-soak] [--skip-spin] [--load N]
 """

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -24,14 +22,9 @@ import psutil
 import pytest
 
 from hermes_watchdog.act.managers.s6 import supervised_pid
+from hermes_watchdog.sim.s6service import count_launches, s6_here, s6_service
 from tests.capabilities import CAPABILITIES, ci_strict
 from tests.helpers import Supervised, read_json, sim_env, start_supervised, wait_for
-
-RUN = """#!/bin/sh
-# One line per launch, for the tests' count; then the gateway itself, with exactly the test's environment.
-echo launch >> {launches}
-exec env -i {env} {argv}
-"""
 
 
 @dataclass
@@ -75,48 +68,6 @@ class S6Gateway:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.svscan.pid, signal.SIGKILL)
             self.svscan.wait(10)
-
-
-def s6_here() -> bool:
-    return shutil.which("s6-svscan") is not None and shutil.which("s6-svstat") is not None
-
-
-def count_launches(path: Path) -> int:
-    """Launches so far, from the line each run of a service's ./run appends."""
-    try:
-        return len(path.read_text().split())
-    except OSError:
-        return 0
-
-
-def s6_service(root: Path, argv: list[str], env: dict[str, str], *, finish: str | None = None,
-               finish_timeout: float | None = None, output: Path | None = None
-               ) -> tuple[subprocess.Popen[bytes], Path, Path]:
-    """A service running ``argv`` with exactly ``env``, under its own s6-svscan in ``root/scan``:
-    (s6-svscan, the service directory, the launches file). ``finish``: a ./finish script's text (run after
-    each exit, before the relaunch), let run ``finish_timeout`` s (s6 kills it after 5 s otherwise);
-    ``output``: where the service's output goes (s6-svscan hands its own down)."""
-    staged, scan, launches = root / ".service", root / "scan", root / "launches"
-    staged.mkdir(parents=True)
-    q = shlex.quote
-    # Bytes: an argument may be any bytes a command line can hold (surrogate-escaped here, as Python does).
-    (staged / "run").write_bytes(RUN.format(
-        launches=q(str(launches)), env=" ".join(q(f"{k}={v}") for k, v in env.items() if "=" not in k),
-        argv=" ".join(q(a) for a in argv)).encode("utf-8", "surrogateescape"))
-    (staged / "run").chmod(0o755)
-    if finish is not None:
-        (staged / "finish").write_text(finish)
-        (staged / "finish").chmod(0o755)
-    if finish_timeout is not None:
-        (staged / "timeout-finish").write_text(f"{int(finish_timeout * 1000)}\n")
-    scan.mkdir()
-    service = scan / "hermes-gateway"
-    staged.rename(service)  # whole before s6-svscan sees it
-    with open(output or os.devnull, "ab") as fh:
-        proc = subprocess.Popen(["s6-svscan", str(scan)], stdin=subprocess.DEVNULL, stdout=fh,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    wait_for(lambda: (scan / ".s6-svscan" / "control").exists(), what="s6-svscan to start")
-    return proc, service, launches
 
 
 def start_s6(home: Path, *gateway_args: str, env: dict[str, str] | None = None,

@@ -105,10 +105,12 @@ def test_diagnose_counts_the_loops_turns_through_ptrace(tmp_path: Path, every_co
     spin = start_sim(tmp_path / "spin", "spin-connected", "--spin-after", "1").wait_running()
     try:
         spin.wait_spinning()
-        r = cli("diagnose", str(sliced.pid), "--seconds", "2", "--hermes-home", str(sliced.home), "--json")
-        v = json.loads(r.out)["verdict"]
+        folder = tmp_path / "evidence"  # the JSON and the report of one diagnosis (a new DIR holds them)
+        r = cli("diagnose", str(sliced.pid), "--seconds", "2", "--hermes-home", str(sliced.home), "--out", str(folder))
+        v = json.loads((folder / "diagnosis.json").read_text())["verdict"]
         assert v["signature"] != "busy-loop" and v["loop"]["syscalls"]["selector_calls"] >= 2, v
         assert any("seen through ptrace" in line for line in v["reasons"]), v["reasons"]
+        assert "ptrace: the loop turned" in (folder / "report.md").read_text() and "ptrace" in r.out, r.out
         r = cli("diagnose", str(spin.pid), "--seconds", "3", "--hermes-home", str(spin.home), "--json")
         v = json.loads(r.out)["verdict"]
         watch = v["loop"]["syscalls"]
@@ -120,8 +122,6 @@ def test_diagnose_counts_the_loops_turns_through_ptrace(tmp_path: Path, every_co
                 "--stack-with", "none")
         loop = json.loads(r.out)["verdict"].get("loop") or {}
         assert "syscalls" not in loop, loop
-        r = cli("diagnose", str(sliced.pid), "--seconds", "2", "--hermes-home", str(sliced.home))
-        assert "ptrace: the loop turned" in r.out, r.out
         assert tracer_of(sliced.pid) == 0 and tracer_of(spin.pid) == 0
     finally:
         sliced.kill()

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hermes_watchdog.sim.s6service import count_launches, s6_here, s6_service
+
 HERE = Path(__file__).resolve().parent
 DEADLINE = 120.0  # generous: a gateway start imports a lot, and the machine is shared
 QQ_CLIENT_SECRET = "fake-client-secret-for-tests"
@@ -179,8 +181,6 @@ class Gateway:
     @property
     def launches(self) -> int:
         if self.s6_launches is not None:
-            from tests.managed import count_launches
-
             return count_launches(self.s6_launches)
         if self.supervisor_state is None:
             return 1
@@ -338,7 +338,7 @@ EOF
 
 
 def _use_s6() -> bool:
-    from tests.managed import s6_here, start_managed_check
+    from tests.managed import start_managed_check
 
     start_managed_check()
     return s6_here()
@@ -349,8 +349,6 @@ def _start_s6(python: Path, version: str, home: Path, fake: FakeQQ, env: dict[st
     """The gateway as a real s6 service (as s6-overlay runs it in upstream's Docker image): s6-supervise
     relaunches it whenever it exits, after ./finish has healed the fake server."""
     import shlex
-
-    from tests.managed import s6_service
 
     finish = S6_FINISH.format(python=shlex.quote(sys.executable),
                               url=shlex.quote(f"http://127.0.0.1:{fake.port}/control/heal"))
