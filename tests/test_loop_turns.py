@@ -42,29 +42,33 @@ def test_sliced_loops_never_restarted(tmp_path: Path, supervised, daemons) -> No
     def counter(name: str) -> dict:
         return loop_info(d.gateway_at(homes[name])).get("counter") or {}
 
-    watched: set[str] = set()  # without the hook: a ptrace watch saw the loop thread enter epoll_wait
+    watches: dict[str, list[int]] = {}  # without the hook: selector calls of each ptrace watch seen in status
 
     def soaked() -> bool:
         st = {name: d.gateway_at(homes[name]) for name in gateways}
         if not all(st.values()):
             return False
-        watched.update(n for n in gateways if (loop_info(st[n]).get("syscalls") or {}).get("selector_calls", 0) >= 1)
+        for n in gateways:
+            seen = loop_info(st[n]).get("syscalls")
+            if seen is not None:
+                watches.setdefault(n, []).append(seen["selector_calls"])
         # With the hook: the counter read for a while, turning. Without: dense stack bursts judged, each
         # of which could have proven a spin had it been one.
         counted = all((counter(n).get("turns_per_second") or 0) > 0 and counter(n).get("live")
                       for n in gateways if n.endswith("-hook"))
         sampled = all(loop_info(st[n]).get("usable_bursts", 0) >= 3 for n in gateways if not n.endswith("-hook"))
-        # Without the hook, the samples miss the loop's short visits and a stretch forms: the syscall watch is
-        # what vetoes it (judge/syscalls.py), seen at least once for each.
-        seen_turning = all(n in watched for n in gateways if not n.endswith("-hook"))
-        return counted and sampled and seen_turning and all(
-            (st[n].get("verdict") or {}).get("span_seconds", 0) >= 30 for n in gateways)
+        return counted and sampled and all((st[n].get("verdict") or {}).get("span_seconds", 0) >= 30
+                                           for n in gateways)
 
-    wait_for(soaked, timeout=240, what="every sliced gateway watched (counted, or sampled and seen turning by "
-             "ptrace) for 30 s")
+    wait_for(soaked, timeout=240, what="every sliced gateway watched (counted or densely sampled) for 30 s")
     log = d.events()
     assert "busy-loop" not in log and "RESTART" not in log and "KILL" not in log, log
     assert d.incidents() == []
+    # Without the hook the samples miss the loop's short visits and stretches form; where one asked for a
+    # ptrace watch (judge/syscalls.py: only while the thread wants a core), the watch saw the loop turn: a
+    # sliced loop enters epoll_wait after each slice. (How many watches happen depends on the load, so the
+    # count is not asserted; every one must have seen a turn.)
+    assert all(calls >= 1 for n, seen in watches.items() for calls in seen), watches
     for name, s in sups.items():
         assert s.launches == 1 and psutil.pid_exists(pids[name]), name
         if name.endswith("-hook"):
