@@ -15,8 +15,11 @@ these gateways: a restart shows as a gateway that exited). Watched with --all-pr
   - profile "bursts": healthy, 20 short-lived loopback connections a second, each closed by both sides
     (webhooks, HTTP polling), under macOS' descriptor limit (256): sockets pass through CLOSE_WAIT for an
     instant, descriptors come and go.
-The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth) must not open an incident
-either. --daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
+  - profile "agents": healthy, 4 agent turns a second of 0.2-1.5 s each in Hermes 0.19.0's pool of 10
+    workers: busy workers, never all of them, ``active_agents`` above 0 (the workers' dumps run).
+The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth, workers-saturated) and
+gil-held must not open an incident either (the "busy" worker holds the GIL most of the time, in Python).
+--daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
 Contention: HOGS extra processes (``python -c "while True: pass"``, default 3) load every core for the
 whole soak, so the gateways and py-spy get a fraction of a CPU.
 Counted: restarts (the daemon's state.json and the gateways that exited), incidents by signature, the
@@ -48,8 +51,9 @@ GATEWAYS = [  # (profile, mode, extra args)
     ("heartbeat", "healthy", ["--heartbeat-period", "30", "--heartbeat-fail-after", "5"]),
     ("connections", "healthy", ["--hold-connections", "100"]),
     ("bursts", "healthy", ["--connection-bursts", "20", "--nofile", "256"]),
+    ("agents", "healthy", ["--agent-traffic", "4"]),
 ]
-DEAF = {"fd-exhaustion", "sockets-half-closed", "memory-growth"}
+DEAF = {"fd-exhaustion", "sockets-half-closed", "memory-growth", "workers-saturated", "gil-held"}
 _VERDICT = re.compile(r" VERDICT (?:\[(?P<where>[^\]]+)\] )?\S+ -> (?P<to>\S+)")
 _ACTS = (" ALERT ", " RESTART ", " KILL ", " VERIFY ", " GIVE-UP ")
 

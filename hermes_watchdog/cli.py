@@ -185,8 +185,11 @@ def run(
     half_closed_after: Annotated[float | None, _opt(
         "--half-closed-after", help="Seconds a TCP socket of the gateway may sit in CLOSE_WAIT.", default=300,
         metavar="SECONDS")] = None,
-    deaf_action: Annotated[str | None, _opt("--deaf-action", help="alert|restart for sockets-half-closed.",
-                                            default="alert", metavar="ACTION")] = None,
+    deaf_action: Annotated[str | None, _opt("--deaf-action", help="alert|restart for sockets-half-closed and "
+                                            "workers-saturated.", default="alert", metavar="ACTION")] = None,
+    workers_busy_after: Annotated[float | None, _opt(
+        "--workers-busy-after", help="Seconds every agent worker may be busy, the pool full, before "
+        "workers-saturated.", default=180, metavar="SECONDS")] = None,
     memory_growth: Annotated[str | None, _opt(
         "--memory-growth", help="RSS growth per hour that is memory-growth (e.g. 1GiB, 500MiB/h).", default="1GiB",
         metavar="SIZE")] = None,
@@ -231,7 +234,7 @@ def run(
         "memory_action": memory_action, "metrics_port": metrics_port,
         "fd_alert": fd_alert, "fd_restart": fd_restart, "fd_action": fd_action,
         "half_closed_after": half_closed_after, "deaf_action": deaf_action, "memory_growth": memory_growth,
-        "memory_growth_for": memory_growth_for,
+        "memory_growth_for": memory_growth_for, "workers_busy_after": workers_busy_after,
         "metrics_host": metrics_host, "metrics_textfile": str(metrics_textfile) if metrics_textfile else None,
         "notify_command": notify_command, "notify_webhook": notify_webhook, "notify_timeout": notify_timeout,
         "notify_retries": notify_retries, "notify_desktop": notify_desktop or None, "stack_with": stack_with,

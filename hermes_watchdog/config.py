@@ -59,6 +59,7 @@ class Config:
     deaf_action: str = "alert"  # sockets-half-closed: alert | restart
     memory_growth: int = 1 << 30  # bytes of RSS per hour, sustained, that is memory-growth
     memory_growth_for: float = 600.0  # seconds it must be sustained
+    workers_busy_after: float = 180.0  # seconds every agent worker may be busy, with no room, before saying so
     metrics_port: int | None = None  # 0 = any free port (said in the log and state.json)
     metrics_host: str = "127.0.0.1"
     metrics_textfile: Path | None = None
@@ -101,7 +102,7 @@ _SECONDS_MAX = {"interval": _HOUR, "window": _DAY, "grace": _HOUR, "restart_wind
                 "start_timeout": _DAY, "cooldown": _DAY, "command_timeout": _HOUR, "notify_timeout": _HOUR,
                 "pegged_after": 30 * _DAY, "stuck_after": 30 * _DAY, "frozen_after": _DAY,
                 "loop_proof": _HOUR, "starved_grace": _HOUR, "half_closed_after": 30 * _DAY,
-                "memory_growth_for": 30 * _DAY}
+                "memory_growth_for": 30 * _DAY, "workers_busy_after": 30 * _DAY}
 _ALIASES = {"heartbeat_stale": "frozen_after"}  # old names still accepted in files and flags
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1 << 10, "m": 1000**2, "mb": 1000**2, "mib": 1 << 20,
                "g": 1000**3, "gb": 1000**3, "gib": 1 << 30, "t": 1000**4, "tb": 1000**4, "tib": 1 << 40}

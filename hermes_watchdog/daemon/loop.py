@@ -57,7 +57,8 @@ class Daemon:
                              frozen_after=cfg.frozen_after, memory_limit=cfg.memory_limit,
                              start_timeout=cfg.start_timeout,
                              deaf=DeafThresholds(cfg.fd_alert, cfg.fd_restart, cfg.half_closed_after,
-                                                 cfg.memory_growth / 3600.0, cfg.memory_growth_for))
+                                                 cfg.memory_growth / 3600.0, cfg.memory_growth_for,
+                                                 cfg.workers_busy_after))
         rules = policy.Rules(cfg.window, cfg.interval, cfg.min_confidence, cfg.pegged_after, cfg.stuck_after,
                                   cfg.stuck_action, cfg.frozen_action, cfg.memory_action, cfg.fd_action,
                                   cfg.deaf_action)

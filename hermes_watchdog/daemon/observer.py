@@ -11,6 +11,7 @@ from hermes_watchdog.daemon import exits, presence
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.facts.readings import GatewayState, PidRecord
+from hermes_watchdog.facts.threads import gil_sample, workers_sample
 from hermes_watchdog.judge import window as judge_window
 from hermes_watchdog.judge.families import recognise_clues
 from hermes_watchdog.judge.verdict import (
@@ -29,10 +30,12 @@ from hermes_watchdog.observe import (
     sampler,
     statefile,
     syscalls,
+    thread_dumps,
     upstream,
 )
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.loop_turns import TurnReader
+from hermes_watchdog.observe.thread_dumps import DumpSchedule
 
 
 class Observer:
@@ -64,13 +67,16 @@ class Observer:
         self._recognise(w)
         self._read_turns(w)
         self._loop_samples(w)
-        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, self.world.settings.th.deaf, cfg.interval)
+        dth = self.world.settings.th.deaf
+        deaf = w.window.deaf.observe(w.ident.pid, snap.at, snap.rss, dth, cfg.interval)
+        self._thread_dumps(w, snap.at, state.active_agents if state.ok and ok else None, len(snap.threads))
         win = w.window
+        deaf = replace(deaf, workers=tuple(win.workers))
         return WindowReadings(
             tuple(win.snaps), tuple(win.long_snaps), tuple(s for _, s in win.states), tuple(win.bursts),
             tuple(win.turns), win.heartbeat, win.tick, upstream.read(w.home), w.release, deaf,
             age=max(0.0, time.time() - w.ident.create_time), mono=snap.at, now=time.time(),
-            syscalls=win.syscalls, syscall_turned=win.syscall_turned)
+            syscalls=win.syscalls, syscall_turned=win.syscall_turned, gil=tuple(win.gil))
 
     def settle(self, w: Watch, judged: Judged) -> None:
         """The watch takes the judgement in: the verdict (said when it changes), and the loop sampled
@@ -100,7 +106,7 @@ class Observer:
             # ptrace is not allowed, `none` asks for no look inside the gateway at all.
             trace = (lambda tid: syscalls.probe(ident, tid)) if cfg.stack_with in ("auto", "py-spy") else None
             w.attach_sampler(LoopSampler(pid, w.plan, take, probe=lambda: looptick.probe(home, pid, uid),
-                                         trace=trace))
+                                         trace=trace, dump=thread_dumps.source(cfg.stack_with, ident, home)))
         bursts, probes, traces = w.sampler.drain()
         for b in bursts:
             w.window.bursts.append(b)
@@ -122,6 +128,25 @@ class Observer:
             if problem:
                 self.world.emit("INFO", f"no syscall evidence: {problem}; the stack samples are the proof", w.name)
             w.said.trace_problem = problem
+
+    def _thread_dumps(self, w: Watch, now: float, active_agents: int | None, threads: int) -> None:
+        """Take in the all-thread dumps the sampler finished (facts/threads.py), and ask for one when due
+        (observe/thread_dumps.py says when)."""
+        if w.sampler is None:
+            return
+        win, dth = w.window, self.world.settings.th.deaf
+        for at, dump, why in w.sampler.drain_dumps():
+            win.workers.append(workers_sample(dump, at, active_agents, why))
+            g = gil_sample(dump, at) if dump is not None else None
+            if g is not None:
+                win.gil.append(g)
+            elif dump is not None:
+                win.gil.clear()  # a dump with nobody else holding the GIL ends any story
+        keep = dth.workers_busy_after + 3 * DumpSchedule.workers_every(dth)
+        while win.workers and win.workers[0].at < now - keep:
+            win.workers.popleft()
+        if any(win.dumps.due(now, active_agents, threads, w.plan.dense(now), dth)):
+            w.sampler.dump()
 
     def _read_turns(self, w: Watch) -> None:
         """One pread of the loop-turn counter into the window."""

@@ -17,6 +17,7 @@ from hermes_watchdog.act.restart_state import progress
 from hermes_watchdog.daemon.watch import WATCHING, Watch
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.diagnosis import rounded
+from hermes_watchdog.facts.threads import summary as workers_summary
 from hermes_watchdog.judge import budget, known_issues
 from hermes_watchdog.record import incidents, metrics, status_file
 from hermes_watchdog.record.exporter import Exporter
@@ -56,7 +57,7 @@ class Status:
                                if cpu and cpu.hot else None),
                 "rss_bytes": w.window.samples[-1].rss if w.window.samples else None,
                 "loop_off_selector_seconds": _off_selector(w),
-                "deaf": w.window.deaf.summary() if w.ident else None,  # descriptors, CLOSE_WAIT, RSS growth
+                "deaf": _deaf(w) if w.ident else None,  # descriptors, CLOSE_WAIT, RSS growth, agent workers
                 "gateway_state": last_state.gateway_state if last_state else None,
                 "platforms": {p.name: p.state for p in last_state.platforms} if last_state else {},
                 "verdict": w.verdict.to_dict() if w.verdict else None,
@@ -142,7 +143,7 @@ class Status:
                 restarts=dict(w.counts.restarts), incidents=dict(w.counts.incidents),
                 stack_captures=dict(w.counts.stacks),
                 rss_bytes=w.window.samples[-1].rss if w.window.samples else None,
-                loop_off_selector=_off_selector(w), deaf=w.window.deaf.summary() if w.ident else {}))
+                loop_off_selector=_off_selector(w), deaf=_deaf(w) if w.ident else {}))
         return metrics.Snapshot(tuple(gws), now, self.started)
 
     def publish_metrics(self) -> None:
@@ -168,3 +169,7 @@ def _off_selector(w: Watch) -> float | None:
     if not loop.get("usable_bursts"):
         return None
     return float(loop.get("off_selector_seconds") or 0.0)
+
+
+def _deaf(w: Watch) -> dict[str, Any]:
+    return {**w.window.deaf.summary(), **workers_summary(list(w.window.workers))}

@@ -15,15 +15,19 @@ from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.facts.loop_samples import Burst
 from hermes_watchdog.facts.plan import SamplingPlan
 from hermes_watchdog.facts.readings import HeartbeatSeen, SyscallProbe, TickProbe, TurnSample
+from hermes_watchdog.facts.threads import GilSample, WorkersSample
 from hermes_watchdog.judge.cpu import CpuUsage, usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.verdict import StateSeen, Verdict
 from hermes_watchdog.observe.deaf import DeafTracker
 from hermes_watchdog.observe.loop_sampler import LoopSampler
 from hermes_watchdog.observe.loop_turns import TurnReader
+from hermes_watchdog.observe.thread_dumps import DumpSchedule
 from hermes_watchdog.record.incidents import Incident
 
 WATCHING = "watching"
+WORKER_SAMPLES = 400  # all-thread dumps' readings of the agent pool kept (trimmed by age too)
+GIL_SAMPLES = 60  # ... of who held the GIL: two minutes of dumps while suspect
 DENSE_TICK = 1.0  # seconds between CPU samples while something is suspect (the stack is being sampled)
 
 
@@ -46,6 +50,10 @@ class Window:
     release: tuple[frozenset[str] | None, Recognised] | None = None
     deaf: DeafTracker = field(default_factory=DeafTracker)  # descriptors, CLOSE_WAIT, long RSS (observe/deaf.py)
     turns: deque[TurnSample] = field(default_factory=deque)  # loop-turn counter reads (fix pack), oldest first
+    # All-thread dumps, reduced (facts/threads.py): the agent pool, and who held the GIL while suspect.
+    dumps: DumpSchedule = field(default_factory=DumpSchedule)
+    workers: deque[WorkersSample] = field(default_factory=lambda: deque(maxlen=WORKER_SAMPLES))
+    gil: deque[GilSample] = field(default_factory=lambda: deque(maxlen=GIL_SAMPLES))
 
     @property
     def snaps(self) -> list[CpuSnapshot]:
@@ -88,6 +96,9 @@ class Window:
         self.syscall_turned = None
         self.release = None
         self.deaf = DeafTracker()
+        self.dumps = DumpSchedule()
+        self.workers.clear()
+        self.gil.clear()
 
 
 @dataclass

@@ -12,6 +12,7 @@ class ThreadTimes:
     cpu: float  # user + system seconds since the thread started
     run_ns: int | None = None  # schedstat: ns on a CPU (None: not read, e.g. not Linux)
     wait_ns: int | None = None  # schedstat: ns runnable, waiting on a run queue
+    slices: int | None = None  # schedstat: times put on a CPU (a thread waiting for the GIL wakes every 5 ms)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hermes_watchdog.facts.threads import WorkersSample
+
 # Kinds of descriptor, by what /proc/<pid>/fd/<n> links to.
 SOCKETS = "sockets"
 
@@ -68,6 +70,7 @@ class DeafSeen:
     fds: Descriptors | None = None
     sockets: Sockets | None = None
     rss: tuple[tuple[float, int], ...] = ()  # (monotonic, bytes), thinned, kept --memory-growth-for and more
+    workers: tuple[WorkersSample, ...] = ()  # the agent pool in all-thread dumps, oldest first (facts/threads.py)
     mem_available: int | None = None  # the machine's, bytes
     mem_total: int | None = None
 
@@ -79,6 +82,7 @@ class DeafThresholds:
     half_closed_after: float = 300.0  # seconds a socket may sit in CLOSE_WAIT
     growth_rate: float = (1 << 30) / 3600.0  # bytes of RSS per second (1 GiB/h)
     growth_for: float = 600.0  # seconds the growth must be sustained
+    workers_busy_after: float = 180.0  # seconds every agent worker may be busy with no room for another
 
 
 GROWTH_SPAN = 120.0  # seconds the series must cover (at most half_closed_after)

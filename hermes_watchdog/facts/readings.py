@@ -48,6 +48,7 @@ class GatewayState:
     platforms: tuple[PlatformState, ...] = field(default_factory=tuple)
     exit_reason: str | None = None  # git releases: loop_liveness_watchdog, shutdown_watchdog, ...
     restart_requested: bool = False
+    active_agents: int | None = None  # sessions with an agent turn running or waiting for a worker
 
     @property
     def ok(self) -> bool:

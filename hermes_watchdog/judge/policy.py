@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hermes_watchdog.judge.deaf import FD_EXHAUSTION, MEMORY_GROWTH, SOCKETS_HALF_CLOSED
+from hermes_watchdog.judge.deaf import FD_EXHAUSTION, MEMORY_GROWTH, SOCKETS_HALF_CLOSED, WORKERS_SATURATED
 from hermes_watchdog.judge.verdict import (
     BUSY_LOOP,
     BY_COUNTER,
     BY_STACK,
     BY_SYSCALLS,
     CPU_PEGGED,
+    GIL_HELD,
     LOOP_FROZEN,
     MEMORY_HIGH,
     STARTUP_HANG,
@@ -39,7 +40,7 @@ class Rules:
     frozen_action: str = "alert"  # alert | restart, for loop-frozen
     memory_action: str = "restart"  # alert | restart, for memory-high (only with a memory limit)
     fd_action: str = "restart"  # alert | restart, for fd-exhaustion past its restart level (95 %)
-    deaf_action: str = "alert"  # alert | restart, for sockets-half-closed
+    deaf_action: str = "alert"  # alert | restart, for sockets-half-closed and workers-saturated
 
 
 @dataclass(frozen=True)
@@ -92,24 +93,24 @@ def _decide(verdict: Verdict, held_for: float, rules: Rules) -> Action:
             kind = RESTART if rules.stuck_action == "restart" else ALERT
             return Action(kind, f"a platform has been down for {down:.0f} s with the CPU idle")
         return Action(WAIT, "platform down, not yet long enough to report")
-    if sig == LOOP_FROZEN:
+    if sig in (LOOP_FROZEN, GIL_HELD):
         # The witnesses already cover --frozen-after each; no window on top, only a few seconds for the
         # dense loop samples a suspicion starts to veto it (a failing heartbeat write) or to name the call.
         named = " and ".join(verdict.witnesses)
         exact = W_COUNTER in verdict.witnesses  # the loop's own count of its turns: no second witness needed
         if held_for < FROZEN_CONFIRM and W_STACK not in verdict.witnesses and not exact:
-            return Action(WAIT, f"loop-frozen ({named}) seen; sampling the loop's stack before saying so")
+            return Action(WAIT, f"{sig} ({named}) seen; sampling the loop's stack before saying so")
         if rules.frozen_action != "restart":
-            return Action(ALERT, f"loop-frozen ({named}): evidence; --frozen-action restart would restart it")
+            return Action(ALERT, f"{sig} ({named}): evidence; --frozen-action restart would restart it")
         if len(verdict.witnesses) >= 2 or exact:
-            return Action(RESTART, f"loop-frozen, witnessed by {named}")
-        return Action(ALERT, f"loop-frozen on one witness ({named}): a restart needs two that agree")
+            return Action(RESTART, f"{sig}, witnessed by {named}")
+        return Action(ALERT, f"{sig} on one witness ({named}): a restart needs two that agree")
     if sig == MEMORY_HIGH:
         if window_full(verdict.span, rules):
             kind = RESTART if rules.memory_action == "restart" else ALERT
             return Action(kind, f"RSS above the memory limit for the whole {rules.window:.0f} s window")
         return Action(WAIT, f"memory-high seen; window {verdict.span:.0f}/{rules.window:.0f} s")
-    if sig in (FD_EXHAUSTION, SOCKETS_HALF_CLOSED, MEMORY_GROWTH):
+    if sig in (FD_EXHAUSTION, SOCKETS_HALF_CLOSED, MEMORY_GROWTH, WORKERS_SATURATED):
         return _deaf(verdict, held_for, rules)
     if sig == STARTUP_HANG:
         return Action(ALERT, "the gateway never finished starting")
@@ -133,4 +134,9 @@ def _deaf(verdict: Verdict, held_for: float, rules: Rules) -> Action:
         if rules.deaf_action == "restart":
             return Action(RESTART, why)
         return Action(ALERT, f"{why}: evidence; --deaf-action restart would restart it")
+    if sig == WORKERS_SATURATED:
+        why = f"workers-saturated: {ev.get('threads')} agent workers busy for {ev.get('seconds')} s, no room for more"
+        if rules.deaf_action == "restart":
+            return Action(RESTART, why)
+        return Action(ALERT, f"{why}: evidence; --deaf-action restart would restart it (their turns are lost)")
     return Action(ALERT, "memory-growth: RSS rising fast for a long stretch: evidence (--memory-limit restarts)")

@@ -5,10 +5,11 @@ own handling) and the sentences that say them. Pure: no I/O and no clock."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from hermes_watchdog.facts.readings import SyscallProbe
-from hermes_watchdog.judge import syscalls
+from hermes_watchdog.judge import gil, syscalls
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.exits import UPSTREAM_EXITS, storm_note
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_WITNESS, UPSTREAM_BUDGET, heartbeat_role
@@ -20,6 +21,7 @@ from hermes_watchdog.timefmt import parse_iso
 RUNNING = "running"
 STARTING = "starting"
 DEGRADED = "degraded"
+GIL_FRESH = 15.0  # seconds: the newest all-thread dump of a GIL story must be this recent
 
 
 class Readings:
@@ -34,6 +36,12 @@ class Readings:
         self.down = self.latest.not_connected if self.latest else ()
         self.down_text, self.down_for = down_text(self.latest, now) if self.latest else ("", None)
         self.loop = seen.loop
+        # Another thread holding the GIL in one call since ``since``: the loop thread's selector samples after
+        # that are a thread waiting for the GIL, not turns (judge/gil.py).
+        self.gil = gil.story(seen.gil, seen.mono, GIL_FRESH, seen.gil_wakes)
+        if self.gil is not None and self.loop is not None and self.loop.last_turned is not None and \
+                self.loop.last_turned > self.gil.since - gil.BACK:
+            self.loop = replace(self.loop, last_turned=self.gil.since - gil.BACK)
         self.stretch = self.loop.stretch if self.loop else None
         self.turns = seen.turns if seen.turns is not None and seen.turns.live else None  # the counter, if live
         self.frozen_vetoed: list[str] = []  # what a vetoed loop-frozen said, for the verdict given instead

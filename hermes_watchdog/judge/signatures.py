@@ -16,7 +16,7 @@ from typing import Any
 
 from hermes_watchdog.facts.readings import HeartbeatSeen
 from hermes_watchdog.facts.stacks import StackAnalysis
-from hermes_watchdog.judge import descriptors, growth, halfclosed
+from hermes_watchdog.judge import descriptors, growth, halfclosed, workers
 from hermes_watchdog.judge.cpu import CpuUsage
 from hermes_watchdog.judge.deaf import Finding
 from hermes_watchdog.judge.families import ROLE_REPORT, ROLE_SECOND, ROLE_WITNESS
@@ -29,6 +29,7 @@ from hermes_watchdog.judge.verdict import (
     BY_STACK,
     BY_SYSCALLS,
     CPU_PEGGED,
+    GIL_HELD,
     HEALTHY,
     LOOP_FROZEN,
     MEMORY_HIGH,
@@ -36,6 +37,7 @@ from hermes_watchdog.judge.verdict import (
     STUCK_DISCONNECTED,
     UNKNOWN,
     W_COUNTER,
+    W_GIL,
     W_HEARTBEAT,
     W_STACK,
     W_TICK,
@@ -91,6 +93,7 @@ class _Judgement(Readings):
                      self.memory_high, self.startup_hang,
                      lambda b: self.found(b, halfclosed.rule(deaf.sockets if deaf else None, dth, up)),
                      lambda b: self.found(b, growth.rule(deaf, dth, self.th.memory_limit)),
+                     lambda b: self.found(b, workers.rule(deaf.workers if deaf else (), dth)),
                      self.cpu_pegged, self.stuck_disconnected):
             v = rule(base)
             if v is not None:
@@ -224,6 +227,11 @@ class _Judgement(Readings):
             # Not yet a witness (too short, or not one call), but it says where the loop is now.
             said.append(f"the event-loop thread {st.tid} has been in {where} for the {st.seconds:.0f} s sampled "
                         f"so far ({st.samples} samples, never in its selector)")
+        if self.gil is not None:
+            # Not a call on the loop: another thread holds the GIL, and the loop waits for it (judge/gil.py).
+            said.append(self.gil.describe())
+            return self.make(GIL_HELD, min(0.95, conf + 0.1), [*base, *said], witnesses=(*witnesses, W_GIL),
+                             blocking=f"{self.gil.name}: {self.gil.call}", evidence={"gil": self.gil.to_dict()})
         if len(witnesses) == 1:
             said.append(f"one witness ({witnesses[0]}); a restart needs two that agree")
         return self.make(LOOP_FROZEN, conf, [*base, *said], witnesses=tuple(witnesses),

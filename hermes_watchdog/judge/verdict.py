@@ -10,6 +10,7 @@ from typing import Any
 from hermes_watchdog.facts.deaf import DeafSeen, DeafThresholds
 from hermes_watchdog.facts.readings import GatewayState, HeartbeatSeen, SyscallProbe, TickProbe, Upstream
 from hermes_watchdog.facts.stacks import StackAnalysis
+from hermes_watchdog.facts.threads import GilSample
 from hermes_watchdog.judge.cpu import CPU_TIME
 from hermes_watchdog.judge.deaf import ALL as DEAF_ALL
 from hermes_watchdog.judge.families import Recognised
@@ -18,6 +19,7 @@ from hermes_watchdog.judge.turns import TurnFindings
 
 BUSY_LOOP = "busy-loop"
 LOOP_FROZEN = "loop-frozen"
+GIL_HELD = "gil-held"  # the loop frozen because another thread holds the GIL (judge/gil.py)
 MEMORY_HIGH = "memory-high"
 STARTUP_HANG = "startup-hang"
 CPU_PEGGED = "cpu-pegged"
@@ -25,8 +27,8 @@ STUCK_DISCONNECTED = "stuck-disconnected"
 HEALTHY = "healthy"
 GATEWAY_GONE = "gateway-gone"
 UNKNOWN = "unknown"
-ALL = (BUSY_LOOP, LOOP_FROZEN, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISCONNECTED, GATEWAY_GONE, HEALTHY,
-       UNKNOWN, *DEAF_ALL)
+ALL = (BUSY_LOOP, LOOP_FROZEN, GIL_HELD, MEMORY_HIGH, STARTUP_HANG, CPU_PEGGED, STUCK_DISCONNECTED, GATEWAY_GONE,
+       HEALTHY, UNKNOWN, *DEAF_ALL)
 
 
 # How a busy-loop was proven: the loop thread's stack and demand (fast restart), or CPU + state file.
@@ -36,6 +38,7 @@ BY_COUNTER = "counter"  # the loop-turn counter stood still while the loop threa
 BY_SYSCALLS = "stack+syscalls"  # one callback for the proof window, and ptrace saw no selector call in it
 
 W_STACK, W_HEARTBEAT, W_TICK = "stack", "heartbeat", "loop-tick"
+W_GIL = "gil"  # all-thread dumps: another thread held the GIL throughout (judge/gil.py)
 OFF_SELECTOR_FOR_GRACE = 3.0  # seconds of dense samples off the selector that earn a busy loop the short grace
 W_COUNTER = "counter"  # the loop-turn counter: exact, a witness that needs no second
 
@@ -97,6 +100,8 @@ class Seen:
     turns: TurnFindings | None = None  # the loop-turn counter (fix pack), the first loop witness
     syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread's system calls
     syscall_turned: float | None = None  # monotonic: the newest selector call any watch saw
+    gil: tuple[GilSample, ...] = ()  # who held the GIL in all-thread dumps while suspect (judge/gil.py)
+    gil_wakes: tuple[tuple[float, int], ...] = ()  # (monotonic, schedstat slices) of the loop thread they name
 
 
 @dataclass(frozen=True)

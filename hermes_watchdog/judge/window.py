@@ -10,6 +10,7 @@ from hermes_watchdog.facts.cpu import CpuSnapshot
 from hermes_watchdog.facts.deaf import DeafSeen
 from hermes_watchdog.facts.loop_samples import RATE, Burst
 from hermes_watchdog.facts.readings import HeartbeatSeen, SyscallProbe, TickProbe, TurnSample, Upstream
+from hermes_watchdog.facts.threads import GilSample
 from hermes_watchdog.judge.cpu import usage
 from hermes_watchdog.judge.families import Recognised
 from hermes_watchdog.judge.loop import findings as loop_findings
@@ -49,6 +50,7 @@ class WindowReadings:
     now: float  # epoch now
     syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread
     syscall_turned: float | None = None  # monotonic: the newest selector call a watch saw
+    gil: tuple[GilSample, ...] = ()  # who held the GIL in all-thread dumps while suspect, oldest first
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,21 @@ def judge_window(r: WindowReadings, th: Thresholds) -> Judged:
     seen = Seen(loop=loop_findings(list(r.bursts), list(r.long_snaps)), heartbeat=r.heartbeat, tick=r.tick,
                 memory=Memory(tuple((s.at, s.rss) for s in r.snaps if s.rss is not None)), age=r.age,
                 upstream=r.upstream, mono=r.mono, release=r.release, deaf=r.deaf, turns=turns,
-                syscalls=r.syscalls, syscall_turned=r.syscall_turned)
+                syscalls=r.syscalls, syscall_turned=r.syscall_turned, gil=r.gil, gil_wakes=loop_wakes(r))
     verdict = judge(usage(list(r.snaps)), list(r.states), None, th, now=r.now, seen=seen)
     live = turns is not None and turns.live
     return Judged(verdict, suspect(r, verdict, th), RATE if live else UNCOUNTED_RATE,
                   # Proven already: the evidence's py-spy dumps must find the thread free of ptrace.
                   None if verdict.signature == BUSY_LOOP else
                   want_trace(seen.loop, live, r.syscalls, r.mono, th.cpu * SPIN_SHARE))
+
+
+def loop_wakes(r: WindowReadings) -> tuple[tuple[float, int], ...]:
+    """The wake-ups (schedstat slices) of the loop thread the newest all-thread dump names, for gil-held."""
+    tid = r.gil[-1].loop_tid if r.gil else None
+    if tid is None:
+        return ()
+    return tuple((s.at, t.slices) for s in r.long_snaps for t in s.threads if t.tid == tid and t.slices is not None)
 
 
 def suspect(r: WindowReadings, verdict: Verdict, th: Thresholds) -> bool:

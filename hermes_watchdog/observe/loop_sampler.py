@@ -1,5 +1,6 @@
 """Background threads per watched gateway: loop-stack bursts when the plan says so, loop-tick socket
-probes while suspect, and watches of the loop thread's system calls when the judge asks for one.
+probes while suspect, watches of the loop thread's system calls when the judge asks for one, and
+all-thread dumps when the tick asks for one (observe/thread_dumps.py).
 
 Bursts run back to back while the watch is suspect, so the stretches they cover have no holes a tick
 would leave; the daemon's tick only updates the plan and drains what is finished, never waits.
@@ -14,18 +15,20 @@ from collections.abc import Callable
 from hermes_watchdog.facts.loop_samples import Burst
 from hermes_watchdog.facts.plan import SamplingPlan
 from hermes_watchdog.facts.readings import SyscallProbe, TickProbe
+from hermes_watchdog.facts.stacks import Dump
 from hermes_watchdog.observe import syscalls
 
 BurstFn = Callable[[int, int, int | None, bool, threading.Event], Burst]  # (pid, s, main thread, dense, stop)
 ProbeFn = Callable[[], TickProbe | None]
 TraceFn = Callable[[int], tuple[SyscallProbe | None, str]]  # (loop thread) -> (what was seen, why not)
+DumpFn = Callable[[], tuple[Dump | None, str | None]]  # one all-thread dump (observe/thread_dumps.py)
 PROBE_EVERY = 10.0  # seconds between loop-tick probes while suspect: a witness, not worth every tick
 MIN_BACKOFF = 30.0  # seconds before retrying bursts that failed for a lasting reason, --stack-every 0 too
 
 
 class LoopSampler:
     def __init__(self, pid: int, plan: SamplingPlan, take: BurstFn | None, probe: ProbeFn | None = None,
-                 trace: TraceFn | None = None) -> None:
+                 trace: TraceFn | None = None, dump: DumpFn | None = None) -> None:
         """``take`` None: no loop stacks (``--stack-with none``); the socket is still probed."""
         self.pid = pid
         # The main thread's current plan: it replaces this reference (never changes the plan itself), and
@@ -44,6 +47,10 @@ class LoopSampler:
         self._trace_wake = threading.Event()
         self._watching = False  # a watch runs now: asked again meanwhile is not asked twice
         self.trace_problem: str | None = None  # why the last watch could not be made, if it could not
+        self._dump = dump
+        self._dumps: list[tuple[float, Dump | None, str | None]] = []  # (monotonic, dump, why none)
+        self._dump_wake = threading.Event()
+        self._dumping = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads = [] if take is None else [
@@ -52,6 +59,8 @@ class LoopSampler:
             self._threads.append(threading.Thread(target=self._probing, name=f"loop-tick-{pid}", daemon=True))
         if trace is not None:
             self._threads.append(threading.Thread(target=self._tracing, name=f"loop-syscalls-{pid}", daemon=True))
+        if dump is not None:
+            self._threads.append(threading.Thread(target=self._dumps_thread, name=f"thread-dumps-{pid}", daemon=True))
         for t in self._threads:
             t.start()
 
@@ -65,6 +74,11 @@ class LoopSampler:
             self._trace_tid = tid
             self._trace_wake.set()
 
+    def dump(self) -> None:
+        """Take one all-thread dump, soon (one in progress is not repeated)."""
+        if self._dump is not None and not self._dumping:
+            self._dump_wake.set()
+
     def drain(self) -> tuple[list[Burst], list[TickProbe], list[SyscallProbe]]:
         with self._lock:
             bursts, self._bursts = self._bursts, []
@@ -72,11 +86,17 @@ class LoopSampler:
             traces, self._traces = self._traces, []
         return bursts, probes, traces
 
+    def drain_dumps(self) -> list[tuple[float, Dump | None, str | None]]:
+        with self._lock:
+            dumps, self._dumps = self._dumps, []
+        return dumps
+
     def close(self, wait: float = 0.0) -> None:
         """Stop; ``wait`` seconds at most for a burst in progress to end (and remove its temp files)."""
         self._stop.set()
         self._wake.set()
         self._trace_wake.set()
+        self._dump_wake.set()
         deadline = time.monotonic() + wait
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -140,3 +160,20 @@ class LoopSampler:
                     self._traces.append(got)
             elif syscalls.lasting(why):
                 self._stop.wait(MIN_BACKOFF)  # a lasting reason: asking again at once changes nothing
+
+    def _dumps_thread(self) -> None:
+        assert self._dump is not None
+        while not self._stop.is_set():
+            self._dump_wake.wait()
+            self._dump_wake.clear()
+            if self._stop.is_set():
+                return
+            self._dumping = True
+            try:
+                got, why = self._dump()
+            except OSError as exc:  # no descriptors for py-spy's pipes: no dump this time
+                got, why = None, f"cannot dump the threads: {exc.strerror or exc}"
+            finally:
+                self._dumping = False
+            with self._lock:
+                self._dumps.append((time.monotonic(), got, why))

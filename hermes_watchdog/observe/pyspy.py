@@ -53,12 +53,14 @@ def _classify_failure(stderr: str) -> tuple[str, str | None]:
     return first.removeprefix("Error: ")[:200], None
 
 
-def dump_once(binary: str, pid: int, timeout: float) -> tuple[Dump | None, str | None, str | None]:
-    """One ``py-spy dump --json``; returns (dump, failure reason, hint)."""
+def dump_once(binary: str, pid: int, timeout: float, nonblocking: bool = False
+              ) -> tuple[Dump | None, str | None, str | None]:
+    """One ``py-spy dump --json``; returns (dump, failure reason, hint). ``nonblocking``: read the memory
+    without stopping the process (no ptrace attach: a loop thread under a syscall watch stays watched)."""
     env = dict(os.environ, RUST_BACKTRACE="0", RUST_LIB_BACKTRACE="0")
     try:
         proc = subprocess.run(
-            [binary, "dump", "--pid", str(pid), "--json"],
+            [binary, "dump", "--pid", str(pid), "--json", *(["--nonblocking"] if nonblocking else [])],
             capture_output=True, text=True, timeout=max(0.5, timeout), env=env, check=False,
         )
     except subprocess.TimeoutExpired:

@@ -26,6 +26,12 @@ class _Vanished(Exception):
 def read_schedstat(path: str) -> tuple[int, int] | None:
     """(ns on a CPU, ns waiting on a run queue) from one schedstat file; None when it cannot be read or
     parsed. Raises _Vanished when the task is gone. One open and one bounded read."""
+    got = _read_schedstat(path)
+    return None if got is None else (got[0], got[1])
+
+
+def _read_schedstat(path: str) -> tuple[int, int, int | None] | None:
+    """... and the third field: how many times the thread was put on a CPU (its wake-ups, for gil-held)."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError as e:
@@ -44,7 +50,7 @@ def read_schedstat(path: str) -> tuple[int, int] | None:
     if len(parts) < 2:
         return None
     try:
-        return int(parts[0]), int(parts[1])
+        return int(parts[0]), int(parts[1]), int(parts[2]) if len(parts) > 2 else None
     except ValueError:
         return None
 
@@ -69,15 +75,15 @@ def _snapshot(proc: psutil.Process) -> CpuSnapshot:
             listed = []  # macOS hides other users' threads; the process total still tells
     threads = []
     for t in listed:
-        run = wait = None
+        run = wait = slices = None
         if LINUX:
             try:
-                pair = read_schedstat(f"/proc/{proc.pid}/task/{t.id}/schedstat")
+                got = _read_schedstat(f"/proc/{proc.pid}/task/{t.id}/schedstat")
             except _Vanished:
                 continue  # gone since psutil listed it: nothing left to measure
-            if pair is not None:
-                run, wait = pair
-        threads.append(ThreadTimes(t.id, t.user_time + t.system_time, run, wait))
+            if got is not None:
+                run, wait, slices = got
+        threads.append(ThreadTimes(t.id, t.user_time + t.system_time, run, wait, slices))
     # No read of /proc/<pid>/schedstat: it is the main thread's (also read above), not the process's.
     return CpuSnapshot(time.monotonic(), times.user + times.system, tuple(threads), time.time(), rss)
 

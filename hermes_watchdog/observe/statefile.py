@@ -121,7 +121,12 @@ def parse_state(path: str, raw: bytes | None) -> GatewayState:
         platforms=tuple(sorted(platforms, key=lambda p: p.name)),
         exit_reason=_as_str(data.get("exit_reason")),
         restart_requested=data.get("restart_requested") is True,
+        active_agents=_as_count(data.get("active_agents")),
     )
+
+
+def _as_count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1 << 31 else None
 
 
 def parse_pid(path: str, raw: bytes | None) -> PidRecord:
@@ -228,6 +233,7 @@ def state_to_dict(state: GatewayState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "exit_reason": state.exit_reason,
         "restart_requested": state.restart_requested,
+        "active_agents": state.active_agents,
         "platforms": {p.name: p.state for p in state.platforms},
         "platform_details": {
             p.name: {"state": p.state, "error_code": p.error_code, "error_message": p.error_message,

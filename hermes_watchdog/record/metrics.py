@@ -19,6 +19,8 @@ The daemon builds a ``Snapshot`` after every tick; the HTTP exporter and the tex
   hermes_watchdog_gateway_close_wait_sockets   its TCP sockets in CLOSE_WAIT (sockets-half-closed)
   hermes_watchdog_gateway_close_wait_oldest_seconds  how long the oldest has been so
   hermes_watchdog_gateway_rss_growth_bytes_per_hour  RSS slope over the last minutes (memory-growth)
+  hermes_watchdog_gateway_agent_workers_busy   agent worker threads busy, newest dump (workers-saturated)
+  hermes_watchdog_gateway_agent_workers        agent worker threads in its pool
   hermes_watchdog_restarts_total               restarts by signature and result
   hermes_watchdog_incidents_total              incidents opened, by signature
   hermes_watchdog_stack_captures_total         incident stack captures (py-spy or the hook) by result
@@ -145,6 +147,9 @@ _DEAF = (  # (DeafTracker.summary() key, metric name, help)
     ("close_wait_oldest_seconds", "gateway_close_wait_oldest_seconds",
      "Seconds the gateway's oldest CLOSE_WAIT socket has been so"),
     ("rss_growth_bytes_per_hour", "gateway_rss_growth_bytes_per_hour", "Gateway RSS slope over the last minutes"),
+    ("agent_workers_busy", "gateway_agent_workers_busy",
+     "Agent worker threads busy in the newest all-thread dump (workers-saturated)"),
+    ("agent_workers", "gateway_agent_workers", "Agent worker threads in the gateway's pool, newest dump"),
 )
 
 

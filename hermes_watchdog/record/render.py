@@ -176,4 +176,7 @@ def deaf_line(d: dict[str, Any]) -> str:
     rate = _num(d.get("rss_growth_bytes_per_hour"))
     if rate is not None:
         parts.append(f"RSS {'+' if rate >= 0 else '-'}{abs(rate) / (1 << 20):.0f} MiB/h")
+    workers, busy = _num(d.get("agent_workers")), _num(d.get("agent_workers_busy"))
+    if workers is not None and busy is not None:
+        parts.append(f"{busy:.0f} of {workers:.0f} agent workers busy")
     return "; ".join(parts)

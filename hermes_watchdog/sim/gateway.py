@@ -25,6 +25,7 @@ Options that combine with any mode:
   --heartbeat-fail-after S  heartbeat writes fail (as on a full disk) after S seconds; the loop keeps turning
   --grow-mb-per-s N         the loop allocates N MiB a second and keeps it (a leak)
   --nofile, --leak-fds-per-s, --half-close, --hold-connections, --connection-bursts: sim/deaf_modes.py
+  --stuck-agents, --agent-traffic, --hold-gil-after: sim/worker_modes.py
   --loop-tick               serve ``state/gateway.loop-tick.<pid>.sock`` from the loop, as git releases
                             0.19.1+ do: one byte ``1`` per connection (silent once the loop is stuck)
   --upstream-exit-after S   after S seconds, exit 75 the way Hermes' own loop watchdog does (git 0.19.1+):
@@ -59,7 +60,7 @@ import sys
 import threading
 from pathlib import Path
 
-from hermes_watchdog.sim import deaf_modes, releases, systemd_notify
+from hermes_watchdog.sim import deaf_modes, releases, systemd_notify, worker_modes
 from hermes_watchdog.sim.gateway_files import StateFile, write_pid_file
 from hermes_watchdog.sim.loop_modes import (
     _burn,
@@ -154,6 +155,7 @@ async def _run(args: argparse.Namespace) -> int:
     if args.grow_mb_per_s:
         tasks.append(asyncio.create_task(_leak(args.grow_mb_per_s)))
     tasks.extend(deaf_modes.start(args, home))  # descriptors, sockets: sim/deaf_modes.py
+    tasks.extend(worker_modes.start(args, state))  # agent workers, a GIL held: sim/worker_modes.py
     server = await _serve_loop_tick(home) if args.loop_tick else None
     beat = releases.start_off_loop(home, args, tasks, server is not None)
     if args.release not in (None, "0.14"):  # 0.19.0 and later ping systemd's watchdog from the loop
@@ -206,6 +208,7 @@ def main(argv: list[str] | None = None, reexec_with_home: bool = False) -> int:
                         "without it shows: found by its files only)")
     releases.add_options(p)  # --release, --heartbeat-writer
     deaf_modes.add_arguments(p)
+    worker_modes.add_arguments(p)
     # Unknown arguments are ignored: tests plant secrets in the command line.
     args, _unknown = p.parse_known_args(argv)
     args.shape = releases.apply(args)
