@@ -15,8 +15,9 @@ these gateways: a restart shows as a gateway that exited). Watched with --all-pr
   - profile "bursts": healthy, 20 short-lived loopback connections a second, each closed by both sides
     (webhooks, HTTP polling), under macOS' descriptor limit (256): sockets pass through CLOSE_WAIT for an
     instant, descriptors come and go.
-  - profile "agents": healthy, 4 agent turns a second of 0.2-1.5 s each in Hermes 0.19.0's pool of 10
-    workers: busy workers, never all of them, ``active_agents`` above 0 (the workers' dumps run).
+  - profile "agents": healthy, 9 agent turns a second of 0.2-1.5 s each in Hermes 0.19.0's pool of 10
+    workers: about 8 at once, seldom all 10 and never for long (``active_agents`` high enough that the
+    workers' dumps run).
 The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth, workers-saturated) and
 gil-held must not open an incident either (the "busy" worker holds the GIL most of the time, in Python).
 --daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
@@ -51,7 +52,7 @@ GATEWAYS = [  # (profile, mode, extra args)
     ("heartbeat", "healthy", ["--heartbeat-period", "30", "--heartbeat-fail-after", "5"]),
     ("connections", "healthy", ["--hold-connections", "100"]),
     ("bursts", "healthy", ["--connection-bursts", "20", "--nofile", "256"]),
-    ("agents", "healthy", ["--agent-traffic", "4"]),
+    ("agents", "healthy", ["--agent-traffic", "9"]),
 ]
 DEAF = {"fd-exhaustion", "sockets-half-closed", "memory-growth", "workers-saturated", "gil-held"}
 _VERDICT = re.compile(r" VERDICT (?:\[(?P<where>[^\]]+)\] )?\S+ -> (?P<to>\S+)")

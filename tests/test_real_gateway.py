@@ -157,3 +157,52 @@ def test_harness_passes_extra_env_and_pth_hooks_to_the_whole_gateway(real_gatewa
     wait_for(lambda: "hermes_cli/main.py" in gw.out() and "in run_gateway" in gw.out(),
              what="the faulthandler dump of every thread")
     assert gw.alive() and gw.running_connected()
+
+
+def test_0_19_gil_held_and_every_worker_busy_side_by_side(tmp_path, real_gateway, daemons) -> None:
+    """Two real 0.19.0 gateways, faults run in the gateway's own agent pool (``hermes-gateway``, 10 threads):
+    in one, a worker holds the GIL in one C call (as a catastrophic regex does, #32079) so the loop never
+    runs, its heartbeat goes stale while its stack samples show it in its selector; in the other, twelve
+    turns wait on a model API that never answers, every worker busy and two queued (#75548). Each is named
+    (gil-held with two witnesses, workers-saturated), alerted and not killed."""
+    gil_gw, busy_gw = real_gateway("0.19.0"), real_gateway("0.19.0")
+    d = daemons(tmp_path / "state", "--hermes-home", str(gil_gw.home), "--hermes-home", str(busy_gw.home),
+                *WATCH, *HEARTBEAT, "--workers-busy-after", "20")
+
+    def watching_healthy() -> bool:
+        if d.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited ({d.proc.returncode}):\n{d.events()}")
+        return all(d.gateway_at(gw.home).get("pid") == gw.pid
+                   and (d.gateway_at(gw.home).get("verdict") or {}).get("signature") == "healthy"
+                   for gw in (gil_gw, busy_gw))
+
+    wait_for(watching_healthy, LONG, what="the daemon to watch both gateways and find them healthy")
+    ack = busy_gw.inject("saturate-workers")
+    assert (ack["pool"], ack["max_workers"]) == ("hermes-gateway", 10), ack
+    assert gil_gw.inject("hold-gil")["pool"] == "hermes-gateway"
+
+    def by_signature() -> dict[str, dict]:
+        got = {}
+        for f in d.incidents():
+            inc = read_json(f / "incident.json") or {}
+            if inc.get("action"):
+                got[inc.get("signature")] = inc
+        return got
+
+    got = wait_for(lambda: {"gil-held", "workers-saturated"} <= set(by_signature()) and by_signature(), LONG,
+                   what="a gil-held and a workers-saturated incident")
+    gil, busy = got["gil-held"], got["workers-saturated"]
+    assert gil["pid"] == gil_gw.pid and busy["pid"] == busy_gw.pid
+    v = gil["verdict"]
+    assert v["witnesses"] == ["heartbeat", "gil"], v
+    g = v["evidence"]["gil"]
+    assert g["thread"].startswith("hermes-gateway_") and "injected_gil_holding_call" in g["call"], g
+    assert g["loop_wakes_per_second"] is None or g["loop_wakes_per_second"] >= 50, g
+    ev = busy["verdict"]["evidence"]
+    assert (ev["pool"], ev["threads"], ev["busy"], ev["max_workers"]) == ("hermes-gateway", 10, 10, 10), ev
+    assert ev["active_agents"] == 12 and "12 agent turns" in ev["full"], ev
+    assert all("injected_model_wait" in c["call"] for c in ev["busy_calls"]), ev
+    assert gil["action"]["kind"] == busy["action"]["kind"] == "alert"
+    assert " KILL " not in d.events() and " RESTART " not in d.events()
+    assert gil_gw.alive(gil_gw.pid) and busy_gw.alive(busy_gw.pid)
+    assert gil_gw.network_refused() == busy_gw.network_refused() == []

@@ -41,6 +41,18 @@ def _is_pool_frame(f: Frame) -> bool:
     return bool(_WORKER_FN.search(f.function) and _POOL_FILE.search(f.file.replace("\\", "/")))
 
 
+_STDLIB = re.compile(r"[/\\]lib[/\\]python3\.\d+[/\\](?!(?:site|dist)-packages[/\\])")
+
+
+def busy_call(frames: tuple[Frame, ...]) -> str:
+    """What a busy worker is doing: its innermost frame, and the innermost one outside the standard library
+    when that is another (``injected_model_wait (...) -> Condition.wait (threading.py:331)``): a wait in
+    ``threading`` or ``socket`` says little without the code that waits."""
+    inner = frames[0]
+    own = next((f for f in frames if not _STDLIB.search(f.file) and not _is_pool_frame(f)), None)
+    return str(inner) if own is None or own == inner else f"{own} -> {inner}"
+
+
 def _prefix(name: str | None) -> str | None:
     m = _NAME_PREFIX.match(name or "")
     return m[1] if m else None
@@ -99,7 +111,7 @@ def agent_pool(dump: Dump, cpus: int | None = None) -> Pool | None:
     prefix = AGENT_POOL if AGENT_POOL in pools else ASYNCIO_POOL if ASYNCIO_POOL in pools else \
         max(pools, key=lambda k: len(pools[k]))
     threads = pools[prefix]
-    busy = tuple((t.name or str(t.os_tid), str(t.frames[0])) for t in threads
+    busy = tuple((t.name or str(t.os_tid), busy_call(t.frames)) for t in threads
                  if t.frames and not _is_pool_frame(t.frames[0]))
     maximum = KNOWN_MAX.get(prefix or "") or (default_executor_max(cpus) if prefix == ASYNCIO_POOL else None)
     return Pool(prefix, len(threads), busy, maximum)

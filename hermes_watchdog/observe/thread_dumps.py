@@ -6,14 +6,16 @@ thread is not disturbed; about 15 ms of CPU here), else the hook's stack thread 
 names: the workers only). Taken off the tick by the loop sampler's dump thread (observe/loop_sampler.py).
 
 When (``DumpSchedule``), so the daemon stays within its overhead budget:
-  workers  every min(60, max(15, --workers-busy-after / 4)) s, only while gateway_state.json counts an
-           agent turn running (``active_agents`` >= 1), or, where it does not say, while the process has more
+  workers  every min(60, max(15, --workers-busy-after / 4)) s, only while gateway_state.json counts as many
+           agent turns (``active_agents``) as the smallest pool we know can hold (``agents_gate``: 10, or
+           CPUs + 4 for asyncio's default executor), or, where it does not say, while the process has more
            threads than a full pool of Hermes' own
   GIL      every GIL_EVERY s while the loop is suspect (dense sampling)
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from pathlib import Path
 from hermes_watchdog.facts.deaf import DeafThresholds
 from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.facts.stacks import Dump
-from hermes_watchdog.facts.threads import AGENT_POOL, KNOWN_MAX
+from hermes_watchdog.facts.threads import AGENT_POOL, KNOWN_MAX, default_executor_max
 from hermes_watchdog.observe import pyspy
 from hermes_watchdog.observe.stack_capture import HookStacks
 
@@ -63,6 +65,13 @@ def source(method: str, ident: Identity, home: Path | None) -> DumpFn | None:
     return auto
 
 
+def agents_gate(cpus: int | None = None) -> int:
+    """The fewest running agent turns that can fill a pool we know: Hermes 0.19.0's 10 threads, or asyncio's
+    default executor (0.14.0) on this machine. Below it a new turn always gets a thread (or the pool is one we
+    cannot size), and no dump is taken: a gateway serving a few turns at a time costs nothing more."""
+    return min(KNOWN_MAX[AGENT_POOL], default_executor_max(cpus if cpus is not None else os.cpu_count()))
+
+
 @dataclass
 class DumpSchedule:
     """When the next all-thread dump is due (``now`` monotonic). Plain state; the tick asks, the sampler's
@@ -78,7 +87,7 @@ class DumpSchedule:
     def due(self, now: float, active_agents: int | None, threads: int | None, suspect: bool,
             th: DeafThresholds) -> tuple[bool, bool]:
         """(for the workers, for the GIL); marks what it says is due as taken now."""
-        busy = active_agents >= 1 if active_agents is not None else \
+        busy = active_agents >= agents_gate() if active_agents is not None else \
             threads is not None and threads > KNOWN_MAX[AGENT_POOL]
         workers = busy and (self.workers_at is None or now - self.workers_at >= self.workers_every(th) - 0.5)
         gil = suspect and (self.gil_at is None or now - self.gil_at >= GIL_EVERY - 0.25)

@@ -12,6 +12,14 @@ Triggers (the test creates an empty file; the hook answers with ``<name>.ack``, 
 - ``block``: schedules ``injected_blocking_call`` on the gateway's loop: a synchronous call that holds the
   loop thread with the CPU idle until ``release`` (or 600 s). Its ack is written from the loop thread.
 - ``release``: ends the blocking call.
+- ``hold-gil``: runs ``injected_gil_holding_call`` in a thread of the gateway's own agent pool
+  (``GatewayRunner._get_executor()``: 0.19.0's ``hermes-gateway`` threads): one C call (libc ``sleep`` through
+  ``ctypes.PyDLL``, which keeps the GIL) that holds the GIL for ``_GIL_SECONDS``, CPU idle, as a C extension
+  or a catastrophic regex does (upstream #32079, #58576); the loop, runnable, never runs meanwhile.
+- ``saturate-workers``: 12 session slots claimed on the loop as Hermes claims them before a turn (so
+  ``active_agents`` says 12), and 12 ``injected_model_wait`` calls into that same pool (10 threads): each
+  waits (released by ``release``, or after 600 s) as an agent turn on a model API that never answers; 10
+  run, 2 queue (upstream #75548, #75802).
 - ``fail-heartbeat``: from now on every heartbeat write of Hermes >= 0.19 (``gateway.shutdown_watchdog``
   writes ``state/gateway.heartbeat`` through its module global ``atomic_json_write``) raises
   ``OSError(ENOSPC)``, as on a full disk, while the loop runs on. ``"patched": false`` where the version has
@@ -125,7 +133,63 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     raise OSError(errno.ENETUNREACH, f"test harness: only 127.0.0.1 may be contacted, not {host}")
 
 
-_TRIGGERS = {"block": _block, "release": _release_block, "fail-heartbeat": _fail_heartbeat}
+_GIL_SECONDS = 240
+_WORKER_TURNS = 12
+
+
+def _runner() -> Any:
+    import gc
+
+    return next((o for o in gc.get_objects() if type(o).__name__ == "GatewayRunner"), None)
+
+
+def injected_gil_holding_call() -> None:
+    import ctypes
+
+    ctypes.PyDLL(None).sleep(_GIL_SECONDS)  # PyDLL: the GIL stays held for the whole C call
+
+
+def injected_model_wait() -> None:
+    _release.wait(_BLOCK_LIMIT_SECONDS)
+
+
+def _pool_submit(name: str, fn: Any, times: int) -> None:
+    runner = _runner()
+    get = getattr(runner, "_get_executor", None)
+    if get is None:
+        _ack(name, error="no GatewayRunner with its own executor in this release")
+        return
+    pool = get()
+    _ack(name, pool=getattr(pool, "_thread_name_prefix", None), max_workers=getattr(pool, "_max_workers", None),
+         submitted=times)
+    for _ in range(times):
+        pool.submit(fn)
+
+
+def _hold_gil() -> None:
+    _pool_submit("hold-gil", injected_gil_holding_call, 1)
+
+
+def _claim_sessions(runner: Any, n: int) -> None:
+    """As Hermes claims a session slot before a turn waits for a worker (gateway/run.py: ``_running_agents``
+    then ``_persist_active_agents``): gateway_state.json counts the turns in ``active_agents``."""
+    run = sys.modules.get("gateway.run")
+    sentinel = getattr(run, "_AGENT_PENDING_SENTINEL", object())
+    for i in range(n):
+        runner._running_agents[f"test-inject:stuck-turn-{i}"] = sentinel
+        runner._running_agents_ts[f"test-inject:stuck-turn-{i}"] = time.time()
+    runner._persist_active_agents()
+
+
+def _saturate_workers() -> None:
+    runner, loop = _runner(), _loop[-1] if _loop else None
+    if runner is not None and loop is not None and hasattr(runner, "_persist_active_agents"):
+        loop.call_soon_threadsafe(_claim_sessions, runner, _WORKER_TURNS)
+    _pool_submit("saturate-workers", injected_model_wait, _WORKER_TURNS)
+
+
+_TRIGGERS = {"block": _block, "release": _release_block, "fail-heartbeat": _fail_heartbeat, "hold-gil": _hold_gil,
+             "saturate-workers": _saturate_workers}
 
 
 def _poll() -> None:

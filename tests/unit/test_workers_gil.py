@@ -14,7 +14,7 @@ from hermes_watchdog.judge.deaf import WORKERS_SATURATED
 from hermes_watchdog.judge.loop import LoopFindings
 from hermes_watchdog.judge.signatures import judge
 from hermes_watchdog.judge.verdict import GIL_HELD, HEALTHY, LOOP_FROZEN, Seen
-from hermes_watchdog.observe.thread_dumps import DumpSchedule
+from hermes_watchdog.observe.thread_dumps import DumpSchedule, agents_gate
 from tests.unit.test_heartbeat import R019, STALE
 from tests.unit.test_signatures import NOW, TH, cpu, state
 
@@ -60,6 +60,11 @@ def test_the_agent_pool_and_what_makes_it_full() -> None:
     # The hook's dumps carry no names: every pool thread counts as one pool, its maximum unknown.
     u = agent_pool(dump(3, threads=3, prefix=None))
     assert u is not None and u.prefix is None and u.maximum is None and u.all_busy
+    # A busy call in the standard library is named with the code that made it.
+    wait = Frame("Condition.wait", "/usr/lib/python3.11/threading.py", 331)
+    t = worker(0, True)
+    p2 = agent_pool(Dump((replace(t, frames=(wait, *t.frames)),)))
+    assert p2 is not None and p2.busy[0][1] == f"{CALL} -> {wait}"
 
 
 TH_W = DeafThresholds(workers_busy_after=120)
@@ -148,12 +153,15 @@ def test_gil_held_turns_selector_samples_into_a_wait_for_the_gil() -> None:
 
 def test_dump_schedule() -> None:
     s, th = DumpSchedule(), DeafThresholds(workers_busy_after=180)
+    gate = agents_gate()
+    assert agents_gate(1) == 5 and agents_gate(2) == 6 and agents_gate(64) == 10
     assert DumpSchedule.workers_every(th) == 45
     assert s.due(0.0, 0, 30, False, th) == (False, False)  # no agent running, not suspect
-    assert s.due(0.0, 2, 30, False, th) == (True, False)
-    assert s.due(10.0, 2, 30, False, th) == (False, False)
-    assert s.due(45.0, 2, 30, True, th) == (True, True)
-    assert s.due(46.0, 2, 30, True, th) == (False, False)
+    assert s.due(0.0, gate - 1, 30, False, th) == (False, False)  # too few turns to fill any pool we know
+    assert s.due(0.0, gate, 30, False, th) == (True, False)
+    assert s.due(10.0, gate, 30, False, th) == (False, False)
+    assert s.due(45.0, gate, 30, True, th) == (True, True)
+    assert s.due(46.0, gate, 30, True, th) == (False, False)
     assert s.due(48.0, None, 30, True, th) == (False, True)
     # No count in the state file: the workers' dumps only where more threads run than a full pool of ten.
     assert DumpSchedule().due(0.0, None, 8, False, th) == (False, False)
