@@ -14,6 +14,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import resource
 import signal
 from pathlib import Path
 
@@ -159,24 +160,31 @@ def test_harness_passes_extra_env_and_pth_hooks_to_the_whole_gateway(real_gatewa
     assert gw.alive() and gw.running_connected()
 
 
-def test_0_19_gil_held_and_every_worker_busy_side_by_side(tmp_path, real_gateway, daemons) -> None:
-    """Two real 0.19.0 gateways, faults run in the gateway's own agent pool (``hermes-gateway``, 10 threads):
-    in one, a worker holds the GIL in one C call (as a catastrophic regex does, #32079) so the loop never
-    runs, its heartbeat goes stale while its stack samples show it in its selector; in the other, twelve
-    turns wait on a model API that never answers, every worker busy and two queued (#75548). Each is named
-    (gil-held with two witnesses, workers-saturated), alerted and not killed."""
-    gil_gw, busy_gw = real_gateway("0.19.0"), real_gateway("0.19.0")
-    d = daemons(tmp_path / "state", "--hermes-home", str(gil_gw.home), "--hermes-home", str(busy_gw.home),
-                *WATCH, *HEARTBEAT, "--workers-busy-after", "20")
+def test_0_19_gil_held_every_worker_busy_and_a_state_db_leak_side_by_side(tmp_path, real_gateway, daemons) -> None:
+    """Three real 0.19.0 gateways. Two with faults run in the gateway's own agent pool (``hermes-gateway``, 10
+    threads): in one, a worker holds the GIL in one C call (as a catastrophic regex does, #32079) so the loop
+    never runs, its heartbeat goes stale while its stack samples show it in its selector; in another, twelve
+    turns wait on a model API that never answers, every worker busy and two queued (#75548). In the third,
+    under a soft RLIMIT_NOFILE lowered to 60 above what it holds (``ulimit -n``, set with prlimit), Hermes'
+    own ``SessionDB`` is opened and never closed (#83512). Each is named (gil-held with two witnesses,
+    workers-saturated, fd-exhaustion with state.db held most), alerted and not killed."""
+    gil_gw, busy_gw, leak_gw = real_gateway("0.19.0"), real_gateway("0.19.0"), real_gateway("0.19.0")
+    d = daemons(tmp_path / "state", *(a for gw in (gil_gw, busy_gw, leak_gw) for a in ("--hermes-home", str(gw.home))),
+                *WATCH, *HEARTBEAT, "--workers-busy-after", "20", "--fd-action", "alert")
 
     def watching_healthy() -> bool:
         if d.proc.poll() is not None:
             raise AssertionError(f"the daemon exited ({d.proc.returncode}):\n{d.events()}")
         return all(d.gateway_at(gw.home).get("pid") == gw.pid
                    and (d.gateway_at(gw.home).get("verdict") or {}).get("signature") == "healthy"
-                   for gw in (gil_gw, busy_gw))
+                   for gw in (gil_gw, busy_gw, leak_gw))
 
-    wait_for(watching_healthy, LONG, what="the daemon to watch both gateways and find them healthy")
+    wait_for(watching_healthy, LONG, what="the daemon to watch the three gateways and find them healthy")
+    held = len(os.listdir(f"/proc/{leak_gw.pid}/fd"))
+    limit = held + 60
+    _soft, hard = resource.prlimit(leak_gw.pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(leak_gw.pid, resource.RLIMIT_NOFILE, (limit, hard))  # our own child
+    assert leak_gw.inject("leak-state-db")["db"].endswith("state.db")
     ack = busy_gw.inject("saturate-workers")
     assert (ack["pool"], ack["max_workers"]) == ("hermes-gateway", 10), ack
     assert gil_gw.inject("hold-gil")["pool"] == "hermes-gateway"
@@ -189,10 +197,14 @@ def test_0_19_gil_held_and_every_worker_busy_side_by_side(tmp_path, real_gateway
                 got[inc.get("signature")] = inc
         return got
 
-    got = wait_for(lambda: {"gil-held", "workers-saturated"} <= set(by_signature()) and by_signature(), LONG,
-                   what="a gil-held and a workers-saturated incident")
-    gil, busy = got["gil-held"], got["workers-saturated"]
-    assert gil["pid"] == gil_gw.pid and busy["pid"] == busy_gw.pid
+    want = {"gil-held", "workers-saturated", "fd-exhaustion"}
+    got = wait_for(lambda: want <= set(by_signature()) and by_signature(), LONG,
+                   what="a gil-held, a workers-saturated and an fd-exhaustion incident")
+    gil, busy, fds = got["gil-held"], got["workers-saturated"], got["fd-exhaustion"]
+    assert gil["pid"] == gil_gw.pid and busy["pid"] == busy_gw.pid and fds["pid"] == leak_gw.pid
+    f = fds["verdict"]["evidence"]
+    assert f["soft_limit"] == limit and f["open"] >= 0.8 * limit, f
+    assert f["kinds"]["files"] > f["kinds"]["sockets"] and "state.db" in f["top_paths"][0]["path"], f
     v = gil["verdict"]
     assert v["witnesses"] == ["heartbeat", "gil"], v
     g = v["evidence"]["gil"]
@@ -202,7 +214,7 @@ def test_0_19_gil_held_and_every_worker_busy_side_by_side(tmp_path, real_gateway
     assert (ev["pool"], ev["threads"], ev["busy"], ev["max_workers"]) == ("hermes-gateway", 10, 10, 10), ev
     assert ev["active_agents"] == 12 and "12 agent turns" in ev["full"], ev
     assert all("injected_model_wait" in c["call"] for c in ev["busy_calls"]), ev
-    assert gil["action"]["kind"] == busy["action"]["kind"] == "alert"
+    assert gil["action"]["kind"] == busy["action"]["kind"] == fds["action"]["kind"] == "alert"
     assert " KILL " not in d.events() and " RESTART " not in d.events()
-    assert gil_gw.alive(gil_gw.pid) and busy_gw.alive(busy_gw.pid)
-    assert gil_gw.network_refused() == busy_gw.network_refused() == []
+    assert gil_gw.alive(gil_gw.pid) and busy_gw.alive(busy_gw.pid) and leak_gw.alive(leak_gw.pid)
+    assert gil_gw.network_refused() == busy_gw.network_refused() == leak_gw.network_refused() == []

@@ -14,8 +14,13 @@ from hermes_watchdog.facts.readings import GatewayState, PidRecord
 from hermes_watchdog.facts.threads import gil_sample, workers_sample
 from hermes_watchdog.judge import window as judge_window
 from hermes_watchdog.judge.families import recognise_clues
+from hermes_watchdog.judge.policy import FROZEN_CONFIRM
 from hermes_watchdog.judge.verdict import (
+    GIL_HELD,
     HEALTHY,
+    LOOP_FROZEN,
+    W_COUNTER,
+    W_STACK,
     StateSeen,
     Verdict,
 )
@@ -225,7 +230,21 @@ class Observer:
         w.said.state_problem = problem
 
     def _set_verdict(self, w: Watch, verdict: Verdict) -> None:
-        before = w.judged(verdict, w.window.samples[-1].at if w.window.samples else time.monotonic())
-        if before is not None and (before or verdict.signature != HEALTHY):
-            self.world.emit("VERDICT", f"{before or 'none'} -> {verdict.signature} "
+        at = w.window.samples[-1].at if w.window.samples else time.monotonic()
+        w.judged(verdict, at)
+        said = w.said.verdict
+        if verdict.signature == said:
+            return
+        if _tentative(verdict) and at - w.verdict_since < FROZEN_CONFIRM:
+            # As the action waits (judge/policy.py): a frozen loop on Hermes' word alone is said once the
+            # loop's own samples had the time to veto it (a failing heartbeat write on a loop that turns).
+            return
+        w.said.verdict = verdict.signature
+        if said is not None or verdict.signature != HEALTHY:
+            self.world.emit("VERDICT", f"{said or 'none'} -> {verdict.signature} "
                                        f"(CPU {verdict.cores or 0:.2f} cores over {verdict.span:.0f} s)", w.name)
+
+
+def _tentative(verdict: Verdict) -> bool:
+    """A frozen loop seen without its own samples or counter yet (policy waits FROZEN_CONFIRM for them)."""
+    return verdict.signature in (LOOP_FROZEN, GIL_HELD) and not {W_STACK, W_COUNTER} & set(verdict.witnesses)

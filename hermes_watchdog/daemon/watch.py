@@ -113,6 +113,7 @@ class Said:
     gone: bool = False
     death: tuple[int, str | None] | None = None  # (PID, the unclean-death line or None): judged once per PID
     waiting_at: float = 0.0  # monotonic: when a restart in flight was last said to be waiting
+    verdict: str | None = None  # the signature the last VERDICT line said (a tentative one waits: observer.py)
 
 
 @dataclass
@@ -265,6 +266,7 @@ class Watch:
     def reset_window(self) -> None:
         self.window.clear()
         self.verdict = None
+        self.said.verdict = None
         self.verdict_since = 0.0
         self.close_sampler()
         if self.turn_reader is not None:

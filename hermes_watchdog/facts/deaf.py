@@ -70,9 +70,9 @@ class DeafSeen:
     fds: Descriptors | None = None
     sockets: Sockets | None = None
     rss: tuple[tuple[float, int], ...] = ()  # (monotonic, bytes), thinned, kept --memory-growth-for and more
-    workers: tuple[WorkersSample, ...] = ()  # the agent pool in all-thread dumps, oldest first (facts/threads.py)
     mem_available: int | None = None  # the machine's, bytes
     mem_total: int | None = None
+    workers: tuple[WorkersSample, ...] = ()  # the agent pool in all-thread dumps, oldest first (facts/threads.py)
 
 
 @dataclass(frozen=True)

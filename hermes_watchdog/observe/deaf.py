@@ -89,7 +89,8 @@ class DeafTracker:
             at = self.sockets_at if self.sockets_at is not None else now
             sock = Sockets(tuple(HalfClosed(lo, re, at - self.first_seen.get((lo, re), at))
                                  for lo, re in self.tcp.close_wait), tuple(self.counts), self.tcp.established)
-        return DeafSeen(self.fds, sock, tuple(self.rss), *self.mem)
+        return DeafSeen(fds=self.fds, sockets=sock, rss=tuple(self.rss), mem_available=self.mem[0],
+                        mem_total=self.mem[1])
 
     def _fds(self, pid: int, now: float, th: DeafThresholds) -> None:
         n = descriptors.count(pid)

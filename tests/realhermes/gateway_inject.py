@@ -20,6 +20,9 @@ Triggers (the test creates an empty file; the hook answers with ``<name>.ack``, 
   ``active_agents`` says 12), and 12 ``injected_model_wait`` calls into that same pool (10 threads): each
   waits (released by ``release``, or after 600 s) as an agent turn on a model API that never answers; 10
   run, 2 queue (upstream #75548, #75802).
+- ``leak-state-db``: from now on a thread opens Hermes' own ``hermes_state.SessionDB()`` (``state.db`` and its
+  WAL files) ten times a second and never closes one, as upstream #83512 (750 ``state.db`` descriptors after
+  41.7 h); it stops quietly at EMFILE.
 - ``fail-heartbeat``: from now on every heartbeat write of Hermes >= 0.19 (``gateway.shutdown_watchdog``
   writes ``state/gateway.heartbeat`` through its module global ``atomic_json_write``) raises
   ``OSError(ENOSPC)``, as on a full disk, while the loop runs on. ``"patched": false`` where the version has
@@ -166,6 +169,25 @@ def _pool_submit(name: str, fn: Any, times: int) -> None:
         pool.submit(fn)
 
 
+_leaked: list[Any] = []
+
+
+def _leak_state_db() -> None:
+    import hermes_state  # Hermes' own session store
+
+    def leak() -> None:
+        while True:
+            try:
+                _leaked.append(hermes_state.SessionDB())
+            except Exception:  # EMFILE, as a gateway out of descriptors: keep what is open, try again later
+                time.sleep(1.0)
+                continue
+            time.sleep(0.1)
+
+    threading.Thread(target=leak, name="test-inject-leak", daemon=True).start()
+    _ack("leak-state-db", db=str(getattr(hermes_state, "DEFAULT_DB_PATH", "")))
+
+
 def _hold_gil() -> None:
     _pool_submit("hold-gil", injected_gil_holding_call, 1)
 
@@ -189,7 +211,7 @@ def _saturate_workers() -> None:
 
 
 _TRIGGERS = {"block": _block, "release": _release_block, "fail-heartbeat": _fail_heartbeat, "hold-gil": _hold_gil,
-             "saturate-workers": _saturate_workers}
+             "saturate-workers": _saturate_workers, "leak-state-db": _leak_state_db}
 
 
 def _poll() -> None:
