@@ -18,7 +18,9 @@ from hermes_watchdog.facts.cpu import CpuSnapshot
 from hermes_watchdog.facts.identity import Identity
 from hermes_watchdog.facts.loop_samples import Burst
 from hermes_watchdog.facts.readings import DEFAULT_STALE_AFTER, Heartbeat, HeartbeatSeen, TurnSample
-from hermes_watchdog.facts.stacks import StackAnalysis
+from hermes_watchdog.facts.stacks import Dump, StackAnalysis
+from hermes_watchdog.facts.threads import summary as workers_summary
+from hermes_watchdog.facts.threads import workers_sample
 from hermes_watchdog.judge import known_issues
 from hermes_watchdog.judge.cpu import CpuUsage, ThreadUsage, usage
 from hermes_watchdog.judge.families import Recognised, recognise_clues
@@ -191,8 +193,17 @@ def diagnose(pid: int, seconds: float, hermes_home: Path | None, thresholds: Thr
         hot_name=hot_thread_name(pid, cpu, stack), stack=stack, verdict=verdict, thresholds=th,
         env=environment(ident, proc_env, stack, home.home),
         log_tail=logs.gateway_tail(home.home) if with_logs else "", taken_at=time.time(),
-        heartbeat=heartbeat_dict(beat, hb, hb_note), release=rel, deaf=deaf.summary(),
+        heartbeat=heartbeat_dict(beat, hb, hb_note), release=rel, deaf={**deaf.summary(), **_workers(stack, after)},
     )
+
+
+def _workers(stack: StackAnalysis, files: discovery.FilesSeen) -> dict[str, int | None]:
+    """The agent pool in the dump the stack analysis kept (facts/threads.py): one look, no verdict (that
+    needs --workers-busy-after of them), but "10 of 10 agent workers busy" is what a bug report needs."""
+    if not stack.all_threads:
+        return {}
+    active = files.state.active_agents if files.state.ok and files.state_matches else None
+    return workers_summary([workers_sample(Dump(stack.all_threads), time.monotonic(), active)])
 
 
 def heartbeat_dict(beat: Heartbeat | None, seen: HeartbeatSeen | None,

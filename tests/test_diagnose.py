@@ -273,3 +273,15 @@ def test_rich_panels_on_a_terminal(sim) -> None:
     # The panels are the point here; which problem 1 s of a loaded machine proves is test_diagnose's elsewhere.
     assert "╭" in r.stdout and "Verdict" in r.stdout
     assert any(sig in r.stdout for sig in ("busy-loop", "cpu-pegged", "stuck-disconnected")), r.stdout[-2000:]
+
+
+def test_every_agent_worker_busy_is_shown(sim) -> None:
+    """One look is no verdict (workers-saturated needs --workers-busy-after of them), but the report says how
+    many of the agent pool's threads were busy in the dump it took."""
+    g = sim("healthy", "--stuck-agents", "12").wait_running()
+    wait_for(lambda: json.loads((g.home / "gateway_state.json").read_text()).get("active_agents") == 12,
+             what="the twelve turns counted")
+    code, d = diagnose_json(g.pid)
+    assert d["deaf"]["agent_workers"] == 10 and d["deaf"]["agent_workers_busy"] == 10, d["deaf"]
+    r = cli("diagnose", str(g.pid), "--seconds", "1")
+    assert "10 of 10 agent workers busy" in r.out, r.out
