@@ -281,7 +281,7 @@ def test_every_agent_worker_busy_is_shown(sim) -> None:
     g = sim("healthy", "--stuck-agents", "12").wait_running()
     wait_for(lambda: json.loads((g.home / "gateway_state.json").read_text()).get("active_agents") == 12,
              what="the twelve turns counted")
-    code, d = diagnose_json(g.pid)
+    d = diagnose_json(g.pid)[1]
     assert d["deaf"]["agent_workers"] == 10 and d["deaf"]["agent_workers_busy"] == 10, d["deaf"]
     r = cli("diagnose", str(g.pid), "--seconds", "1")
     assert "10 of 10 agent workers busy" in r.out, r.out

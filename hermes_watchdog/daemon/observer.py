@@ -11,7 +11,7 @@ from hermes_watchdog.daemon import exits, presence
 from hermes_watchdog.daemon.watch import DENSE_TICK, Watch
 from hermes_watchdog.daemon.world import World
 from hermes_watchdog.facts.readings import GatewayState, PidRecord
-from hermes_watchdog.facts.threads import gil_sample, workers_sample
+from hermes_watchdog.facts.threads import gil_sample, loop_call, workers_sample
 from hermes_watchdog.judge import window as judge_window
 from hermes_watchdog.judge.families import recognise_clues
 from hermes_watchdog.judge.policy import FROZEN_CONFIRM
@@ -81,7 +81,8 @@ class Observer:
             tuple(win.snaps), tuple(win.long_snaps), tuple(s for _, s in win.states), tuple(win.bursts),
             tuple(win.turns), win.heartbeat, win.tick, upstream.read(w.home), w.release, deaf,
             age=max(0.0, time.time() - w.ident.create_time), mono=snap.at, now=time.time(),
-            syscalls=win.syscalls, syscall_turned=win.syscall_turned, gil=tuple(win.gil))
+            syscalls=win.syscalls, syscall_turned=win.syscall_turned, gil=tuple(win.gil),
+            loop_dumps=tuple(win.loop_dumps))
 
     def settle(self, w: Watch, judged: Judged) -> None:
         """The watch takes the judgement in: the verdict (said when it changes), and the loop sampled
@@ -142,6 +143,9 @@ class Observer:
         win, dth = w.window, self.world.settings.th.deaf
         for at, dump, why in w.sampler.drain_dumps():
             win.workers.append(workers_sample(dump, at, active_agents, why))
+            where = loop_call(dump) if dump is not None else None
+            if where is not None:
+                win.loop_dumps.append((at, *where))
             g = gil_sample(dump, at) if dump is not None else None
             if g is not None:
                 win.gil.append(g)

@@ -54,6 +54,7 @@ class Window:
     dumps: DumpSchedule = field(default_factory=DumpSchedule)
     workers: deque[WorkersSample] = field(default_factory=lambda: deque(maxlen=WORKER_SAMPLES))
     gil: deque[GilSample] = field(default_factory=lambda: deque(maxlen=GIL_SAMPLES))
+    loop_dumps: deque[tuple[float, str, bool]] = field(default_factory=lambda: deque(maxlen=GIL_SAMPLES))
 
     @property
     def snaps(self) -> list[CpuSnapshot]:
@@ -99,6 +100,7 @@ class Window:
         self.dumps = DumpSchedule()
         self.workers.clear()
         self.gil.clear()
+        self.loop_dumps.clear()
 
 
 @dataclass

@@ -19,7 +19,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from hermes_watchdog.facts.loop_samples import is_loop_stack
+from hermes_watchdog.facts.loop_samples import SELECTOR, is_loop_stack, kind_of
 from hermes_watchdog.facts.stacks import Dump, Frame, ThreadStack
 
 _POOL_FILE = re.compile(r"(?:^|[/\\])concurrent[/\\]futures[/\\]thread\.py$")
@@ -144,6 +144,14 @@ def gil_sample(dump: Dump, at: float) -> GilSample | None:
     holder = None if other is None else (other.os_tid, other.name or str(other.os_tid),
                                          str(other.frames[0]) if other.frames else "?")
     return GilSample(at, loop.os_tid if loop else None, loop is not None and loop.owns_gil, holder)
+
+
+def loop_call(dump: Dump) -> tuple[str, bool] | None:
+    """The event-loop thread's innermost call in a dump, and whether that is its selector."""
+    loop = next((t for t in dump.threads if is_loop_stack(t.frames)), None)
+    if loop is None or not loop.frames:
+        return None
+    return str(loop.frames[0]), kind_of(loop.frames) == SELECTOR
 
 
 def busiest(samples: list[WorkersSample]) -> list[tuple[str, int]]:

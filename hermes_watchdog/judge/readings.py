@@ -176,6 +176,19 @@ class Readings:
             return True
         return (seen.tick is not None and seen.tick.answered and seen.tick.at > since) or self.syscalls_turned(since)
 
+    def loop_in_dumps(self) -> tuple[str, int] | None:
+        """The call the loop thread sat in, out of its selector, in the newest all-thread dumps (2 or more in a
+        row, the newest fresh): (call, dumps)."""
+        run: list[str] = []
+        dumps, mono = self.seen.loop_dumps, self.seen.mono
+        if not dumps or (mono is not None and mono - dumps[-1][0] > GIL_FRESH):
+            return None
+        for _at, call, in_selector in reversed(dumps):
+            if in_selector or (run and call != run[0]):
+                break
+            run.append(call)
+        return (run[0], len(run)) if len(run) >= 2 else None
+
     def watched(self) -> SyscallProbe | None:
         """The newest ptrace watch, if it was of the loop thread."""
         probe, tid = self.seen.syscalls, self.loop.loop_tid if self.loop else None

@@ -223,6 +223,11 @@ class _Judgement(Readings):
             return None
         conf = min(0.95, 0.6 + 0.15 * (len(witnesses) - 1) + (0.1 if W_STACK in witnesses else 0.0))
         where = st.same_call or st.top if st is not None else None
+        if where is None and (dumped := self.loop_in_dumps()) is not None:
+            # The loop's own bursts have not shown it (py-spy record starved on a loaded machine): the
+            # all-thread dumps taken while suspect still say where it sits. A name, not a witness.
+            said.append(f"the event-loop thread was in {dumped[0]} in the last {dumped[1]} all-thread dumps")
+            where = dumped[0]
         if st is not None and W_STACK not in witnesses and where is not None:
             # Not yet a witness (too short, or not one call), but it says where the loop is now.
             said.append(f"the event-loop thread {st.tid} has been in {where} for the {st.seconds:.0f} s sampled "

@@ -102,6 +102,7 @@ class Seen:
     syscall_turned: float | None = None  # monotonic: the newest selector call any watch saw
     gil: tuple[GilSample, ...] = ()  # who held the GIL in all-thread dumps while suspect (judge/gil.py)
     gil_wakes: tuple[tuple[float, int], ...] = ()  # (monotonic, schedstat slices) of the loop thread they name
+    loop_dumps: tuple[tuple[float, str, bool], ...] = ()  # the loop thread's call in those dumps (names, no witness)
 
 
 @dataclass(frozen=True)

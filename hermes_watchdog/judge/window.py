@@ -51,6 +51,7 @@ class WindowReadings:
     syscalls: SyscallProbe | None = None  # the newest ptrace watch of the loop thread
     syscall_turned: float | None = None  # monotonic: the newest selector call a watch saw
     gil: tuple[GilSample, ...] = ()  # who held the GIL in all-thread dumps while suspect, oldest first
+    loop_dumps: tuple[tuple[float, str, bool], ...] = ()  # (monotonic, loop thread's call, in its selector)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ def judge_window(r: WindowReadings, th: Thresholds) -> Judged:
     seen = Seen(loop=loop_findings(list(r.bursts), list(r.long_snaps)), heartbeat=r.heartbeat, tick=r.tick,
                 memory=Memory(tuple((s.at, s.rss) for s in r.snaps if s.rss is not None)), age=r.age,
                 upstream=r.upstream, mono=r.mono, release=r.release, deaf=r.deaf, turns=turns,
-                syscalls=r.syscalls, syscall_turned=r.syscall_turned, gil=r.gil, gil_wakes=loop_wakes(r))
+                syscalls=r.syscalls, syscall_turned=r.syscall_turned, gil=r.gil, gil_wakes=loop_wakes(r),
+                loop_dumps=r.loop_dumps)
     verdict = judge(usage(list(r.snaps)), list(r.states), None, th, now=r.now, seen=seen)
     live = turns is not None and turns.live
     return Judged(verdict, suspect(r, verdict, th), RATE if live else UNCOUNTED_RATE,

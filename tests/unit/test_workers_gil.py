@@ -166,3 +166,19 @@ def test_dump_schedule() -> None:
     # No count in the state file: the workers' dumps only where more threads run than a full pool of ten.
     assert DumpSchedule().due(0.0, None, 8, False, th) == (False, False)
     assert DumpSchedule().due(0.0, None, 14, False, th) == (True, False)
+
+
+def test_a_frozen_loop_is_named_from_the_dumps_when_its_samples_have_not_shown_it() -> None:
+    """py-spy record starved on a loaded machine: no stretch yet; the all-thread dumps taken while suspect
+    still name the call (not a witness: one heartbeat stays one witness)."""
+    blocked = str(Frame("injected_blocking_call", "/srv/inject.py", 70))
+    seen = replace(R019, heartbeat=STALE, mono=200.0,
+                   loop_dumps=((194.0, blocked, False), (196.0, blocked, False), (198.0, blocked, False)))
+    v = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, seen=seen)
+    assert v.signature == LOOP_FROZEN and v.witnesses == ("heartbeat",) and v.blocking == blocked, v
+    assert any("in the last 3 all-thread dumps" in r for r in v.reasons), v.reasons
+    # In its selector, or a single dump, or stale dumps: no name.
+    for dumps in (((196.0, blocked, False), (198.0, "select (selectors.py:468)", True)),
+                  ((198.0, blocked, False),), ((150.0, blocked, False), (152.0, blocked, False))):
+        v = judge(cpu(0.01), [state(qqbot="connected")], None, TH, NOW, seen=replace(seen, loop_dumps=dumps))
+        assert v.signature == LOOP_FROZEN and v.blocking is None, (dumps, v)
