@@ -18,6 +18,10 @@ these gateways: a restart shows as a gateway that exited). Watched with --all-pr
   - profile "agents": healthy, 9 agent turns a second of 0.2-1.5 s each in Hermes 0.19.0's pool of 10
     workers: about 8 at once, seldom all 10 and never for long (``active_agents`` high enough that the
     workers' dumps run).
+  - profile "telegram" (unless --no-real-hermes): the REAL Hermes 0.19.0 gateway (the cached test venv of
+    tests/realhermes, built on first use) with its real Telegram adapter polling a loopback fake Bot API that
+    closes every keep-alive connection left idle: the adapter's send pool holds the closed socket in CLOSE_WAIT
+    until its own get_me probe (every 90 s) replaces it, while the long poll goes on (healthy: not deaf).
 The alive-but-deaf signatures (fd-exhaustion, sockets-half-closed, memory-growth, workers-saturated) and
 gil-held must not open an incident either (the "busy" worker holds the GIL most of the time, in Python).
 --daemon-arg passes a flag to the daemon, e.g. --daemon-arg=--half-closed-after=30 for a short soak.
@@ -26,7 +30,7 @@ whole soak, so the gateways and py-spy get a fraction of a CPU.
 Counted: restarts (the daemon's state.json and the gateways that exited), incidents by signature, the
 verdicts seen. Target: 0 restarts and no deaf incident; exits 1 otherwise, with the daemon's lines around it.
 
-  python bench/false_positives.py [--duration 600] [--hogs 3] [--daemon-arg=--flag=value ...]
+  python bench/false_positives.py [--duration 600] [--hogs 3] [--no-real-hermes] [--daemon-arg=--flag=value ...]
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.realhermes: the real gateway
 
 from _common import emit, read_json, running, start_daemon, start_gateway, stop_group, wait_for
 
@@ -68,11 +73,15 @@ def main() -> int:
     p.add_argument("--duration", type=float, default=600.0)
     p.add_argument("--hogs", type=int, default=3, help="busy processes loading the cores")
     p.add_argument("--daemon-arg", action="append", default=[], help="a flag for the daemon (repeatable)")
+    p.add_argument("--no-real-hermes", action="store_true", help="no real 0.19.0 gateway with Telegram")
     a = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     base = root / ".hermes"
     procs: list[subprocess.Popen[bytes]] = [start_hog() for _ in range(a.hogs)]
     gateways: dict[str, subprocess.Popen[bytes]] = {}
+    stops: list = []  # type: ignore[type-arg]
+    seen: list[dict] = []  # type: ignore[type-arg]
+    real = None
     try:
         for profile, mode, extra in GATEWAYS:
             home = base if profile is None else base / "profiles" / profile
@@ -82,6 +91,11 @@ def main() -> int:
             if not wait_for(lambda h=home: running(h), 120):
                 print(f"hermes-watchdog bench: gateway {profile or 'default'} never ran", file=sys.stderr)
                 return 2
+        real = None if a.no_real_hermes else start_real_telegram(base / "profiles" / "telegram")
+        if real is not None:
+            gateways["telegram"] = real[0].proc
+            stops.append(real[0].stop)
+            stops.extend(f.stop for f in real[1:])
         state_dir = root / "watchdog"
         log = root / "daemon.log"
         daemon = start_daemon("--all-profiles", "--hermes-home", str(base), "--restart-with", "signal",
@@ -90,6 +104,9 @@ def main() -> int:
         started = time.monotonic()
         while (left := a.duration - (time.monotonic() - started)) > 0:
             time.sleep(min(60.0, left))
+            if real is not None:  # what the daemon reads of the real Telegram gateway's half-closed sockets
+                seen.append(next((g.get("deaf") or {} for g in (read_json(state_dir / "state.json") or {})
+                                  .get("gateways", []) if g.get("profile") == "telegram"), {}))
             acts = [x for x in log.read_text().splitlines() if any(k in x for k in _ACTS)]
             exited = [n for n, g in gateways.items() if g.poll() is not None]
             print(f"  {time.monotonic() - started:.0f} s: {len(acts)} alert/restart lines, exited: {exited or '-'}",
@@ -124,11 +141,38 @@ def main() -> int:
         for i, x in enumerate(lines):
             if any(k in x for k in _ACTS):
                 print("\n".join(["--- daemon log around:", *lines[max(0, i - 12):i + 6]]), file=sys.stderr)
+        if real is not None:
+            tg = real[2].stats()
+            print(json.dumps({"real_telegram": {"bot_api_requests": tg["methods"],
+                                                "connections_closed_by_server": tg["closed_by_server"],
+                                                "daemon_close_wait_each_minute": [x.get("close_wait") for x in seen],
+                                                "daemon_oldest_seconds_max": max(
+                                                    (x.get("close_wait_oldest_seconds") or 0 for x in seen),
+                                                    default=None),
+                                                "network_refused": real[0].network_refused()}}), file=sys.stderr)
         print(json.dumps({"daemon_log_tail": lines[-8:], "root": str(root)}), file=sys.stderr)
         return 1 if bad else 0
     finally:
         for proc in reversed(procs):
             stop_group(proc)
+        for stop in stops:
+            stop()
+
+
+def start_real_telegram(home: Path):  # type: ignore[no-untyped-def]
+    """The real 0.19.0 gateway with QQ and Telegram against loopback fakes, ready, its Bot API now closing idle
+    keep-alive connections: (gateway, fake QQ, fake Telegram)."""
+    from tests.realhermes.gateway_harness import start_fake_qq, start_fake_telegram, start_gateway, telegram_setup
+    from tests.realhermes.venvs import hermes_venv
+
+    python = hermes_venv("0.19.0", telegram=True)
+    qq, tg = start_fake_qq(python), start_fake_telegram(python)
+    env = {"HERMES_WATCHDOG_PATCHES": "0", **telegram_setup(home, tg)}
+    gw = start_gateway(python, "0.19.0", home, qq, extra_env=env)
+    gw.telegram = tg
+    gw.wait_ready()
+    tg.drop_idle()
+    return gw, qq, tg
 
 
 if __name__ == "__main__":

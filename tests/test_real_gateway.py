@@ -1,5 +1,6 @@
 """The real `hermes-watchdog run` daemon against the REAL WHOLE Hermes gateway from PyPI
-(``python -m hermes_cli.main gateway run``, tests/realgateway.py), QQBot connected to a loopback fake server.
+(``python -m hermes_cli.main gateway run``, tests/realgateway.py), QQBot connected to a loopback fake server
+(and, in one test, the real Telegram adapter to a loopback fake Bot API).
 Faults are real ones of the real gateway (0.14.0's QQBot busy loop) or injected at run time by test-only
 hooks loaded into the gateway process (tests/realhermes/gateway_inject.py): a synchronous call that blocks
 the event loop, and heartbeat writes failing as on a full disk while the loop runs on.
@@ -218,3 +219,42 @@ def test_0_19_gil_held_every_worker_busy_and_a_state_db_leak_side_by_side(tmp_pa
     assert " KILL " not in d.events() and " RESTART " not in d.events()
     assert gil_gw.alive(gil_gw.pid) and busy_gw.alive(busy_gw.pid) and leak_gw.alive(leak_gw.pid)
     assert gil_gw.network_refused() == busy_gw.network_refused() == leak_gw.network_refused() == []
+
+
+def test_0_19_telegram_adapter_holding_a_socket_its_bot_api_closed(tmp_path, real_gateway, daemons) -> None:
+    """The real Telegram adapter of 0.19.0 (python-telegram-bot over httpx) polls a loopback fake Bot API through
+    its own ``base_url``. Then the server starts closing every keep-alive connection left idle (a proxy or server
+    with a short keep-alive, upstream #69314, #82920): the long poll, always busy, goes on, but the adapter's
+    send pool keeps the socket the server closed in CLOSE_WAIT, unread, until something sends again (0.19.0's
+    own get_me probe, every 90 s). Watched with --half-closed-after 20, under that probe, the gateway is named
+    sockets-half-closed with the fake's endpoint and telegram connected, alerted, not killed. At the default
+    (300 s, above the probe) the same gateway stays silent: bench/false_positives.py, profile telegram."""
+    gw = real_gateway("0.19.0", telegram=True)
+    tg = gw.telegram
+    assert tg is not None
+    d = watch(daemons, tmp_path, gw, "--half-closed-after", "20")
+    polls = tg.stats()["methods"].get("getUpdates", 0)
+    assert polls >= 1 and tg.stats()["methods"].get("getMe", 0) >= 1, tg.stats()
+    tg.drop_idle()
+
+    def half_closed() -> dict | None:
+        for f in d.incidents():
+            inc = read_json(f / "incident.json") or {}
+            if inc.get("action") and inc.get("signature") == "sockets-half-closed":
+                return inc
+        if d.proc.poll() is not None:
+            raise AssertionError(f"the daemon exited ({d.proc.returncode}):\n{d.events()}")
+        return None
+
+    inc = wait_for(half_closed, LONG, what="a sockets-half-closed incident")
+    assert inc["pid"] == gw.pid
+    ev = inc["verdict"]["evidence"]
+    assert ev["held_long"] >= 1, ev
+    held = [h for h in ev["half_closed"] if h["seconds"] >= 20]
+    assert held and all(h["remote"] == f"127.0.0.1:{tg.port}" for h in held), ev
+    assert {"telegram", "qqbot"} <= set(ev["platforms_connected"]), ev
+    assert inc["action"]["kind"] == "alert" and " KILL " not in d.events() and " RESTART " not in d.events()
+    assert tg.stats()["closed_by_server"] >= 1
+    # The adapter kept polling all along: deaf only where it would next send.
+    wait_for(lambda: tg.stats()["methods"].get("getUpdates", 0) > polls + 2, LONG, what="the long poll going on")
+    assert gw.alive(gw.pid) and gw.network_refused() == []

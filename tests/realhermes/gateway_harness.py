@@ -103,6 +103,57 @@ def start_fake_qq(python: Path, *, hold: bool = True) -> FakeQQ:
     return FakeQQ(proc, int(line.split()[1]))
 
 
+@dataclass
+class FakeTelegram:
+    """The loopback fake Telegram Bot API (tests/realhermes/fake_telegram_server.py), run with a Hermes venv's
+    python; the real Telegram adapter reaches it through its own ``base_url``."""
+
+    proc: subprocess.Popen[str]
+    port: int
+
+    def _post(self, path: str) -> dict[str, Any]:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=b"", method="POST")
+        with _no_proxy().open(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    def stats(self) -> dict[str, Any]:
+        with _no_proxy().open(f"http://127.0.0.1:{self.port}/stats", timeout=30) as r:
+            return json.loads(r.read())
+
+    def drop_idle(self) -> dict[str, Any]:
+        """From now on the server closes its end of every idle keep-alive connection (half a second idle)."""
+        return self._post("/control/drop-idle")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_fake_telegram(python: Path) -> FakeTelegram:
+    proc = subprocess.Popen([str(python), str(HERE / "fake_telegram_server.py")], stdout=subprocess.PIPE, text=True,
+                            env=clean_env())
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith("PORT "):
+        proc.kill()
+        raise AssertionError(f"the fake Telegram server did not start: {line!r}")
+    return FakeTelegram(proc, int(line.split()[1]))
+
+
+def telegram_setup(home: Path, fake: FakeTelegram) -> dict[str, str]:
+    """Enables the real Telegram adapter in ``home`` against the fake: its ``base_url`` in config.yaml (upstream's
+    option for a self-hosted Bot API server) and what goes in the gateway's environment, returned: a bot token
+    of its own per home (Hermes holds a machine-wide lock per token), and one fallback IP with the fallback
+    transport off, because with none configured 0.19.0 looks them up over DNS-over-HTTPS at start."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.yaml").write_text(
+        f"platforms:\n  telegram:\n    extra:\n      base_url: http://127.0.0.1:{fake.port}/bot\n")
+    bot_id = 7000000000 + zlib.crc32(str(home).encode()) % 900000000
+    return {"TELEGRAM_BOT_TOKEN": f"{bot_id}:fake-token-for-tests-only", "TELEGRAM_FALLBACK_IPS": "149.154.167.220",
+            "HERMES_TELEGRAM_DISABLE_FALLBACK_IPS": "1"}
+
+
 def qq_app_id(home: Path) -> str:
     """One bot per home: Hermes 0.19.0 holds a machine-wide lock per QQ app id (under
     ~/.local/state/hermes/gateway-locks) and refuses a second gateway with the same one."""
@@ -111,8 +162,9 @@ def qq_app_id(home: Path) -> str:
 
 def write_home(home: Path) -> None:
     """What the real gateway needs to start with QQBot and no LLM at all: QQ credentials in HERMES_HOME/.env
-    (0600, as Hermes writes it). No config.yaml: the defaults do. TIRITH_ENABLED=false stops the gateway's
-    background download of the tirith scanner from github.com at start (refused by gateway_inject anyway)."""
+    (0600, as Hermes writes it). No config.yaml (the defaults do) unless telegram_setup wrote one.
+    TIRITH_ENABLED=false stops the gateway's background download of the tirith scanner from github.com at
+    start (refused by gateway_inject anyway)."""
     home.mkdir(parents=True, exist_ok=True)
     env_file = home / ".env"
     env_file.write_text(f"QQ_APP_ID={qq_app_id(home)}\nQQ_CLIENT_SECRET={QQ_CLIENT_SECRET}\nTIRITH_ENABLED=false\n")
@@ -164,6 +216,7 @@ class Gateway:
     s6_service: Path | None = None
     s6_launches: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
+    telegram: FakeTelegram | None = None  # set where the real Telegram adapter runs too (telegram_setup)
 
     # -- identity -------------------------------------------------------------------------------------
     @property
@@ -230,12 +283,13 @@ class Gateway:
     def running_connected(self, pid: int | None = None) -> bool:
         st = self.state()
         qq = (st.get("platforms") or {}).get("qqbot") or {}
+        tg = (st.get("platforms") or {}).get("telegram") or {}
         return st.get("pid") == (pid or self.pid) and st.get("gateway_state") == "running" \
-            and qq.get("state") == "connected"
+            and qq.get("state") == "connected" and (self.telegram is None or tg.get("state") == "connected")
 
     def wait_ready(self, timeout: float = DEADLINE, pid: int | None = None) -> int:
-        """Until gateway_state.json says running with qqbot connected (and, on 0.19+, the heartbeat of this
-        PID exists). Returns the PID."""
+        """Until gateway_state.json says running with qqbot (and telegram, where it runs) connected (and, on
+        0.19+, the heartbeat of this PID exists). Returns the PID."""
         def ready() -> int | None:
             p = pid or self.pid
             if not p:
@@ -250,7 +304,8 @@ class Gateway:
                 return None
             return p
 
-        return _poll(ready, timeout, f"Hermes {self.version} gateway to run with qqbot connected")
+        return _poll(ready, timeout, f"Hermes {self.version} gateway to run with qqbot connected"
+                     + (" and telegram" if self.telegram else ""))
 
     @property
     def has_heartbeat(self) -> bool:

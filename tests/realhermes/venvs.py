@@ -23,8 +23,42 @@ CACHE = Path(os.environ.get("HERMES_WATCHDOG_TEST_CACHE")
              or Path(pwd.getpwuid(os.getuid()).pw_dir) / ".cache" / "hermes-watchdog-tests")
 
 
-def hermes_venv(version: str) -> Path:
-    """A venv with hermes-agent==version and aiohttp, built once per machine and reused: its python."""
+# The Telegram adapter's own library, as hermes-agent's "messaging" extra pins it (0.19.0: 22.6); installed
+# into the same cached venv only when a test drives the real Telegram adapter.
+TELEGRAM = {"0.19.0": "python-telegram-bot[webhooks]==22.6"}
+
+
+def hermes_venv(version: str, *, telegram: bool = False) -> Path:
+    """A venv with hermes-agent==version and aiohttp (and, with ``telegram``, the Telegram adapter's library),
+    built once per machine and reused: its python."""
+    python = _base_venv(version)
+    if telegram:
+        _add_telegram(python, version)
+    return python
+
+
+def _add_telegram(python: Path, version: str) -> None:
+    req = TELEGRAM.get(version)
+    if req is None:
+        raise AssertionError(f"no known python-telegram-bot pin for hermes-agent {version}: add it to TELEGRAM")
+    venv = python.parent.parent
+    done = venv / ".telegram-complete"
+    if done.exists():
+        return
+    with open(CACHE / f".{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return
+        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", req],
+                           capture_output=True, text=True, timeout=1200, check=False)
+        if r.returncode != 0:
+            if pipfail.network_failure(r.stderr):
+                pytest.skip(f"cannot reach the package registry to install {req}: {pipfail.last_lines(r.stderr, 1)}")
+            raise AssertionError(pipfail.explain(f"pip install {req}", r.stderr))
+        done.write_text(req)
+
+
+def _base_venv(version: str) -> Path:
     py_tag = f"py{sys.version_info[0]}{sys.version_info[1]}"
     venv = CACHE / f"hermes-agent-{version}-{py_tag}"
     python = venv / "bin" / "python"
