@@ -79,7 +79,6 @@ def main() -> int:
     base = root / ".hermes"
     procs: list[subprocess.Popen[bytes]] = [start_hog() for _ in range(a.hogs)]
     gateways: dict[str, subprocess.Popen[bytes]] = {}
-    stops: list = []  # type: ignore[type-arg]
     seen: list[dict] = []  # type: ignore[type-arg]
     real = None
     try:
@@ -94,8 +93,6 @@ def main() -> int:
         real = None if a.no_real_hermes else start_real_telegram(base / "profiles" / "telegram")
         if real is not None:
             gateways["telegram"] = real[0].proc
-            stops.append(real[0].stop)
-            stops.extend(f.stop for f in real[1:])
         state_dir = root / "watchdog"
         log = root / "daemon.log"
         daemon = start_daemon("--all-profiles", "--hermes-home", str(base), "--restart-with", "signal",
@@ -155,21 +152,19 @@ def main() -> int:
     finally:
         for proc in reversed(procs):
             stop_group(proc)
-        for stop in stops:
-            stop()
+        for part in real or ():  # the gateway, then its fake servers
+            part.stop()
 
 
 def start_real_telegram(home: Path):  # type: ignore[no-untyped-def]
     """The real 0.19.0 gateway with QQ and Telegram against loopback fakes, ready, its Bot API now closing idle
     keep-alive connections: (gateway, fake QQ, fake Telegram)."""
-    from tests.realhermes.gateway_harness import start_fake_qq, start_fake_telegram, start_gateway, telegram_setup
+    from tests.realhermes.gateway_harness import start_fake_qq, start_fake_telegram, start_gateway
     from tests.realhermes.venvs import hermes_venv
 
     python = hermes_venv("0.19.0", telegram=True)
     qq, tg = start_fake_qq(python), start_fake_telegram(python)
-    env = {"HERMES_WATCHDOG_PATCHES": "0", **telegram_setup(home, tg)}
-    gw = start_gateway(python, "0.19.0", home, qq, extra_env=env)
-    gw.telegram = tg
+    gw = start_gateway(python, "0.19.0", home, qq, extra_env={"HERMES_WATCHDOG_PATCHES": "0"}, telegram=tg)
     gw.wait_ready()
     tg.drop_idle()
     return gw, qq, tg

@@ -9,15 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
 
-from tests.realhermes.gateway_harness import (
-    FakeQQ,
-    FakeTelegram,
-    Gateway,
-    start_fake_qq,
-    start_fake_telegram,
-    start_gateway,
-    telegram_setup,
-)
+from tests.realhermes.gateway_harness import FakeServer, Gateway, start_fake_qq, start_fake_telegram, start_gateway
 from tests.realhermes.venvs import hermes_venv
 
 
@@ -28,7 +20,7 @@ class StartGateway(Protocol):
 
 def real_gateways(tmp_path: Path) -> Iterator[StartGateway]:
     gateways: list[Gateway] = []
-    fakes: list[FakeQQ | FakeTelegram] = []
+    fakes: list[FakeServer] = []
 
     def start(version: str, *, supervised: bool = False, extra_env: dict[str, str] | None = None,
               pth: dict[str, str] | None = None, wait: bool = True, telegram: bool = False) -> Gateway:
@@ -39,13 +31,10 @@ def real_gateways(tmp_path: Path) -> Iterator[StartGateway]:
         # The cached venv is shared: a fix pack or hook some other run left in it is switched off, unless the
         # test asks otherwise (install into a private overlay for that: tests/realhermes/overlay.py).
         env = {"HERMES_WATCHDOG_PATCHES": "0", **(extra_env or {})}
-        tg = None
-        if telegram:  # the real Telegram adapter too, against its own loopback fake Bot API
-            tg = start_fake_telegram(python)
+        tg = start_fake_telegram(python) if telegram else None  # the real Telegram adapter too, against it
+        if tg is not None:
             fakes.append(tg)
-            env.update(telegram_setup(home, tg))
-        gw = start_gateway(python, version, home, fake, extra_env=env, pth=pth, supervised=supervised)
-        gw.telegram = tg
+        gw = start_gateway(python, version, home, fake, extra_env=env, pth=pth, supervised=supervised, telegram=tg)
         gateways.append(gw)
         if wait:
             gw.wait_ready()

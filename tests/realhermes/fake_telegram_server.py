@@ -31,13 +31,11 @@ _stats: dict[str, Any] = {"methods": {}, "accepted": 0, "closed_by_server": 0, "
 _drop_idle = asyncio.Event()
 
 
-def _bot_api(method: str, params: dict[str, Any]) -> Any:
+def _bot_api(method: str) -> Any:
     if method == "getMe":
         return {"id": 7000000001, "is_bot": True, "first_name": "Fake", "username": "fake_test_bot",
                 "can_join_groups": True, "can_read_all_group_messages": False, "supports_inline_queries": False}
-    if method == "getUpdates":
-        return []
-    if method == "getMyCommands":
+    if method in ("getUpdates", "getMyCommands"):
         return []
     return True
 
@@ -63,7 +61,7 @@ def _response(status: int, payload: Any) -> bytes:
             "Connection: keep-alive\r\n\r\n").encode() + body
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes] | None:
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     method, target, _version = lines[0].split(" ", 2)
@@ -102,7 +100,7 @@ async def _serve_one(method: str, target: str, headers: dict[str, str], body: by
         except ValueError:
             wait = 0.0
         await asyncio.sleep(wait)
-    return _response(200, {"ok": True, "result": _bot_api(api, params)})
+    return _response(200, {"ok": True, "result": _bot_api(api)})
 
 
 async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -119,10 +117,7 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                     _stats["closed_by_server"] += 1
                     writer.close()  # FIN: the client's socket goes to CLOSE_WAIT until it reads or closes
                     return
-            req = read.result()
-            if req is None:
-                return
-            writer.write(await _serve_one(*req))
+            writer.write(await _serve_one(*read.result()))
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, ValueError):
         pass

@@ -24,7 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hermes_watchdog.sim.s6service import count_launches, s6_here, s6_service
 
@@ -53,8 +53,9 @@ def read_json(path: Path) -> Any:
 
 
 @dataclass
-class FakeQQ:
-    """The loopback fake QQ server (tests/realhermes/fake_qq_server.py), run with a Hermes venv's python."""
+class FakeServer:
+    """A loopback fake server of this folder, run with a Hermes venv's python: its process and port, its
+    ``/stats`` and ``/control/<name>`` endpoints."""
 
     proc: subprocess.Popen[str]
     port: int
@@ -68,6 +69,15 @@ class FakeQQ:
         with _no_proxy().open(f"http://127.0.0.1:{self.port}/stats", timeout=30) as r:
             return json.loads(r.read())
 
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+class FakeQQ(FakeServer):
+    """The loopback fake QQ server (tests/realhermes/fake_qq_server.py)."""
+
     def close_sockets(self) -> dict[str, Any]:
         """Close every open socket with 4009 and make GET /gateway fail: the 0.14.0 busy-loop trigger."""
         return self._post("/control/close")
@@ -75,10 +85,14 @@ class FakeQQ:
     def heal(self) -> dict[str, Any]:
         return self._post("/control/heal")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+
+class FakeTelegram(FakeServer):
+    """The loopback fake Telegram Bot API (tests/realhermes/fake_telegram_server.py); the real Telegram adapter
+    reaches it through its own ``base_url`` (telegram_setup)."""
+
+    def drop_idle(self) -> dict[str, Any]:
+        """From now on the server closes its end of every idle keep-alive connection (half a second idle)."""
+        return self._post("/control/drop-idle")
 
 
 def _no_proxy() -> urllib.request.OpenerDirector:
@@ -92,53 +106,26 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def start_fake_qq(python: Path, *, hold: bool = True) -> FakeQQ:
-    cmd = [str(python), str(HERE / "fake_qq_server.py"), *(["--hold"] if hold else [])]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=clean_env())
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line.startswith("PORT "):
-        proc.kill()
-        raise AssertionError(f"the fake QQ server did not start: {line!r}")
-    return FakeQQ(proc, int(line.split()[1]))
+_Fake = TypeVar("_Fake", bound=FakeServer)
 
 
-@dataclass
-class FakeTelegram:
-    """The loopback fake Telegram Bot API (tests/realhermes/fake_telegram_server.py), run with a Hermes venv's
-    python; the real Telegram adapter reaches it through its own ``base_url``."""
-
-    proc: subprocess.Popen[str]
-    port: int
-
-    def _post(self, path: str) -> dict[str, Any]:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", data=b"", method="POST")
-        with _no_proxy().open(req, timeout=30) as r:
-            return json.loads(r.read())
-
-    def stats(self) -> dict[str, Any]:
-        with _no_proxy().open(f"http://127.0.0.1:{self.port}/stats", timeout=30) as r:
-            return json.loads(r.read())
-
-    def drop_idle(self) -> dict[str, Any]:
-        """From now on the server closes its end of every idle keep-alive connection (half a second idle)."""
-        return self._post("/control/drop-idle")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-
-def start_fake_telegram(python: Path) -> FakeTelegram:
-    proc = subprocess.Popen([str(python), str(HERE / "fake_telegram_server.py")], stdout=subprocess.PIPE, text=True,
+def _start_fake(kind: type[_Fake], python: Path, script: str, *args: str) -> _Fake:
+    proc = subprocess.Popen([str(python), str(HERE / script), *args], stdout=subprocess.PIPE, text=True,
                             env=clean_env())
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
         proc.kill()
-        raise AssertionError(f"the fake Telegram server did not start: {line!r}")
-    return FakeTelegram(proc, int(line.split()[1]))
+        raise AssertionError(f"the fake server {script} did not start: {line!r}")
+    return kind(proc, int(line.split()[1]))
+
+
+def start_fake_qq(python: Path, *, hold: bool = True) -> FakeQQ:
+    return _start_fake(FakeQQ, python, "fake_qq_server.py", *(["--hold"] if hold else []))
+
+
+def start_fake_telegram(python: Path) -> FakeTelegram:
+    return _start_fake(FakeTelegram, python, "fake_telegram_server.py")
 
 
 def telegram_setup(home: Path, fake: FakeTelegram) -> dict[str, str]:
@@ -355,12 +342,23 @@ class Gateway:
 
 
 def start_gateway(python: Path, version: str, home: Path, fake: FakeQQ, *, extra_env: dict[str, str] | None = None,
-                  pth: dict[str, str] | None = None, supervised: bool = False) -> Gateway:
+                  pth: dict[str, str] | None = None, supervised: bool = False,
+                  telegram: FakeTelegram | None = None) -> Gateway:
     """Start the real gateway (not yet ready: call ``wait_ready``). ``extra_env`` is added to its environment,
     ``pth`` (file name -> content) are extra .pth files processed at its start. ``supervised`` runs it as a
     real s6 service where s6 is installed (tests/managed.py says when the stand-in is used instead:
     tests/realhermes/keepalive.py), which relaunches it on exit, healing the fake server first so the new
-    gateway can connect."""
+    gateway can connect. ``telegram``: the real Telegram adapter runs too, against that fake Bot API (the
+    venv needs its library: ``hermes_venv(version, telegram=True)``)."""
+    if telegram is not None:
+        extra_env = {**(extra_env or {}), **telegram_setup(home, telegram)}
+    gw = _launch(python, version, home, fake, extra_env, pth, supervised)
+    gw.telegram = telegram
+    return gw
+
+
+def _launch(python: Path, version: str, home: Path, fake: FakeQQ, extra_env: dict[str, str] | None,
+            pth: dict[str, str] | None, supervised: bool) -> Gateway:
     write_home(home)
     site = write_site_dir(home.parent / f"{home.name}-site", pth)
     env = gateway_env(home, fake, site, extra_env)

@@ -49,12 +49,7 @@ def _add_telegram(python: Path, version: str) -> None:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.exists():
             return
-        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", req],
-                           capture_output=True, text=True, timeout=1200, check=False)
-        if r.returncode != 0:
-            if pipfail.network_failure(r.stderr):
-                pytest.skip(f"cannot reach the package registry to install {req}: {pipfail.last_lines(r.stderr, 1)}")
-            raise AssertionError(pipfail.explain(f"pip install {req}", r.stderr))
+        _pip_install(python, req)
         done.write_text(req)
 
 
@@ -72,16 +67,22 @@ def _base_venv(version: str) -> Path:
             return python
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                            f"hermes-agent=={version}", "aiohttp"], capture_output=True, text=True, timeout=1200,
-                           check=False)
-        if r.returncode != 0:
+        try:
+            _pip_install(python, f"hermes-agent=={version}", "aiohttp")
+        except BaseException:  # a skip too: no half-built venv is left for the next run to trust
             shutil.rmtree(venv, ignore_errors=True)
-            # Only an unreachable index is a skip (and under CI=true conftest fails even that). "No matching
-            # distribution" is also what pip says for a Python outside the release's Requires-Python: a failure.
-            if pipfail.network_failure(r.stderr):
-                pytest.skip(f"cannot reach the package registry to install hermes-agent=={version}: "
-                            f"{pipfail.last_lines(r.stderr, 1)}")
-            raise AssertionError(pipfail.explain(f"pip install hermes-agent=={version} aiohttp", r.stderr))
+            raise
         done.write_text(version)
     return python
+
+
+def _pip_install(python: Path, *reqs: str) -> None:
+    r = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *reqs],
+                       capture_output=True, text=True, timeout=1200, check=False)
+    if r.returncode != 0:
+        # Only an unreachable index is a skip (and under CI=true conftest fails even that). "No matching
+        # distribution" is also what pip says for a Python outside the release's Requires-Python: a failure.
+        if pipfail.network_failure(r.stderr):
+            pytest.skip(f"cannot reach the package registry to install {' '.join(reqs)}: "
+                        f"{pipfail.last_lines(r.stderr, 1)}")
+        raise AssertionError(pipfail.explain(f"pip install {' '.join(reqs)}", r.stderr))
